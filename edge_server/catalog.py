@@ -1,0 +1,147 @@
+"""The catalog of known models, where a model file lives, and pulling one with verification.
+
+A model can be pulled from its official URL, from another base URL (a LAN mirror) or from a
+local folder (a USB stick for an offline Pi); every copy is checked against the catalog's sha256
+before it is moved into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import StartupError
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One known model."""
+
+    name: str
+    file: str
+    sha256: str
+    url: str
+    license: str
+    input_size: int
+    labels: str
+    description: str
+
+
+def load_catalog() -> dict[str, CatalogEntry]:
+    """The catalog shipped with the package (`models/catalog.json` in the source tree)."""
+    text = resources.files("edge_server").joinpath("catalog.json").read_text(encoding="utf-8")
+    return {m["name"]: CatalogEntry(**m) for m in json.loads(text)["models"]}
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_model(model: str, models_dir: Path) -> Path:
+    """The file behind a model setting: a catalog name in models_dir, or a path."""
+    catalog = load_catalog()
+    entry = catalog.get(model)
+    path = models_dir / entry.file if entry else Path(model)
+    if path.is_file():
+        return path
+    if entry is not None:
+        raise StartupError(
+            f"model {model!r} is not in {models_dir} (no file {path})",
+            fix=f"run `edge-server models pull {model}` (add --from DIR for a local copy), "
+            "or set EDGE_MODELS_DIR to the folder that holds it",
+        )
+    raise StartupError(
+        f"model file {path} does not exist",
+        fix="set EDGE_MODEL (--model) to a .tflite file or one of the catalog names: "
+        + ", ".join(sorted(catalog)),
+    )
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What `pull` did."""
+
+    path: Path
+    source: str
+    already_present: bool
+
+
+def pull(name: str, models_dir: Path, source: str | None = None) -> PullResult:
+    """Fetch a catalog model into models_dir and verify its sha256.
+
+    `source` is a folder or a base URL holding the catalog's file name; None means the
+    official URL. A file already present with the right digest is left as it is.
+    """
+    catalog = load_catalog()
+    entry = catalog.get(name)
+    if entry is None:
+        raise StartupError(
+            f"{name!r} is not in the model catalog",
+            fix="choose one of: " + ", ".join(sorted(catalog)),
+        )
+    target = models_dir / entry.file
+    if target.is_file() and sha256_of(target) == entry.sha256:
+        return PullResult(target, str(target), already_present=True)
+    origin = _origin(entry, source)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    fd, partial_name = tempfile.mkstemp(prefix=f".{entry.file}.", dir=models_dir)
+    partial = Path(partial_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            for chunk in _read(origin):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != entry.sha256:
+            raise StartupError(
+                f"{origin} has sha256 {digest.hexdigest()}, the catalog expects {entry.sha256}",
+                fix="the copy is corrupt or a different file; fetch it again from the "
+                "official source",
+            )
+        partial.chmod(0o644)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return PullResult(target, origin, already_present=False)
+
+
+def _origin(entry: CatalogEntry, source: str | None) -> str:
+    if source is None:
+        return entry.url
+    if source.startswith(("http://", "https://")):
+        return source.rstrip("/") + "/" + entry.file
+    return str(Path(source) / entry.file)
+
+
+def _read(origin: str) -> Iterator[bytes]:
+    try:
+        stream: BinaryIO
+        if origin.startswith(("http://", "https://")):
+            stream = urllib.request.urlopen(origin, timeout=60)  # noqa: S310 - http(s) only
+        else:
+            stream = Path(origin).open("rb")
+        with stream:
+            yield from iter(lambda: stream.read(_CHUNK), b"")
+    except OSError as exc:
+        raise StartupError(
+            f"cannot read {origin}: {exc}",
+            fix="check the network, or pull from a local copy with --from DIR "
+            "(or EDGE_MODELS_FROM=DIR)",
+        ) from exc
+
+

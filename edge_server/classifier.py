@@ -1,0 +1,243 @@
+"""The loaded model: its spec, its labels and the one thread that runs every invoke.
+
+The TFLite interpreter is not thread-safe. A single-worker executor owns it: invokes run one at
+a time in arrival order (a FIFO, so no request starves the way it can behind a plain lock),
+never on the event loop, while other requests decode on other threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import imaging, quantization
+from .catalog import resolve_model, sha256_of
+from .errors import InferenceFailed, StartupError
+from .labels import align_labels, load_labels
+from .quantization import Quantization
+from .runtime import Backend, Interpreter, create_interpreter, load_backend, zeros_for
+from .settings import OutputKind, ResizeMode, Settings
+
+log = logging.getLogger("edge_server")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Shape, dtype and quantization of a model tensor."""
+
+    index: int
+    shape: tuple[int, ...]
+    dtype: type[np.generic]
+    quantization: Quantization
+
+    @classmethod
+    def from_detail(cls, detail: dict[str, Any]) -> TensorSpec:
+        scale, zero_point = detail["quantization"]
+        return cls(
+            index=int(detail["index"]),
+            shape=tuple(int(d) for d in detail["shape"]),
+            dtype=detail["dtype"],
+            quantization=Quantization(float(scale), int(zero_point)),
+        )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What is loaded, for `/v1/models` and the classify answer."""
+
+    name: str
+    path: Path
+    sha256: str
+    input: TensorSpec
+    output: TensorSpec
+    labels: list[str]
+    output_kind: OutputKind
+    backend: Backend
+    num_threads: int
+    xnnpack: bool
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the model's input image."""
+        return self.input.shape[2], self.input.shape[1]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A decoded upload, ready to invoke."""
+
+    tensor: npt.NDArray[Any]
+    image: imaging.DecodedImage
+    decode_ms: float
+    preprocess_ms: float
+
+
+@dataclass(frozen=True)
+class Inference:
+    """Raw model output and the time it waited and ran."""
+
+    raw: npt.NDArray[Any]
+    queue_ms: float
+    inference_ms: float
+
+
+class Classifier:
+    """A loaded, warmed-up model and the thread that owns its interpreter."""
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        interpreter: Interpreter,
+        *,
+        resize: ResizeMode = ResizeMode.squash,
+        input_mean: float = 127.5,
+        input_std: float = 127.5,
+    ) -> None:
+        self.info = info
+        self._interpreter = interpreter
+        self._resize = resize
+        self._mean = input_mean
+        self._std = input_std
+        self._owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-invoke")
+
+    @classmethod
+    def load(cls, settings: Settings) -> Classifier:
+        """Load the configured model, check its labels and warm it up."""
+        path = resolve_model(settings.model, settings.models_dir)
+        backend = load_backend(settings.runtime)
+        started = time.perf_counter()
+        created = create_interpreter(backend, str(path), settings.num_threads)
+        for line in created.runtime_log:
+            log.info("%s: %s", backend.name, line)
+        interpreter = created.interpreter
+        inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+        input_spec = _checked_input(TensorSpec.from_detail(inputs[0]), path)
+        output_spec = TensorSpec.from_detail(outputs[0])
+        num_classes = int(np.prod(output_spec.shape))
+        labels = load_labels(path, settings.labels)
+        labels = align_labels(labels, num_classes, str(settings.labels or f"{path} (embedded)"))
+
+        # Warm-up: the first invoke pays for lazy allocations and delegate set-up.
+        interpreter.set_tensor(input_spec.index, zeros_for(inputs[0]))
+        interpreter.invoke()
+        warm = quantization.dequantize(interpreter.get_tensor(output_spec.index), output_spec.quantization)
+        output_kind = _output_kind(settings.output, output_spec, warm)
+        name = path.name.removesuffix(".tflite")
+        info = ModelInfo(
+            name=name,
+            path=path,
+            sha256=sha256_of(path),
+            input=input_spec,
+            output=output_spec,
+            labels=labels,
+            output_kind=output_kind,
+            backend=backend,
+            num_threads=settings.num_threads,
+            xnnpack=created.xnnpack,
+        )
+        log.info(
+            "loaded %s (%s %s, %d threads, XNNPACK %s) in %.0f ms",
+            name,
+            backend.name,
+            backend.version,
+            settings.num_threads,
+            "on" if created.xnnpack else "off",
+            (time.perf_counter() - started) * 1000,
+        )
+        return cls(
+            info,
+            interpreter,
+            resize=settings.resize,
+            input_mean=settings.input_mean,
+            input_std=settings.input_std,
+        )
+
+    # --- the three stages of a request -------------------------------------------------
+
+    def prepare(self, data: bytes, *, max_pixels: int) -> Prepared:
+        """Decode and preprocess an upload (thread-safe; runs on any worker thread)."""
+        width, height = self.info.input_size
+        started = time.perf_counter()
+        image = imaging.decode(data, min_size=max(width, height), max_pixels=max_pixels)
+        decoded = time.perf_counter()
+        fitted = imaging.fit(image.picture, (width, height), self._resize)
+        tensor = quantization.to_input(
+            imaging.pixels(fitted), self.info.input.dtype, mean=self._mean, std=self._std
+        )
+        done = time.perf_counter()
+        return Prepared(tensor, image, (decoded - started) * 1000, (done - decoded) * 1000)
+
+    def submit(self, tensor: npt.NDArray[Any]) -> Future[Inference]:
+        """Queue an invoke on the owner thread; FIFO with every other request."""
+        return self._owner.submit(self._invoke, tensor, time.perf_counter())
+
+    async def infer(self, tensor: npt.NDArray[Any]) -> Inference:
+        """Run the model on the owner thread without blocking the event loop."""
+        return await asyncio.wrap_future(self.submit(tensor))
+
+    def scores(self, raw: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+        """Class scores (probabilities) from a raw output tensor."""
+        values = quantization.dequantize(raw, self.info.output.quantization)
+        if self.info.output_kind is OutputKind.logits:
+            return quantization.softmax(values)
+        return values
+
+    def rank(
+        self, raw: npt.NDArray[Any], k: int, threshold: float = 0.0
+    ) -> list[tuple[int, str, float]]:
+        """The k best (index, label, score) of a raw output, best first."""
+        labels = self.info.labels
+        return [(i, labels[i], s) for i, s in quantization.top_k(self.scores(raw), k, threshold)]
+
+    def _invoke(self, tensor: npt.NDArray[Any], submitted: float) -> Inference:
+        started = time.perf_counter()
+        try:
+            self._interpreter.set_tensor(self.info.input.index, tensor)
+            self._interpreter.invoke()
+            raw = self._interpreter.get_tensor(self.info.output.index)
+        except Exception as exc:
+            log.exception("invoke failed")
+            raise InferenceFailed(f"the model failed on this input: {exc}") from exc
+        finished = time.perf_counter()
+        return Inference(raw, (started - submitted) * 1000, (finished - started) * 1000)
+
+    def close(self) -> None:
+        """Finish queued invokes and stop the owner thread."""
+        self._owner.shutdown(wait=True)
+
+
+def _checked_input(spec: TensorSpec, path: Path) -> TensorSpec:
+    shape = spec.shape
+    if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
+        raise StartupError(
+            f"{path} takes input of shape {list(shape)}, not an RGB image [1, H, W, 3]",
+            fix="use an image classification model",
+        )
+    if spec.dtype not in (np.uint8, np.int8, np.float32):
+        raise StartupError(
+            f"{path} takes {np.dtype(spec.dtype).name} input; uint8, int8 or float32 are supported",
+            fix="use a uint8/int8 quantized or float32 classification model",
+        )
+    return spec
+
+
+def _output_kind(
+    choice: OutputKind, spec: TensorSpec, warm: npt.NDArray[np.float32]
+) -> OutputKind:
+    """Probabilities or logits: from the setting, the softmax quantization, or warm-up values."""
+    if choice is not OutputKind.auto:
+        return choice
+    if spec.quantization.quantized:
+        softmax_scaled = abs(spec.quantization.scale - quantization.SOFTMAX_OUTPUT_SCALE) < 1e-9
+        return OutputKind.probabilities if softmax_scaled else OutputKind.logits
+    if quantization.looks_like_probabilities(warm):
+        return OutputKind.probabilities
+    return OutputKind.logits

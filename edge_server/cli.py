@@ -1,0 +1,247 @@
+"""The `edge-server` command: serve, classify local files, describe the model, pull models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import __version__
+from .catalog import load_catalog, pull
+from .classifier import Classifier
+from .errors import ServiceError, StartupError
+from .settings import Settings
+
+EXIT_USAGE = 2  # bad settings or a failed start, as argparse does for bad arguments
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args)
+        result: int = args.run(args, settings)
+        return result
+    except StartupError as exc:
+        print(f"edge-server: {exc.problem}\n  fix: {exc.fix}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as exc:
+        print(_settings_problem(exc), file=sys.stderr)
+        return EXIT_USAGE
+
+
+# --- settings from flags -------------------------------------------------------------------
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, fields: Sequence[str]) -> None:
+    group = parser.add_argument_group("settings (each also EDGE_<NAME> in the environment)")
+    for name in fields:
+        field = Settings.model_fields[name]
+        group.add_argument(
+            _flag(name), dest=f"setting_{name}", metavar="VALUE", help=field.description
+        )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, overridden by the flags given."""
+    given = {
+        key.removeprefix("setting_"): value
+        for key, value in vars(args).items()
+        if key.startswith("setting_") and value is not None
+    }
+    return Settings(**given)
+
+
+def _settings_problem(exc: ValidationError) -> str:
+    lines = ["edge-server: invalid settings:"]
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "?"
+        lines.append(
+            f"  EDGE_{name.upper()} ({_flag(name)}): {error['msg']} (got {error.get('input')!r})"
+        )
+    lines.append("  fix: correct the value in the environment or on the command line")
+    return "\n".join(lines)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from .api import create_app
+
+    _configure_logging(settings.log_level)
+    classifier = Classifier.load(settings)  # fail here, with a clear message, not in uvicorn
+    app = create_app(settings, classifier=classifier)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    finally:
+        classifier.close()
+    return 0 if server.started else 1
+
+
+def _classify(args: argparse.Namespace, settings: Settings) -> int:
+    _configure_logging("warning")
+    classifier = Classifier.load(settings)
+    results: list[dict[str, Any]] = []
+    failures = 0
+    try:
+        for name in args.images:
+            try:
+                data = Path(name).read_bytes()
+                prepared = classifier.prepare(data, max_pixels=settings.max_image_pixels)
+                inference = classifier.submit(prepared.tensor).result()
+            except (OSError, ServiceError) as exc:
+                failures += 1
+                print(f"{name}: {getattr(exc, 'detail', exc)}", file=sys.stderr)
+                continue
+            ranked = classifier.rank(inference.raw, args.top_k, args.threshold)
+            results.append(
+                {
+                    "file": name,
+                    "image": {
+                        "width": prepared.image.width,
+                        "height": prepared.image.height,
+                        "format": prepared.image.format,
+                        "orientation_applied": prepared.image.orientation_applied,
+                    },
+                    "predictions": [
+                        {"label": label, "index": i, "score": score} for i, label, score in ranked
+                    ],
+                    "inference_ms": round(inference.inference_ms, 3),
+                }
+            )
+    finally:
+        classifier.close()
+    if args.json:
+        print(json.dumps({"model": classifier.info.name, "results": results}, indent=2))
+    else:
+        for result in results:
+            image = result["image"]
+            print(f"{result['file']}  ({image['width']}x{image['height']} {image['format']})")
+            for p in result["predictions"]:
+                print(f"  {p['score']:6.3f}  {p['label']}  [{p['index']}]")
+    return 1 if failures else 0
+
+
+def _info(args: argparse.Namespace, settings: Settings) -> int:
+    from .api import describe
+
+    _configure_logging("warning")
+    classifier = Classifier.load(settings)
+    classifier.close()
+    description = describe(classifier.info, settings).model_dump()
+    if args.json:
+        print(json.dumps(description, indent=2))
+    else:
+        for key, value in description.items():
+            print(f"{key:16} {value}")
+    return 0
+
+
+def _models_list(args: argparse.Namespace, settings: Settings) -> int:
+    for entry in load_catalog().values():
+        present = (settings.models_dir / entry.file).is_file()
+        mark = "pulled " if present else "       "
+        print(f"{mark}{entry.name:40} {entry.input_size:4}px  {entry.description}")
+    return 0
+
+
+def _models_pull(args: argparse.Namespace, settings: Settings) -> int:
+    names = args.names or [settings.model]
+    for name in names:
+        result = pull(name, settings.models_dir, args.source or settings.models_from)
+        if result.already_present:
+            print(f"{name}: already present and verified at {result.path}")
+        else:
+            print(f"{name}: fetched from {result.source}, sha256 verified, saved as {result.path}")
+    return 0
+
+
+def _configure_logging(level: str) -> None:
+    numeric = logging.getLevelName(level.upper())
+    logging.basicConfig(
+        level=numeric if isinstance(numeric, int) else logging.INFO,
+        format="%(levelname)s:     %(name)s: %(message)s",
+    )
+
+
+# --- the parser -----------------------------------------------------------------------------
+
+_MODEL_FIELDS = (
+    "model",
+    "models_dir",
+    "labels",
+    "runtime",
+    "num_threads",
+    "resize",
+    "output",
+    "input_mean",
+    "input_std",
+    "max_image_pixels",
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-server", description="On-device image classification over HTTP."
+    )
+    parser.add_argument("--version", action="version", version=f"edge-server {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    _add_settings_flags(serve, list(Settings.model_fields))
+    serve.set_defaults(run=_serve)
+
+    classify = commands.add_parser("classify", help="classify local image files (no server)")
+    classify.add_argument("images", nargs="+", metavar="IMAGE")
+    classify.add_argument("--json", action="store_true", help="print JSON for scripts")
+    classify.add_argument("--top-k", type=int, default=5, help="predictions per image")
+    classify.add_argument("--threshold", type=float, default=0.0, help="minimum score")
+    _add_settings_flags(classify, _MODEL_FIELDS)
+    classify.set_defaults(run=_classify)
+
+    info = commands.add_parser("info", help="describe the configured model and runtime")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    _add_settings_flags(info, _MODEL_FIELDS)
+    info.set_defaults(run=_info)
+
+    models = commands.add_parser("models", help="the model catalog")
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    listing = model_commands.add_parser("list", help="list catalog models")
+    _add_settings_flags(listing, ("models_dir",))
+    listing.set_defaults(run=_models_list)
+    fetch = model_commands.add_parser(
+        "pull", help="fetch models into the models folder and verify their sha256"
+    )
+    fetch.add_argument("names", nargs="*", metavar="NAME", help="default: the configured model")
+    fetch.add_argument(
+        "--from",
+        dest="source",
+        metavar="DIR_OR_URL",
+        help="a folder or base URL holding the files (default: EDGE_MODELS_FROM, "
+        "else the official URL)",
+    )
+    _add_settings_flags(fetch, ("model", "models_dir"))
+    fetch.set_defaults(run=_models_pull)
+    return parser

@@ -1,0 +1,67 @@
+"""Errors as types: each carries its HTTP status and a detail a person can act on."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+
+class StartupError(Exception):
+    """The service cannot start: what is wrong and how to fix it."""
+
+    def __init__(self, problem: str, *, fix: str) -> None:
+        super().__init__(f"{problem}; fix: {fix}")
+        self.problem = problem
+        self.fix = fix
+
+
+class ServiceError(Exception):
+    """A request failed; rendered as RFC 9457 problem+json by the API."""
+
+    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class BadImage(ServiceError):
+    """The body is not an image that can be decoded."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+
+class BadRequest(ServiceError):
+    """The request is malformed (e.g. multipart without an image field)."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+
+class TooLarge(ServiceError):
+    """The body or the image exceeds a configured limit."""
+
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class UnsupportedMediaType(ServiceError):
+    """The content type is not an image or multipart form."""
+
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class InvalidParameter(ServiceError):
+    """A query parameter is out of range or of the wrong type."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class NotReady(ServiceError):
+    """The model is not loaded (yet, or any more)."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class InferenceFailed(ServiceError):
+    """The runtime raised while running the model."""
+
+    status = HTTPStatus.INTERNAL_SERVER_ERROR

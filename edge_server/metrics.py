@@ -1,0 +1,53 @@
+"""Prometheus metrics of one app instance (its own registry, so apps in one process don't clash)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+STAGES = ("queue", "decode", "preprocess", "inference", "postprocess", "total")
+
+# Seconds; spans a 2 ms invoke on a desktop to a multi-second 12 MP decode on a Pi Zero 2.
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The service's metrics and the registry that exposes them."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "edge_http_requests",
+            "HTTP requests by route template, method and status code.",
+            ("route", "method", "status"),
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "edge_http_request_duration_seconds",
+            "HTTP request duration by route template.",
+            ("route",),
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "edge_http_requests_in_flight",
+            "HTTP requests being handled now.",
+            registry=self.registry,
+        )
+        self.stage_seconds = Histogram(
+            "edge_classify_stage_seconds",
+            "Time per classification stage (queue, decode, preprocess, inference, "
+            "postprocess, total).",
+            ("stage",),
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.model = Info(
+            "edge_model",
+            "The loaded model and runtime.",
+            registry=self.registry,
+        )
+
+    def observe_stages(self, timing_ms: dict[str, float]) -> None:
+        """Record one classification's stage times."""
+        for stage, ms in timing_ms.items():
+            self.stage_seconds.labels(stage).observe(ms / 1000)

@@ -1,0 +1,104 @@
+"""The JSON shapes of the HTTP API (they document the OpenAPI schema too)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Prediction(BaseModel):
+    """One class and its score."""
+
+    label: str
+    index: int = Field(description="Output index of the class (line of the labels file).")
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class ModelRef(BaseModel):
+    """Which model answered."""
+
+    name: str
+    sha256: str
+
+
+class ImageInfo(BaseModel):
+    """The uploaded image as decoded."""
+
+    width: int = Field(description="Width of the upright image, in pixels.")
+    height: int = Field(description="Height of the upright image, in pixels.")
+    format: str = Field(description="Detected file format, e.g. JPEG or PNG.")
+    orientation_applied: bool = Field(description="Whether an EXIF orientation was applied.")
+
+
+class Timing(BaseModel):
+    """Where the time went, in milliseconds."""
+
+    queue: float = Field(description="Waiting for the interpreter.")
+    decode: float
+    preprocess: float
+    inference: float
+    postprocess: float
+    total: float = Field(description="From the request's arrival to the answer.")
+
+
+class ClassifyResponse(BaseModel):
+    """The answer to `POST /classify`."""
+
+    model: ModelRef
+    predictions: list[Prediction] = Field(description="Best first.")
+    image: ImageInfo
+    timing_ms: Timing
+
+
+class QuantizationInfo(BaseModel):
+    """Affine quantization of a tensor (scale 0 means not quantized)."""
+
+    scale: float
+    zero_point: int
+
+
+class TensorInfo(BaseModel):
+    """Shape and type of a model tensor."""
+
+    shape: list[int]
+    dtype: str
+    quantization: QuantizationInfo
+
+
+class ModelDescription(BaseModel):
+    """The loaded model and how it runs (`GET /v1/models`)."""
+
+    name: str
+    file: str
+    sha256: str
+    input: TensorInfo
+    output: TensorInfo
+    output_kind: str = Field(description="probabilities, or logits (softmax applied).")
+    labels: int = Field(description="Number of labels.")
+    backend: str
+    backend_version: str
+    num_threads: int
+    xnnpack: bool = Field(description="Whether the runtime reported the XNNPACK delegate.")
+    resize: str
+
+
+class ModelList(BaseModel):
+    """`GET /v1/models`."""
+
+    models: list[ModelDescription]
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None

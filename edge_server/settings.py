@@ -1,0 +1,93 @@
+"""Service configuration: `EDGE_*` environment variables, mirrored by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "mobilenet_v2_1.0_224_quant"
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (cgroup/affinity aware where the OS tells)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class ResizeMode(str, Enum):
+    """How a photo is fitted to the model's square input."""
+
+    squash = "squash"
+    center_crop = "center-crop"
+    letterbox = "letterbox"
+
+
+class RuntimeChoice(str, Enum):
+    """Which TFLite runtime package to load."""
+
+    auto = "auto"
+    litert = "litert"
+    tflite = "tflite"
+
+
+class OutputKind(str, Enum):
+    """Whether the model's output is already probabilities or needs a softmax."""
+
+    auto = "auto"
+    probabilities = "probabilities"
+    logits = "logits"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is `EDGE_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="EDGE_", extra="forbid", validate_default=True)
+
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Catalog name (looked up in models_dir) or path of a .tflite file.",
+    )
+    models_dir: Path = Field(Path("models"), description="Folder holding pulled models.")
+    models_from: str | None = Field(
+        None, description="Where `models pull` fetches from: a folder or a base URL."
+    )
+    labels: Path | None = Field(
+        None, description="Labels file; default: the labels file embedded in the model."
+    )
+    runtime: RuntimeChoice = Field(RuntimeChoice.auto, description="TFLite runtime package.")
+    num_threads: Annotated[int, Field(ge=1, le=64)] = Field(
+        default_factory=available_cpus, description="Interpreter threads."
+    )
+    resize: ResizeMode = Field(ResizeMode.squash, description="How images fit the input.")
+    output: OutputKind = Field(OutputKind.auto, description="Model output kind.")
+    input_mean: float = Field(127.5, description="Mean subtracted for float-input models.")
+    input_std: Annotated[float, Field(gt=0)] = Field(
+        127.5, description="Std divided by for float-input models."
+    )
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(8080, description="TCP port.")
+    max_upload_bytes: Annotated[int, Field(ge=1024)] = Field(
+        20 * 1024 * 1024, description="Largest accepted request body."
+    )
+    max_image_pixels: Annotated[int, Field(ge=1)] = Field(
+        50_000_000, description="Largest accepted image (width x height), read from its header."
+    )
+    default_top_k: Annotated[int, Field(ge=1, le=100)] = Field(
+        5, description="Predictions returned when the request names no top_k."
+    )
+    log_level: str = Field("info", description="uvicorn log level.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        levels = ("critical", "error", "warning", "info", "debug", "trace")
+        if value.lower() not in levels:
+            raise ValueError(f"must be one of {', '.join(levels)}")
+        return value.lower()
