@@ -210,7 +210,11 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         owned = classifier is None
-        loaded = classifier or await run_in_threadpool(Classifier.load, settings)
+        loaded = (
+            classifier
+            if classifier is not None
+            else await run_in_threadpool(Classifier.load, settings)
+        )
         service.classifier = loaded
         service.metrics.model.info(_model_labels(loaded.info))
         try:

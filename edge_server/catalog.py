@@ -134,7 +134,7 @@ def _read(origin: str) -> Iterator[bytes]:
         if origin.startswith(("http://", "https://")):
             stream = urllib.request.urlopen(origin, timeout=60)  # noqa: S310 - http(s) only
         else:
-            stream = Path(origin).open("rb")
+            stream = Path(origin).open("rb")  # noqa: SIM115 - closed by the `with` below
         with stream:
             yield from iter(lambda: stream.read(_CHUNK), b"")
     except OSError as exc:
@@ -143,5 +143,3 @@ def _read(origin: str) -> Iterator[bytes]:
             fix="check the network, or pull from a local copy with --from DIR "
             "(or EDGE_MODELS_FROM=DIR)",
         ) from exc
-
-

@@ -128,7 +128,9 @@ class Classifier:
         # Warm-up: the first invoke pays for lazy allocations and delegate set-up.
         interpreter.set_tensor(input_spec.index, zeros_for(inputs[0]))
         interpreter.invoke()
-        warm = quantization.dequantize(interpreter.get_tensor(output_spec.index), output_spec.quantization)
+        warm = quantization.dequantize(
+            interpreter.get_tensor(output_spec.index), output_spec.quantization
+        )
         output_kind = _output_kind(settings.output, output_spec, warm)
         name = path.name.removesuffix(".tflite")
         info = ModelInfo(
@@ -229,9 +231,7 @@ def _checked_input(spec: TensorSpec, path: Path) -> TensorSpec:
     return spec
 
 
-def _output_kind(
-    choice: OutputKind, spec: TensorSpec, warm: npt.NDArray[np.float32]
-) -> OutputKind:
+def _output_kind(choice: OutputKind, spec: TensorSpec, warm: npt.NDArray[np.float32]) -> OutputKind:
     """Probabilities or logits: from the setting, the softmax quantization, or warm-up values."""
     if choice is not OutputKind.auto:
         return choice

@@ -78,26 +78,10 @@ def _settings_problem(exc: ValidationError) -> str:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from .api import create_app
+    from .server import serve
 
     _configure_logging(settings.log_level)
-    classifier = Classifier.load(settings)  # fail here, with a clear message, not in uvicorn
-    app = create_app(settings, classifier=classifier)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
-    )
-    server = uvicorn.Server(config)
-    try:
-        server.run()
-    finally:
-        classifier.close()
-    return 0 if server.started else 1
+    return serve(settings)
 
 
 def _classify(args: argparse.Namespace, settings: Settings) -> int:

@@ -6,7 +6,7 @@ The limit is enforced while the body streams in, so a huge upload is refused aft
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -51,7 +51,7 @@ def _check_declared_length(request: Request, limit: int) -> None:
         raise _too_large(limit)
 
 
-async def _limited(request: Request, limit: int) -> AsyncIterator[bytes]:
+async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
     received = 0
     async for chunk in request.stream():
         received += len(chunk)

@@ -1,0 +1,54 @@
+# One source of truth for setting up, serving, linting and testing; README and .ci/run call these.
+# Python >= 3.10 for the service; the tflite-runtime test leg needs Python <= 3.11.
+
+PYTHON ?= python3
+VENV ?= .venv
+MODELS_FROM ?= $(EDGE_MODELS_FROM)
+TEST_MODELS ?= ../shared/models
+PULL_FROM = $(if $(MODELS_FROM),--from $(MODELS_FROM),)
+
+.PHONY: serve setup test test-litert test-tflite lint clean
+
+## serve: set up the venv, pull the default model (sha256-verified) and start the service
+serve: setup
+	$(VENV)/bin/edge-server serve
+
+setup: $(VENV)/.installed
+	$(VENV)/bin/edge-server models pull $(PULL_FROM)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet .
+	touch $@
+
+## test: lint, then the whole suite under LiteRT (numpy 2) and under tflite-runtime (numpy < 2)
+test: lint test-litert test-tflite
+
+.venv-litert/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-litert
+	.venv-litert/bin/pip install --quiet --upgrade pip
+	.venv-litert/bin/pip install --quiet -e ".[dev]" "numpy>=2"
+	touch $@
+
+.venv-tflite/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-tflite
+	.venv-tflite/bin/pip install --quiet --upgrade pip
+	.venv-tflite/bin/pip install --quiet -e ".[dev,tflite]" "numpy<2"
+	touch $@
+
+lint: .venv-litert/.installed
+	.venv-litert/bin/ruff check edge_server tests
+	.venv-litert/bin/ruff format --check edge_server tests
+	.venv-litert/bin/mypy
+
+test-litert: .venv-litert/.installed
+	# The same pull mechanism a user runs, from the shared models folder (read-only in CI).
+	.venv-litert/bin/edge-server models pull --from $(TEST_MODELS)
+	EDGE_RUNTIME=litert EDGE_TEST_MODELS_DIR=$(TEST_MODELS) .venv-litert/bin/python -m pytest
+
+test-tflite: .venv-tflite/.installed
+	EDGE_RUNTIME=tflite EDGE_TEST_MODELS_DIR=$(TEST_MODELS) .venv-tflite/bin/python -m pytest
+
+clean:
+	rm -rf $(VENV) .venv-litert .venv-tflite .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,44 @@
+"""Running the app under uvicorn: load first, so a bad model fails before the port opens."""
+
+from __future__ import annotations
+
+from types import FrameType
+
+import uvicorn
+
+from .api import create_app
+from .classifier import Classifier
+from .settings import Settings
+
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, exiting 0 after a graceful shutdown on SIGTERM or SIGINT.
+
+    uvicorn re-raises the signal once shut down, so the process would die by it (status 143
+    under Docker, a "killed" service to supervisors) although every request was answered.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
+def serve(settings: Settings) -> int:
+    """Load the model, then serve until a signal; the exit status of the process."""
+    classifier = Classifier.load(settings)
+    app = create_app(settings, classifier=classifier)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    server = Server(config)
+    try:
+        server.run()
+    finally:
+        classifier.close()
+    return 0 if server.started else 1

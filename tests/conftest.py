@@ -1,0 +1,166 @@
+"""Shared fixtures: the real models and photos, settings, and a real server process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge_server.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "mobilenet_v2_1.0_224_quant"
+SMALL_MODEL = "mobilenet_v1_0.25_128_quant"
+
+
+def _folder(variable: str, default: Path, what: str) -> Path:
+    path = Path(os.environ.get(variable, default)).resolve()
+    if not path.is_dir():
+        # Fail, never skip: a suite that silently skips its real-model tests proves nothing.
+        pytest.fail(f"{what} folder {path} not found; set {variable}", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """The folder of real models (EDGE_TEST_MODELS_DIR, default ../shared/models)."""
+    return _folder("EDGE_TEST_MODELS_DIR", ROOT.parent / "shared" / "models", "test models")
+
+
+@pytest.fixture(scope="session")
+def images_dir() -> Path:
+    """The folder of real photos (EDGE_TEST_IMAGES_DIR, default ../shared/images)."""
+    return _folder("EDGE_TEST_IMAGES_DIR", ROOT.parent / "shared" / "images", "test images")
+
+
+@pytest.fixture(scope="session")
+def photo(images_dir: Path) -> Callable[[str], bytes]:
+    """Read a real photo by file name."""
+
+    def read(name: str) -> bytes:
+        return (images_dir / name).read_bytes()
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def runtime() -> str:
+    """The runtime under test (EDGE_RUNTIME, as the test command sets it per leg)."""
+    return os.environ.get("EDGE_RUNTIME", "auto")
+
+
+@pytest.fixture
+def settings_for(models_dir: Path, runtime: str) -> Callable[..., Settings]:
+    """Settings for a catalog model in the test models folder."""
+
+    def make(model: str = DEFAULT_MODEL, **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "model": model,
+            "models_dir": models_dir,
+            "runtime": runtime,
+            "num_threads": 1,
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]  # values checked by pydantic
+
+    return make
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """`edge-server serve` as a child process on 127.0.0.1."""
+
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = ""
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "edge_server",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout} s:\n{self.log}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.log += self.process.stdout.read()
+            self.process.stdout.close()
+        return self.process.returncode
+
+
+def server_env(models_dir: Path, runtime: str, **settings: str) -> dict[str, str]:
+    """The environment of a server child: this one, minus stray EDGE_ settings, plus these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    env.update(
+        EDGE_MODELS_DIR=str(models_dir),
+        EDGE_RUNTIME=runtime,
+        EDGE_NUM_THREADS="1",
+        EDGE_LOG_LEVEL="warning",
+    )
+    env.update({f"EDGE_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+@pytest.fixture(scope="session")
+def server(models_dir: Path, runtime: str) -> Iterator[ServerProcess]:
+    """One real server process on the default model, shared by the HTTP tests."""
+    process = ServerProcess(
+        server_env(models_dir, runtime, max_upload_bytes="2000000"), free_port()
+    )
+    process.wait_ready()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def http(server: ServerProcess) -> Iterator[httpx.Client]:
+    """An HTTP client for the shared server."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client

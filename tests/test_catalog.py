@@ -1,0 +1,66 @@
+"""The model catalog, resolving the model setting, and pulling models with sha256 checks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from edge_server.catalog import load_catalog, pull, resolve_model, sha256_of
+from edge_server.errors import StartupError
+
+from conftest import DEFAULT_MODEL, SMALL_MODEL
+
+
+def test_catalog_matches_the_manifest(models_dir: Path) -> None:
+    """Every catalog entry names a file whose sha256 the shared MANIFEST.md lists."""
+    manifest = (models_dir / "MANIFEST.md").read_text()
+    listed = dict(re.findall(r"^\| (\S+\.tflite) \| ([0-9a-f]{64}) \|", manifest, re.MULTILINE))
+    catalog = load_catalog()
+    assert DEFAULT_MODEL in catalog
+    for entry in catalog.values():
+        assert listed[entry.file] == entry.sha256
+        assert entry.url.startswith("https://") and entry.url.endswith(entry.file)
+
+
+def test_pull_from_a_folder_verifies_and_installs(models_dir: Path, tmp_path: Path) -> None:
+    """Pulling from a local folder copies the file and checks its digest; again is a no-op."""
+    target_dir = tmp_path / "models"
+    first = pull(SMALL_MODEL, target_dir, str(models_dir))
+    assert not first.already_present
+    assert sha256_of(first.path) == load_catalog()[SMALL_MODEL].sha256
+    assert pull(SMALL_MODEL, target_dir, str(models_dir)).already_present
+    assert [p.name for p in target_dir.iterdir()] == [f"{SMALL_MODEL}.tflite"]
+
+
+def test_pull_refuses_a_corrupt_copy(models_dir: Path, tmp_path: Path) -> None:
+    """A file whose sha256 differs from the catalog is refused and leaves nothing behind."""
+    source = tmp_path / "usb"
+    source.mkdir()
+    data = bytearray((models_dir / f"{SMALL_MODEL}.tflite").read_bytes())
+    data[1000] ^= 0xFF
+    (source / f"{SMALL_MODEL}.tflite").write_bytes(bytes(data))
+    target_dir = tmp_path / "models"
+    with pytest.raises(StartupError, match="sha256"):
+        pull(SMALL_MODEL, target_dir, str(source))
+    assert list(target_dir.iterdir()) == []
+
+
+def test_pull_names_what_is_missing(tmp_path: Path) -> None:
+    """An unknown name lists the catalog; an empty source folder says it cannot read the file."""
+    with pytest.raises(StartupError, match=DEFAULT_MODEL):
+        pull("resnet_9000", tmp_path)
+    with pytest.raises(StartupError, match="cannot read"):
+        pull(SMALL_MODEL, tmp_path / "models", str(tmp_path / "empty"))
+
+
+def test_resolve_model_by_name_or_path(models_dir: Path, tmp_path: Path) -> None:
+    """A catalog name is found in models_dir, a path as itself; a missing one says how to pull."""
+    assert resolve_model(DEFAULT_MODEL, models_dir) == models_dir / f"{DEFAULT_MODEL}.tflite"
+    path = models_dir / f"{SMALL_MODEL}.tflite"
+    assert resolve_model(str(path), tmp_path) == path
+    with pytest.raises(StartupError, match=f"edge-server models pull {DEFAULT_MODEL}"):
+        resolve_model(DEFAULT_MODEL, tmp_path)
+    with pytest.raises(StartupError, match="does not exist"):
+        resolve_model(str(tmp_path / "nope.tflite"), tmp_path)

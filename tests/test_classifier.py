@@ -1,0 +1,226 @@
+"""The loaded model in-process: reference answers, odd inputs, outputs, the owner thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge_server.classifier import Classifier, ModelInfo, TensorSpec
+from edge_server.errors import InferenceFailed
+from edge_server.quantization import Quantization
+from edge_server.runtime import Backend
+from edge_server.settings import OutputKind, RuntimeChoice, Settings
+
+import variants
+from conftest import DEFAULT_MODEL
+from reference import REFERENCE, TOLERANCE
+
+Photo = Callable[[str], bytes]
+
+
+def _load(models_dir: Path, runtime: str, model: str, **overrides: Any) -> Classifier:
+    return Classifier.load(
+        Settings(
+            model=model,
+            models_dir=models_dir,
+            runtime=RuntimeChoice(runtime),
+            num_threads=1,
+            **overrides,
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def classifier(models_dir: Path, runtime: str) -> Iterator[Classifier]:
+    """The default model, loaded once for this module."""
+    loaded = _load(models_dir, runtime, DEFAULT_MODEL)
+    yield loaded
+    loaded.close()
+
+
+def _top1(classifier: Classifier, data: bytes) -> tuple[str, float]:
+    prepared = classifier.prepare(data, max_pixels=50_000_000)
+    (_, label, score), *_ = classifier.rank(classifier.submit(prepared.tensor).result().raw, 1)
+    return label, score
+
+
+@pytest.mark.parametrize(
+    ("model", "image"), [(m, i) for m, table in REFERENCE.items() for i in table]
+)
+def test_reference_answers(
+    models_dir: Path, runtime: str, photo: Photo, model: str, image: str
+) -> None:
+    """Each model's top-1 on the real photos matches MANIFEST.md within 0.02."""
+    label, low, high = REFERENCE[model][image]
+    loaded = _load(models_dir, runtime, model)
+    try:
+        got_label, score = _top1(loaded, photo(image))
+    finally:
+        loaded.close()
+    assert got_label.split(",")[0] == label
+    assert low - TOLERANCE <= score <= high + TOLERANCE
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_rotated_photo_gives_the_upright_answer(
+    classifier: Classifier, photo: Photo, orientation: int
+) -> None:
+    """A photo turned in its pixels with a compensating EXIF tag classifies as upright."""
+    assert _top1(classifier, variants.exif_rotated(photo("parrot.jpg"), orientation))[0] == "macaw"
+    turned = variants.exif_rotated(photo("grace_hopper.jpg"), orientation)
+    assert _top1(classifier, turned)[0] == "military uniform"
+
+
+@pytest.mark.parametrize("encoding", sorted(variants.SAME_PICTURE))
+def test_other_encodings_give_the_same_top1(
+    classifier: Classifier, photo: Photo, encoding: str
+) -> None:
+    """CMYK, RGBA, palette, WebP, progressive, BMP, GIF and TIFF copies keep the top-1."""
+    make = variants.SAME_PICTURE[encoding]
+    assert _top1(classifier, make(photo("grace_hopper.jpg")))[0] == "military uniform"
+    assert _top1(classifier, make(photo("coffee.png")))[0] == "espresso"
+
+
+def test_16_bit_png_classifies_like_its_8_bit_copy(classifier: Classifier, photo: Photo) -> None:
+    """A 16-bit grayscale PNG gives the same answer and score as the 8-bit one."""
+    eight = _top1(classifier, variants.gray8_png(photo("grace_hopper.jpg")))
+    sixteen = _top1(classifier, variants.gray16_png(photo("grace_hopper.jpg")))
+    assert sixteen == eight
+    assert sixteen[0] == "military uniform"
+
+
+def test_large_photo_with_draft_decoding_keeps_the_answer(
+    classifier: Classifier, photo: Photo
+) -> None:
+    """A 12 MP JPEG, decoded at reduced scale, still gives the right top-1."""
+    big = variants.upscaled_jpeg(photo("parrot.jpg"), 3024, 4032)
+    assert _top1(classifier, big)[0] == "macaw"
+
+
+def test_model_info_describes_the_loaded_model(classifier: Classifier) -> None:
+    """Input 1x224x224x3 uint8 with its quantization, 1001 labels, softmax output detected."""
+    info = classifier.info
+    assert info.input.shape == (1, 224, 224, 3)
+    assert info.input.dtype == np.uint8
+    assert info.input.quantization == Quantization(0.0078125, 128)
+    assert len(info.labels) == 1001 and info.labels[0] == "background"
+    assert info.output_kind is OutputKind.probabilities
+    assert info.sha256 == "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"
+
+
+def test_bird_model_uses_its_own_embedded_labels(models_dir: Path, runtime: str) -> None:
+    """The 965-class bird model loads with its embedded labels, background last."""
+    loaded = _load(models_dir, runtime, "mobilenet_v2_1.0_224_inat_bird_quant")
+    loaded.close()
+    assert len(loaded.info.labels) == 965
+    assert loaded.info.labels[-1] == "background"
+
+
+# --- pure logic with a fake interpreter ----------------------------------------------------
+
+
+class FakeInterpreter:
+    """Records invokes; returns fixed logits; can be told to fail."""
+
+    def __init__(self, output: np.ndarray) -> None:
+        self.output = output
+        self.fail_next = False
+        self.active = 0
+        self.max_active = 0
+        self.order: list[int] = []
+        self._lock = threading.Lock()
+        self._input: np.ndarray | None = None
+
+    def allocate_tensors(self) -> None:
+        pass
+
+    def get_input_details(self) -> list[dict[str, Any]]:
+        return []
+
+    def get_output_details(self) -> list[dict[str, Any]]:
+        return []
+
+    def set_tensor(self, index: int, value: np.ndarray, /) -> None:
+        self._input = value
+
+    def invoke(self) -> None:
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            if self.fail_next:
+                self.fail_next = False
+                raise RuntimeError("Node number 3 (CONV_2D) failed to invoke.")
+            assert self._input is not None
+            self.order.append(int(self._input.reshape(-1)[0]))
+            threading.Event().wait(0.002)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def get_tensor(self, index: int, /) -> np.ndarray:
+        return self.output.copy()
+
+
+def _fake_classifier(output: np.ndarray, kind: OutputKind) -> tuple[Classifier, FakeInterpreter]:
+    fake = FakeInterpreter(output)
+    spec_in = TensorSpec(0, (1, 2, 2, 3), np.uint8, Quantization(0.0, 0))
+    spec_out = TensorSpec(1, output.shape, np.float32, Quantization(0.0, 0))
+    info = ModelInfo(
+        name="fake",
+        path=Path("fake.tflite"),
+        sha256="0" * 64,
+        input=spec_in,
+        output=spec_out,
+        labels=["a", "b", "c"],
+        output_kind=kind,
+        backend=Backend("fake", "0", lambda **_: fake),
+        num_threads=1,
+        xnnpack=False,
+    )
+    return Classifier(info, fake), fake
+
+
+def test_logits_are_turned_into_probabilities() -> None:
+    """A logits model's scores are softmaxed: they sum to one and keep the order."""
+    classifier, _ = _fake_classifier(np.array([[2.0, 0.0, 1.0]], np.float32), OutputKind.logits)
+    try:
+        ranked = classifier.rank(np.array([[2.0, 0.0, 1.0]], np.float32), 3)
+    finally:
+        classifier.close()
+    assert [label for _, label, _ in ranked] == ["a", "c", "b"]
+    assert abs(sum(score for *_, score in ranked) - 1.0) < 1e-6
+
+
+def test_invokes_run_one_at_a_time_in_arrival_order() -> None:
+    """Many threads submitting at once: never two invokes together, FIFO order kept."""
+    classifier, fake = _fake_classifier(np.zeros((1, 3), np.float32), OutputKind.probabilities)
+    futures = [classifier.submit(np.full((1, 2, 2, 3), i, np.uint8)) for i in range(40)]
+    for future in futures:
+        future.result()
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda i: classifier.submit(np.full((1, 2, 2, 3), i, np.uint8)).result(), range(40)
+            )
+        )
+    classifier.close()
+    assert fake.max_active == 1
+    assert fake.order[:40] == list(range(40))
+
+
+def test_an_invoke_error_fails_that_request_only() -> None:
+    """A runtime exception becomes InferenceFailed; the next invoke works."""
+    classifier, fake = _fake_classifier(np.zeros((1, 3), np.float32), OutputKind.probabilities)
+    fake.fail_next = True
+    tensor = np.zeros((1, 2, 2, 3), np.uint8)
+    with pytest.raises(InferenceFailed, match="CONV_2D"):
+        classifier.submit(tensor).result()
+    assert classifier.submit(tensor).result().raw.shape == (1, 3)
+    classifier.close()

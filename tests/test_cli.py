@@ -1,0 +1,149 @@
+"""The edge-server command: start-up failures, local classify, info and models pull."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DEFAULT_MODEL, SMALL_MODEL, free_port
+
+
+def _run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    base["EDGE_RUNTIME"] = os.environ.get("EDGE_RUNTIME", "auto")
+    base.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "edge_server", *args],
+        capture_output=True,
+        text=True,
+        env=base,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _serve(models_dir: Path, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return _run(
+        "serve",
+        "--port",
+        str(free_port()),
+        "--models-dir",
+        str(models_dir),
+        *flags,
+        env=env,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ("--labels", "{models}/inat_bird_labels.txt"),
+            "965 labels but the model has 1001 outputs",
+        ),
+        (("--model", "{tmp}/missing.tflite"), "does not exist"),
+        (("--model", "{tmp}/not-a-model.tflite"), "not a TFLite model"),
+        (("--model", "mobilenet_v1_1.0_224_quant_nonexistent"), "does not exist"),
+        (("--num-threads", "zero"), "EDGE_NUM_THREADS (--num-threads)"),
+        (("--resize", "stretch"), "EDGE_RESIZE (--resize)"),
+        (("--runtime", "onnx"), "EDGE_RUNTIME (--runtime)"),
+    ],
+    ids=[
+        "labels-mismatch",
+        "missing-file",
+        "not-a-model",
+        "unknown-name",
+        "threads",
+        "resize",
+        "runtime",
+    ],
+)
+def test_serve_refuses_to_start_with_a_clear_message(
+    models_dir: Path, tmp_path: Path, flags: tuple[str, ...], message: str
+) -> None:
+    """Bad model, labels or settings: serve exits non-zero, says what is wrong and a fix."""
+    (tmp_path / "not-a-model.tflite").write_text("this is a README, not a model\n" * 10)
+    args = [f.format(models=models_dir, tmp=tmp_path) for f in flags]
+    result = _serve(models_dir, *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "fix:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_names_the_pull_command_when_the_default_model_is_missing(tmp_path: Path) -> None:
+    """With an empty models folder, serve says to run `edge-server models pull`."""
+    result = _serve(tmp_path)
+    assert result.returncode == 2
+    assert f"edge-server models pull {DEFAULT_MODEL}" in result.stderr
+
+
+def test_bad_environment_setting_is_named(models_dir: Path) -> None:
+    """A bad EDGE_* value in the environment stops start-up naming the variable."""
+    result = _serve(models_dir, EDGE_MAX_UPLOAD_BYTES="lots")
+    assert result.returncode == 2
+    assert "EDGE_MAX_UPLOAD_BYTES" in result.stderr
+
+
+def test_classify_prints_json_for_scripts(models_dir: Path, images_dir: Path) -> None:
+    """`classify --json` prints the top-k of each file; a bad file fails the exit status."""
+    result = _run(
+        "classify",
+        "--json",
+        "--top-k",
+        "2",
+        "--models-dir",
+        str(models_dir),
+        str(images_dir / "parrot.jpg"),
+        str(images_dir / "coffee.png"),
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["model"] == DEFAULT_MODEL
+    assert [r["predictions"][0]["label"] for r in answer["results"]] == ["macaw", "espresso"]
+    assert all(len(r["predictions"]) == 2 for r in answer["results"])
+
+
+def test_classify_table_and_failures(models_dir: Path, images_dir: Path, tmp_path: Path) -> None:
+    """The table names file and label; an unreadable image is reported and exits 1."""
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    result = _run(
+        "classify", "--models-dir", str(models_dir), str(images_dir / "grace_hopper.jpg"), str(bad)
+    )
+    assert result.returncode == 1
+    assert "grace_hopper.jpg" in result.stdout and "military uniform" in result.stdout
+    assert "bad.jpg" in result.stderr and "not an image" in result.stderr
+
+
+def test_info_describes_model_and_runtime(models_dir: Path) -> None:
+    """`info --json` gives the model, its tensors, labels and runtime."""
+    result = _run("info", "--json", "--models-dir", str(models_dir), "--num-threads", "1")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["name"] == DEFAULT_MODEL and info["labels"] == 1001 and info["num_threads"] == 1
+    assert info["backend"] in ("ai-edge-litert", "tflite-runtime")
+
+
+def test_models_pull_from_a_folder_setting(models_dir: Path, tmp_path: Path) -> None:
+    """EDGE_MODELS_FROM makes `models pull` copy and verify from a folder (offline Pi)."""
+    target = tmp_path / "models"
+    env = {"EDGE_MODELS_FROM": str(models_dir), "EDGE_MODELS_DIR": str(target)}
+    first = _run("models", "pull", SMALL_MODEL, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "sha256 verified" in first.stdout
+    assert (target / f"{SMALL_MODEL}.tflite").is_file()
+    again = _run("models", "pull", SMALL_MODEL, env=env)
+    assert "already present" in again.stdout
+    listing = _run("models", "list", env=env)
+    assert any(
+        line.startswith("pulled ") and SMALL_MODEL in line for line in listing.stdout.splitlines()
+    )

@@ -1,0 +1,143 @@
+"""Decoding uploads into upright RGB pictures, and fitting them to the model input."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge_server import imaging
+from edge_server.errors import BadImage, TooLarge
+from edge_server.settings import ResizeMode
+
+import variants
+
+Photo = Callable[[str], bytes]
+LIMIT = 50_000_000
+
+
+def _mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
+    return float(np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).mean())
+
+
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_exif_orientation_makes_the_picture_upright(photo: Photo, orientation: int) -> None:
+    """A photo stored turned, with the compensating EXIF tag, decodes to the upright pixels."""
+    original = imaging.decode(photo("grace_hopper.jpg"), min_size=600, max_pixels=LIMIT)
+    turned = variants.exif_rotated(photo("grace_hopper.jpg"), orientation)
+    decoded = imaging.decode(turned, min_size=600, max_pixels=LIMIT)
+    stored = variants.open_rgb(turned)
+    assert decoded.orientation_applied
+    assert (decoded.width, decoded.height) == (512, 600)
+    assert decoded.picture.size == (512, 600)
+    # Upright: close to the original (JPEG re-encoding noise only) ...
+    assert _mean_abs_diff(decoded.picture, original.picture) < 3
+    if stored.size == original.picture.size:
+        # ... while the stored pixels, read naively, are far from it.
+        assert _mean_abs_diff(stored, original.picture) > 20
+
+
+@pytest.mark.parametrize(
+    ("make", "fmt"),
+    [
+        (variants.cmyk_jpeg, "JPEG"),
+        (variants.rgba_png, "PNG"),
+        (variants.palette_png, "PNG"),
+        (variants.palette_png_with_transparency, "PNG"),
+        (variants.la_png, "PNG"),
+        (variants.gray16_png, "PNG"),
+        (variants.webp, "WEBP"),
+        (variants.progressive_jpeg, "JPEG"),
+        (variants.bmp, "BMP"),
+        (variants.gif, "GIF"),
+        (variants.tiff, "TIFF"),
+    ],
+)
+def test_every_mode_and_format_decodes_to_rgb(
+    photo: Photo, make: Callable[[bytes], bytes], fmt: str
+) -> None:
+    """Each accepted format and mode comes out as 8-bit RGB of the photo's size."""
+    decoded = imaging.decode(make(photo("coffee.png")), min_size=224, max_pixels=LIMIT)
+    assert decoded.picture.mode == "RGB"
+    assert decoded.format == fmt
+    assert (decoded.width, decoded.height) == (600, 400)
+    assert not decoded.orientation_applied
+
+
+def test_16_bit_gray_is_scaled_not_clipped(photo: Photo) -> None:
+    """I;16 values are scaled to 8 bits (Pillow's convert would clip them all to white)."""
+    sixteen = variants.gray16_png(photo("grace_hopper.jpg"))
+    eight = variants.gray8_png(photo("grace_hopper.jpg"))
+    naive = Image.open(io.BytesIO(sixteen)).convert("RGB")
+    assert np.asarray(naive).mean() > 250  # the trap being avoided
+    ours = imaging.decode(sixteen, min_size=224, max_pixels=LIMIT).picture
+    reference = imaging.decode(eight, min_size=224, max_pixels=LIMIT).picture
+    assert _mean_abs_diff(ours, reference) < 0.01
+
+
+def test_transparency_is_composited_onto_white() -> None:
+    """A fully transparent pixel becomes white whatever colour it stored."""
+    image = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    assert imaging.to_rgb(image).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale(photo: Photo) -> None:
+    """A 4032x3024 JPEG for a 224 input is decoded at 1/4 scale, still >= 448 on each side."""
+    big = variants.upscaled_jpeg(photo("parrot.jpg"), 4032, 3024)
+    decoded = imaging.decode(big, min_size=224, max_pixels=LIMIT)
+    assert (decoded.width, decoded.height) == (4032, 3024)
+    assert decoded.picture.size == (1008, 756)
+
+
+def test_pixel_limit_is_checked_from_the_header() -> None:
+    """A tiny PNG claiming 20000x20000 pixels is refused as too large before decoding."""
+    header = Image.new("1", (20000, 20000))
+    bomb = variants.encode(header, "PNG")
+    assert len(bomb) < 200_000
+    with pytest.raises(TooLarge, match="EDGE_MAX_IMAGE_PIXELS"):
+        imaging.decode(bomb, min_size=224, max_pixels=LIMIT)
+    small_bomb = variants.encode(Image.new("1", (10000, 8000)), "PNG")
+    with pytest.raises(TooLarge, match="10000x8000 = 80,000,000 pixels"):
+        imaging.decode(small_bomb, min_size=224, max_pixels=LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (b"hello, this is text", "not an image"),
+        (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "not an image"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "not an image"),
+    ],
+)
+def test_non_images_are_bad_images(data: bytes, message: str) -> None:
+    """Empty, text, PDF and SVG bodies are refused with a reason."""
+    with pytest.raises(BadImage, match=message):
+        imaging.decode(data, min_size=224, max_pixels=LIMIT)
+
+
+@pytest.mark.parametrize("name", ["grace_hopper.jpg", "coffee.png"])
+def test_truncated_images_are_bad_images(photo: Photo, name: str) -> None:
+    """An upload cut off halfway is refused as truncated, not half-classified."""
+    data = photo(name)
+    with pytest.raises(BadImage, match="truncated or corrupt"):
+        imaging.decode(data[: len(data) // 2], min_size=224, max_pixels=LIMIT)
+
+
+@pytest.mark.parametrize("mode", list(ResizeMode))
+def test_fit_gives_the_model_size_in_every_mode(mode: ResizeMode) -> None:
+    """squash, center-crop and letterbox all give exactly the requested size."""
+    picture = Image.new("RGB", (640, 480), (10, 200, 30))
+    assert imaging.fit(picture, (224, 224), mode).size == (224, 224)
+
+
+def test_letterbox_pads_and_center_crop_does_not() -> None:
+    """Letterbox keeps the whole picture with black bars; center-crop fills the frame."""
+    picture = Image.new("RGB", (400, 200), (255, 255, 255))
+    boxed = np.asarray(imaging.fit(picture, (100, 100), ResizeMode.letterbox))
+    cropped = np.asarray(imaging.fit(picture, (100, 100), ResizeMode.center_crop))
+    assert boxed[0, 50].tolist() == [0, 0, 0] and boxed[50, 50].tolist() == [255, 255, 255]
+    assert cropped.min() == 255
