@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
@@ -17,39 +15,21 @@ from starlette.concurrency import run_in_threadpool
 
 from . import __version__, problems
 from .classifier import Classifier, ModelInfo, TensorSpec
-from .errors import NotReady
 from .metrics import STAGES, Metrics
 from .middleware import RequestContext
 from .schemas import (
     ClassifyResponse,
     Health,
-    ImageInfo,
     ModelDescription,
     ModelList,
-    ModelRef,
-    Prediction,
     QuantizationInfo,
     TensorInfo,
-    Timing,
 )
+from .service import Service
 from .settings import Settings
 from .upload import read_image
 
 log = logging.getLogger("edge_server")
-
-
-@dataclass
-class Service:
-    """What the routes share: settings, metrics and the loaded model (None until ready)."""
-
-    settings: Settings
-    metrics: Metrics
-    classifier: Classifier | None = None
-
-    def ready_classifier(self) -> Classifier:
-        if self.classifier is None:
-            raise NotReady("the model is not loaded yet", headers={"Retry-After": "1"})
-        return self.classifier
 
 
 def _service(request: Request) -> Service:
@@ -99,43 +79,12 @@ async def classify(
     ] = 0.0,
 ) -> JSONResponse:
     """Classify one image sent as multipart field `image` (or `file`) or as a raw image body."""
-    classifier = service.ready_classifier()
-    settings = service.settings
-    data = await read_image(request, settings.max_upload_bytes)
-    prepared = await run_in_threadpool(
-        classifier.prepare, data, max_pixels=settings.max_image_pixels
+    service.ready_classifier()  # 503 before reading a body that could not be used
+    data = await read_image(request, service.settings.max_upload_bytes)
+    answer = await service.classify(
+        data, top_k=top_k_, threshold=threshold, started=request.state.request_started
     )
-    inference = await classifier.infer(prepared.tensor)
-
-    post_started = time.perf_counter()
-    k = top_k_ if top_k_ is not None else settings.default_top_k
-    predictions = [
-        Prediction(label=label, index=i, score=min(1.0, max(0.0, score)))
-        for i, label, score in classifier.rank(inference.raw, k, threshold)
-    ]
-    finished = time.perf_counter()
-    timing = {
-        "queue": inference.queue_ms,
-        "decode": prepared.decode_ms,
-        "preprocess": prepared.preprocess_ms,
-        "inference": inference.inference_ms,
-        "postprocess": (finished - post_started) * 1000,
-        "total": (finished - request.state.request_started) * 1000,
-    }
-    service.metrics.observe_stages(timing)
-    image = prepared.image
-    info = classifier.info
-    answer = ClassifyResponse(
-        model=ModelRef(name=info.name, sha256=info.sha256),
-        predictions=predictions,
-        image=ImageInfo(
-            width=image.width,
-            height=image.height,
-            format=image.format,
-            orientation_applied=image.orientation_applied,
-        ),
-        timing_ms=Timing(**{stage: round(ms, 3) for stage, ms in timing.items()}),
-    )
+    timing = answer.timing_ms.model_dump()
     return JSONResponse(answer.model_dump(), headers={"Server-Timing": server_timing(timing)})
 
 
