@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import signal
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from . import __version__, problems
+from .auth import ApiKeys
+from .board import BoardCollector, read_board
 from .classifier import Classifier, ModelInfo, TensorSpec
+from .errors import Forbidden, ReloadFailed
 from .metrics import STAGES, Metrics
 from .middleware import RequestContext
 from .schemas import (
@@ -23,6 +29,7 @@ from .schemas import (
     ModelDescription,
     ModelList,
     QuantizationInfo,
+    ReloadRequest,
     TensorInfo,
 )
 from .service import Service
@@ -39,7 +46,30 @@ def _service(request: Request) -> Service:
 
 ServiceDep = Annotated[Service, Depends(_service)]
 
+
+def require_key(
+    service: ServiceDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> None:
+    """401 unless a configured API key is sent (a no-op when no key is configured)."""
+    service.keys.check(authorization, x_api_key)
+
+
+def require_key_for_metrics(
+    service: ServiceDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> None:
+    """Like require_key, when EDGE_METRICS_REQUIRE_KEY is on."""
+    if service.settings.metrics_require_key:
+        service.keys.check(authorization, x_api_key)
+
+
+Authorized = Depends(require_key)
+
 router = APIRouter()
+protected = APIRouter(dependencies=[Authorized], responses=problems.openapi_responses(401))
 
 _IMAGE_BODY = {
     "requestBody": {
@@ -61,10 +91,10 @@ _IMAGE_BODY = {
 }
 
 
-@router.post(
+@protected.post(
     "/classify",
     response_model=ClassifyResponse,
-    responses=problems.openapi_responses(400, 413, 415, 422, 500, 503),
+    responses=problems.openapi_responses(400, 408, 413, 415, 422, 500, 503, 504),
     openapi_extra=_IMAGE_BODY,
     summary="Classify an image",
 )
@@ -80,9 +110,12 @@ async def classify(
 ) -> JSONResponse:
     """Classify one image sent as multipart field `image` (or `file`) or as a raw image body."""
     service.ready_classifier()  # 503 before reading a body that could not be used
-    data = await read_image(request, service.settings.max_upload_bytes)
-    answer = await service.classify(
-        data, top_k=top_k_, threshold=threshold, started=request.state.request_started
+    answer = await service.guarded(
+        request,
+        lambda: read_image(request, service.settings.max_upload_bytes),
+        lambda data: service.classify(
+            data, top_k=top_k_, threshold=threshold, started=request.state.request_started
+        ),
     )
     timing = answer.timing_ms.model_dump()
     return JSONResponse(answer.model_dump(), headers={"Server-Timing": server_timing(timing)})
@@ -93,15 +126,22 @@ def server_timing(timing_ms: dict[str, float]) -> str:
     return ", ".join(f"{stage};dur={timing_ms[stage]:.3f}" for stage in STAGES)
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness (never runs the model)")
-async def healthz() -> Health:
-    """The process is up and serving HTTP."""
-    return Health(status="ok")
+@router.get(
+    "/healthz",
+    response_model=Health,
+    response_model_exclude_none=True,
+    summary="Liveness (never runs the model)",
+)
+def healthz(service: ServiceDep) -> Health:
+    """The process is up and serving HTTP; on a Raspberry Pi, with the board's health."""
+    board = read_board(service.settings.sysfs_root)
+    return Health(status="ok", board=None if board is None else board.as_dict())
 
 
 @router.get(
     "/readyz",
     response_model=Health,
+    response_model_exclude_none=True,
     responses=problems.openapi_responses(503),
     summary="Readiness: the model is loaded and warmed up",
 )
@@ -111,14 +151,39 @@ async def readyz(service: ServiceDep) -> Health:
     return Health(status="ready")
 
 
-@router.get("/v1/models", response_model=ModelList, responses=problems.openapi_responses(503))
+@protected.get("/v1/models", response_model=ModelList, responses=problems.openapi_responses(503))
 async def models(service: ServiceDep) -> ModelList:
     """The loaded model, its tensors and how it runs."""
     classifier = service.ready_classifier()
     return ModelList(models=[describe(classifier.info, service.settings)])
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@protected.post(
+    "/v1/models/reload",
+    response_model=ModelList,
+    responses=problems.openapi_responses(403, 422, 503),
+    summary="Load a model beside the current one and swap without downtime",
+)
+async def reload(
+    service: ServiceDep, body: Annotated[ReloadRequest | None, Body()] = None
+) -> ModelList:
+    """Reload the configured model file, or switch to `model` (a catalog name or a file name
+    in EDGE_MODELS_DIR). In-flight requests finish on the old model; a model that fails to
+    load leaves the old one serving and the answer says why."""
+    if not service.keys.enabled:
+        raise Forbidden(
+            "reloading over HTTP needs EDGE_API_KEY; without keys, send SIGHUP to the process"
+        )
+    new = await service.reload(body.model if body else None)
+    return ModelList(models=[describe(new.info, service.settings)])
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    dependencies=[Depends(require_key_for_metrics)],
+)
 async def metrics(service: ServiceDep) -> Response:
     """Metrics in the Prometheus text format."""
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -153,25 +218,22 @@ def describe(info: ModelInfo, settings: Settings) -> ModelDescription:
 
 
 def create_app(settings: Settings, *, classifier: Classifier | None = None) -> FastAPI:
-    """Build the app. Without a classifier, the model is loaded (and closed) by the lifespan."""
-    service = Service(settings=settings, metrics=Metrics())
+    """Build the app; it owns the classifier (loaded by the lifespan when not given)."""
+    metrics = Metrics()
+    service = Service(settings, metrics, ApiKeys.from_settings(settings))
+    metrics.registry.register(BoardCollector(settings.sysfs_root))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        owned = classifier is None
-        loaded = (
-            classifier
-            if classifier is not None
-            else await run_in_threadpool(Classifier.load, settings)
-        )
-        service.classifier = loaded
-        service.metrics.model.info(_model_labels(loaded.info))
-        try:
-            yield {"service": service}
-        finally:
-            service.classifier = None
-            if owned:
-                loaded.close()
+        if classifier is not None:
+            service.install(classifier)
+        else:
+            service.install(await run_in_threadpool(Classifier.load, settings))
+        with _reload_on_sighup(service):
+            try:
+                yield {"service": service}
+            finally:
+                await service.shutdown()
 
     app = FastAPI(
         title="edge-server",
@@ -180,17 +242,42 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(protected)
     problems.install(app)
-    app.add_middleware(RequestContext, metrics=service.metrics)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["Server-Timing", "X-Request-ID"],
+        )
+    app.add_middleware(RequestContext, metrics=metrics)
     return app
 
 
-def _model_labels(info: ModelInfo) -> dict[str, str]:
-    return {
-        "name": info.name,
-        "sha256": info.sha256,
-        "backend": info.backend.name,
-        "backend_version": info.backend.version,
-        "num_threads": str(info.num_threads),
-        "xnnpack": str(info.xnnpack).lower(),
-    }
+@contextmanager
+def _reload_on_sighup(service: Service) -> Iterator[None]:
+    """SIGHUP reloads the model (the usual daemon convention), where signals can be handled."""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        with suppress(ReloadFailed):  # already logged; the old model keeps serving
+            await service.reload()
+
+    def on_sighup() -> None:
+        task = loop.create_task(reload())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    except (RuntimeError, ValueError, NotImplementedError):  # not the main thread, or Windows
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,8 @@ class Classifier:
         self._mean = input_mean
         self._std = input_std
         self._owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-invoke")
+        # Called on the owner thread after each invoke (the service counts them in metrics).
+        self.on_invoke: Callable[[], None] | None = None
 
     @classmethod
     def load(cls, settings: Settings) -> Classifier:
@@ -164,11 +167,13 @@ class Classifier:
 
     # --- the three stages of a request -------------------------------------------------
 
-    def prepare(self, data: bytes, *, max_pixels: int) -> Prepared:
+    def prepare(self, data: bytes, *, max_pixels: int, min_side: int = 1) -> Prepared:
         """Decode and preprocess an upload (thread-safe; runs on any worker thread)."""
         width, height = self.info.input_size
         started = time.perf_counter()
-        image = imaging.decode(data, min_size=max(width, height), max_pixels=max_pixels)
+        image = imaging.decode(
+            data, min_size=max(width, height), max_pixels=max_pixels, min_side=min_side
+        )
         decoded = time.perf_counter()
         fitted = imaging.fit(image.picture, (width, height), self._resize)
         tensor = quantization.to_input(
@@ -209,6 +214,8 @@ class Classifier:
             log.exception("invoke failed")
             raise InferenceFailed(f"the model failed on this input: {exc}") from exc
         finished = time.perf_counter()
+        if self.on_invoke is not None:
+            self.on_invoke()
         return Inference(raw, (started - submitted) * 1000, (finished - started) * 1000)
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ class StartupError(Exception):
 class ServiceError(Exception):
     """A request failed; rendered as RFC 9457 problem+json by the API."""
 
-    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+    status: int = HTTPStatus.INTERNAL_SERVER_ERROR
 
     def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
@@ -65,3 +65,45 @@ class InferenceFailed(ServiceError):
     """The runtime raised while running the model."""
 
     status = HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+class Unauthorized(ServiceError):
+    """No valid API key was sent."""
+
+    status = HTTPStatus.UNAUTHORIZED
+
+
+class Forbidden(ServiceError):
+    """The action is switched off by configuration."""
+
+    status = HTTPStatus.FORBIDDEN
+
+
+class UploadTimeout(ServiceError):
+    """The client did not finish sending the body in time."""
+
+    status = HTTPStatus.REQUEST_TIMEOUT
+
+
+class Overloaded(ServiceError):
+    """The admission queue is full; the client should retry shortly."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class DeadlineExceeded(ServiceError):
+    """The request was not answered within the per-request deadline."""
+
+    status = HTTPStatus.GATEWAY_TIMEOUT
+
+
+class ClientGone(ServiceError):
+    """The client disconnected before the answer; nothing is sent (nginx's 499)."""
+
+    status = 499  # not an IANA status; logged and counted only
+
+
+class ReloadFailed(ServiceError):
+    """A new model could not be loaded; the old one keeps serving."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from .errors import BadImage, TooLarge
+from .errors import BadImage, TooLarge, UnsupportedMediaType
 from .settings import ResizeMode
 
 # Formats a client may send (phones' MPO files open through the JPEG plugin). Anything else
@@ -38,10 +38,11 @@ class DecodedImage:
     orientation_applied: bool
 
 
-def decode(data: bytes, *, min_size: int, max_pixels: int) -> DecodedImage:
+def decode(data: bytes, *, min_size: int, max_pixels: int, min_side: int = 1) -> DecodedImage:
     """Decode an upload into an upright RGB image at least `min_size` on its short side.
 
-    The pixel limit is checked from the header, before any pixel is decoded.
+    The pixel limit and the smallest side are checked from the header, before any pixel is
+    decoded.
     """
     if not data:
         raise BadImage("the request body is empty; send the image bytes")
@@ -56,6 +57,12 @@ def decode(data: bytes, *, min_size: int, max_pixels: int) -> DecodedImage:
             f"the image has more pixels than the limit of {max_pixels:,} (EDGE_MAX_IMAGE_PIXELS)"
         ) from exc
     except UnidentifiedImageError as exc:
+        known = sniff_unsupported(data)
+        if known is not None:
+            raise UnsupportedMediaType(
+                f"{known} images are not supported; send "
+                f"{', '.join(sorted(ACCEPTED_FORMATS))} (convert it first)"
+            ) from exc
         raise BadImage(
             "the body is not an image in a supported format "
             f"({', '.join(sorted(ACCEPTED_FORMATS))})"
@@ -64,8 +71,11 @@ def decode(data: bytes, *, min_size: int, max_pixels: int) -> DecodedImage:
         raise BadImage(f"the image header cannot be read: {exc}") from exc
 
     width, height = image.size
-    if width < 1 or height < 1:
-        raise BadImage(f"the image is {width}x{height} pixels; it must be at least 1x1")
+    if min(width, height) < max(1, min_side):
+        raise BadImage(
+            f"the image is {width}x{height} pixels; both sides must be at least {min_side} "
+            "(EDGE_MIN_IMAGE_SIDE)"
+        )
     if width * height > max_pixels:
         raise TooLarge(
             f"the image is {width}x{height} = {width * height:,} pixels; the limit is "
@@ -87,6 +97,43 @@ def decode(data: bytes, *, min_size: int, max_pixels: int) -> DecodedImage:
     except Exception as exc:  # truncated data, bad CRCs, decoder errors of every kind
         raise BadImage(f"the {fmt} image is truncated or corrupt: {exc}") from exc
     return DecodedImage(picture, width, height, fmt, orientation != 1)
+
+
+# Signatures of image and document formats people send by mistake: they get 415 and a hint,
+# not a generic "not an image".
+_SIGNATURES: tuple[tuple[str, bytes, int], ...] = (
+    ("PDF", b"%PDF-", 0),
+    ("Photoshop", b"8BPS", 0),
+    ("ICO", b"\x00\x00\x01\x00", 0),
+    ("JPEG XL", b"\xff\x0a", 0),
+    ("JPEG XL", b"\x00\x00\x00\x0cJXL ", 0),
+    ("PostScript", b"%!PS", 0),
+    ("JPEG 2000", b"\x00\x00\x00\x0cjP  ", 0),
+)
+_HEIF_BRANDS = {
+    b"heic": "HEIC",
+    b"heix": "HEIC",
+    b"mif1": "HEIF",
+    b"msf1": "HEIF",
+    b"hevc": "HEIC",
+    b"avif": "AVIF",
+    b"avis": "AVIF",
+}
+
+
+def sniff_unsupported(data: bytes) -> str | None:
+    """The name of a recognisable format edge-server does not accept, else None."""
+    for name, magic, offset in _SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return name
+    if data[4:8] == b"ftyp":
+        brand = _HEIF_BRANDS.get(data[8:12])
+        if brand is not None:
+            return brand
+    head = data[:512].lstrip().lower()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
+        return "SVG"
+    return None
 
 
 def _orientation(image: Image.Image) -> int:

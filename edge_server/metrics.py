@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+if TYPE_CHECKING:
+    from .classifier import Classifier
 
 STAGES = ("queue", "decode", "preprocess", "inference", "postprocess", "total")
 
@@ -41,6 +46,38 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self.admitted = Gauge(
+            "edge_classify_admitted",
+            "Classify requests admitted and not yet answered (bounded by EDGE_MAX_QUEUE).",
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "edge_classify_rejected",
+            "Classify requests refused with 503 because the admission queue was full.",
+            registry=self.registry,
+        )
+        self.abandoned = Counter(
+            "edge_classify_abandoned",
+            "Classify requests dropped because the client disconnected first.",
+            registry=self.registry,
+        )
+        self.timeouts = Counter(
+            "edge_classify_timeouts",
+            "Classify requests over EDGE_REQUEST_TIMEOUT, by phase (upload, processing).",
+            ("phase",),
+            registry=self.registry,
+        )
+        self.invokes = Counter(
+            "edge_model_invokes",
+            "Model invocations run by the interpreter.",
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "edge_model_reloads",
+            "Model reloads by result (ok, failed).",
+            ("result",),
+            registry=self.registry,
+        )
         self.model = Info(
             "edge_model",
             "The loaded model and runtime.",
@@ -51,3 +88,18 @@ class Metrics:
         """Record one classification's stage times."""
         for stage, ms in timing_ms.items():
             self.stage_seconds.labels(stage).observe(ms / 1000)
+
+    def set_model(self, classifier: Classifier) -> None:
+        """Describe the serving model and count its invokes."""
+        info = classifier.info
+        self.model.info(
+            {
+                "name": info.name,
+                "sha256": info.sha256,
+                "backend": info.backend.name,
+                "backend_version": info.backend.version,
+                "num_threads": str(info.num_threads),
+                "xnnpack": str(info.xnnpack).lower(),
+            }
+        )
+        classifier.on_invoke = self.invokes.inc

@@ -22,8 +22,12 @@ def problem_response(
     request: Request, status: int, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     """A problem+json response; the title is the status phrase."""
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:  # 499: the client closed the request (nobody reads this answer)
+        title = "Client Closed Request"
     problem = Problem(
-        title=HTTPStatus(status).phrase,
+        title=title,
         status=status,
         detail=detail,
         instance=request.url.path,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from pydantic import BaseModel, Field
 
 
@@ -88,9 +90,22 @@ class ModelList(BaseModel):
 
 
 class Health(BaseModel):
-    """Liveness or readiness."""
+    """Liveness or readiness; on a Raspberry Pi, liveness adds the board's health."""
 
     status: str
+    board: Annotated[
+        dict[str, Any] | None,
+        Field(description="Raspberry Pi temperature, CPU frequency and throttling flags."),
+    ] = None
+
+
+class ReloadRequest(BaseModel):
+    """`POST /v1/models/reload`: which model to load (default: the configured one)."""
+
+    model: Annotated[
+        str | None,
+        Field(description="A catalog name or a .tflite file name in EDGE_MODELS_DIR."),
+    ] = None
 
 
 class Problem(BaseModel):

@@ -10,8 +10,6 @@ from .api import create_app
 from .classifier import Classifier
 from .settings import Settings
 
-GRACEFUL_SHUTDOWN_SECONDS = 10
-
 
 class Server(uvicorn.Server):
     """uvicorn's server, exiting 0 after a graceful shutdown on SIGTERM or SIGINT.
@@ -27,18 +25,14 @@ class Server(uvicorn.Server):
 
 def serve(settings: Settings) -> int:
     """Load the model, then serve until a signal; the exit status of the process."""
-    classifier = Classifier.load(settings)
-    app = create_app(settings, classifier=classifier)
+    app = create_app(settings, classifier=Classifier.load(settings))
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
     )
     server = Server(config)
-    try:
-        server.run()
-    finally:
-        classifier.close()
+    server.run()  # the app closes the classifier when it shuts down
     return 0 if server.started else 1

@@ -1,36 +1,182 @@
 """The service every HTTP surface shares: settings, metrics, the model, and the classify pipeline.
 
-Routes (the native API and any compatible one) only translate requests and answers; decoding,
-queueing for the interpreter, ranking and timing happen here once.
+Routes (the native API and any compatible one) only translate requests and answers; admission,
+deadlines, decoding, queueing for the interpreter, ranking and timing happen here once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
+from .auth import ApiKeys
+from .catalog import load_catalog
 from .classifier import Classifier
-from .errors import NotReady
+from .errors import (
+    ClientGone,
+    DeadlineExceeded,
+    NotReady,
+    Overloaded,
+    ReloadFailed,
+    StartupError,
+    UploadTimeout,
+)
 from .metrics import Metrics
 from .schemas import ClassifyResponse, ImageInfo, ModelRef, Prediction, Timing
 from .settings import Settings
 
+log = logging.getLogger("edge_server")
+T = TypeVar("T")
 
-@dataclass
+
 class Service:
     """What the routes share: settings, metrics and the loaded model (None until ready)."""
 
-    settings: Settings
-    metrics: Metrics
-    classifier: Classifier | None = None
+    def __init__(self, settings: Settings, metrics: Metrics, keys: ApiKeys) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.keys = keys
+        self._classifier: Classifier | None = None
+        self._users: Counter[Classifier] = Counter()
+        self._admitted = 0
+        self._reload_lock = asyncio.Lock()
+
+    # --- the model and its life cycle ------------------------------------------------------
+
+    @property
+    def classifier(self) -> Classifier | None:
+        """The model new requests get."""
+        return self._classifier
+
+    def install(self, classifier: Classifier) -> None:
+        """Make a loaded model the one new requests get."""
+        self._classifier = classifier
+        self.metrics.set_model(classifier)
 
     def ready_classifier(self) -> Classifier:
         """The loaded model, or 503 while there is none."""
-        if self.classifier is None:
+        if self._classifier is None:
             raise NotReady("the model is not loaded yet", headers={"Retry-After": "1"})
-        return self.classifier
+        return self._classifier
+
+    @asynccontextmanager
+    async def lease(self) -> AsyncIterator[Classifier]:
+        """The current model, kept open until the request is done even if a reload swaps it."""
+        classifier = self.ready_classifier()
+        self._users[classifier] += 1
+        try:
+            yield classifier
+        finally:
+            self._users[classifier] -= 1
+            if self._users[classifier] == 0:
+                del self._users[classifier]
+                if classifier is not self._classifier:
+                    await run_in_threadpool(classifier.close)
+
+    async def reload(self, model: str | None = None) -> Classifier:
+        """Load and warm a model beside the current one, then swap; the old one drains.
+
+        A model that fails to load leaves the current one serving (ReloadFailed says why).
+        """
+        async with self._reload_lock:
+            settings = self.settings
+            if model is not None:
+                settings = settings.model_copy(update={"model": _model_within(model, settings)})
+            old = self._classifier
+            try:
+                new = await run_in_threadpool(Classifier.load, settings)
+            except StartupError as exc:
+                self.metrics.reloads.labels("failed").inc()
+                serving = f"{old.info.name} ({old.info.sha256[:12]})" if old else "nothing"
+                log.error("reload failed: %s; still serving %s", exc, serving)
+                raise ReloadFailed(
+                    f"{exc.problem}; still serving {serving}. Fix: {exc.fix}"
+                ) from exc
+            self.settings = settings
+            self.install(new)
+            self.metrics.reloads.labels("ok").inc()
+            log.info("reloaded: now serving %s (%s)", new.info.name, new.info.sha256[:12])
+            if old is not None and self._users[old] == 0:
+                await run_in_threadpool(old.close)
+            return new
+
+    async def shutdown(self) -> None:
+        """Stop taking requests and close every model (queued invokes finish first)."""
+        current, self._classifier = self._classifier, None
+        if current is not None and self._users[current] == 0:
+            await run_in_threadpool(current.close)
+
+    # --- one request ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def admission(self) -> AsyncIterator[None]:
+        """A place among the EDGE_MAX_QUEUE requests being handled, or 503 at once."""
+        limit = self.settings.max_queue
+        if self._admitted >= limit:
+            self.metrics.rejected.inc()
+            raise Overloaded(
+                f"{self._admitted} requests are already being handled (EDGE_MAX_QUEUE={limit}); "
+                "retry in a second",
+                headers={"Retry-After": "1"},
+            )
+        self._admitted += 1
+        self.metrics.admitted.set(self._admitted)
+        try:
+            yield
+        finally:
+            self._admitted -= 1
+            self.metrics.admitted.set(self._admitted)
+
+    async def guarded(
+        self,
+        request: Request,
+        read: Callable[[], Awaitable[bytes]],
+        work: Callable[[bytes], Awaitable[T]],
+    ) -> T:
+        """Admission, the upload, then the work, all within EDGE_REQUEST_TIMEOUT.
+
+        The work is abandoned (and a queued invoke never runs) if the client disconnects.
+        """
+        timeout = self.settings.request_timeout
+        started: float = request.state.request_started
+        async with self.admission():
+            try:
+                async with asyncio.timeout(timeout):
+                    data = await read()
+            except TimeoutError:
+                self.metrics.timeouts.labels("upload").inc()
+                raise UploadTimeout(
+                    f"the upload did not finish within {timeout:g} s (EDGE_REQUEST_TIMEOUT)",
+                    headers={"Connection": "close"},
+                ) from None
+            remaining = max(0.0, timeout - (time.perf_counter() - started))
+            task = asyncio.ensure_future(work(data))
+            gone = asyncio.ensure_future(_disconnect(request))
+            done, _ = await asyncio.wait(
+                {task, gone}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            gone.cancel()
+            if task in done:
+                return task.result()
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task  # let the lease and the queue slot go before answering
+            if gone in done:
+                self.metrics.abandoned.inc()
+                raise ClientGone("the client disconnected before the answer")
+            self.metrics.timeouts.labels("processing").inc()
+            raise DeadlineExceeded(
+                f"the image was not classified within {timeout:g} s (EDGE_REQUEST_TIMEOUT); "
+                "the service is overloaded or the image is very large"
+            )
 
     async def classify(
         self, data: bytes, *, top_k: int | None, threshold: float, started: float
@@ -40,19 +186,23 @@ class Service:
         `started` is the request's arrival (time.perf_counter()), so `total` covers reading
         the upload too.
         """
-        classifier = self.ready_classifier()
         settings = self.settings
-        prepared = await run_in_threadpool(
-            classifier.prepare, data, max_pixels=settings.max_image_pixels
-        )
-        inference = await classifier.infer(prepared.tensor)
+        async with self.lease() as classifier:
+            prepared = await run_in_threadpool(
+                classifier.prepare,
+                data,
+                max_pixels=settings.max_image_pixels,
+                min_side=settings.min_image_side,
+            )
+            inference = await classifier.infer(prepared.tensor)
 
-        post_started = time.perf_counter()
-        k = top_k if top_k is not None else settings.default_top_k
-        predictions = [
-            Prediction(label=label, index=i, score=min(1.0, max(0.0, score)))
-            for i, label, score in classifier.rank(inference.raw, k, threshold)
-        ]
+            post_started = time.perf_counter()
+            k = top_k if top_k is not None else settings.default_top_k
+            predictions = [
+                Prediction(label=label, index=i, score=min(1.0, max(0.0, score)))
+                for i, label, score in classifier.rank(inference.raw, k, threshold)
+            ]
+            info = classifier.info
         finished = time.perf_counter()
         timing = {
             "queue": inference.queue_ms,
@@ -63,7 +213,7 @@ class Service:
             "total": (finished - started) * 1000,
         }
         self.metrics.observe_stages(timing)
-        image, info = prepared.image, classifier.info
+        image = prepared.image
         return ClassifyResponse(
             model=ModelRef(name=info.name, sha256=info.sha256),
             predictions=predictions,
@@ -75,3 +225,25 @@ class Service:
             ),
             timing_ms=Timing(**{stage: round(ms, 3) for stage, ms in timing.items()}),
         )
+
+
+async def _disconnect(request: Request) -> None:
+    """Return when the client closes the connection (call only once the body is read)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _model_within(model: str, settings: Settings) -> str:
+    """A reload target: a catalog name or a file name inside EDGE_MODELS_DIR, nothing else.
+
+    Reload is reachable over HTTP; it must not become a way to load arbitrary files.
+    """
+    if model in load_catalog():
+        return model
+    if "/" in model or "\\" in model or model.startswith(".") or not model.endswith(".tflite"):
+        raise ReloadFailed(
+            f"{model!r} is neither a catalog model nor a .tflite file name in EDGE_MODELS_DIR"
+        )
+    return str(settings.models_dir / model)

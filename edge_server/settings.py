@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, FilePath, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "mobilenet_v2_1.0_224_quant"
@@ -21,7 +21,7 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-class ResizeMode(str, Enum):
+class ResizeMode(StrEnum):
     """How a photo is fitted to the model's square input."""
 
     squash = "squash"
@@ -29,7 +29,7 @@ class ResizeMode(str, Enum):
     letterbox = "letterbox"
 
 
-class RuntimeChoice(str, Enum):
+class RuntimeChoice(StrEnum):
     """Which TFLite runtime package to load."""
 
     auto = "auto"
@@ -37,7 +37,7 @@ class RuntimeChoice(str, Enum):
     tflite = "tflite"
 
 
-class OutputKind(str, Enum):
+class OutputKind(StrEnum):
     """Whether the model's output is already probabilities or needs a softmax."""
 
     auto = "auto"
@@ -79,8 +79,33 @@ class Settings(BaseSettings):
     max_image_pixels: Annotated[int, Field(ge=1)] = Field(
         50_000_000, description="Largest accepted image (width x height), read from its header."
     )
+    min_image_side: Annotated[int, Field(ge=1)] = Field(
+        16, description="Smallest accepted image side, in pixels."
+    )
     default_top_k: Annotated[int, Field(ge=1, le=100)] = Field(
         5, description="Predictions returned when the request names no top_k."
+    )
+    max_queue: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        64, description="Classify requests admitted at once; more get 503 + Retry-After."
+    )
+    request_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
+        30.0, description="Seconds a classify request may take, upload included (504/408)."
+    )
+    shutdown_timeout: Annotated[float, Field(ge=0, le=3600)] = Field(
+        10.0, description="Seconds in-flight requests get to finish after SIGTERM."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key(s), comma-separated; unset = no authentication."
+    )
+    api_key_file: FilePath | None = Field(
+        None, description="File with one API key per line (combined with EDGE_API_KEY)."
+    )
+    metrics_require_key: bool = Field(False, description="Whether /metrics needs the API key too.")
+    cors_origins: str = Field(
+        "", description="Comma-separated origins allowed by CORS; empty = CORS off."
+    )
+    sysfs_root: Path = Field(
+        Path("/"), description="Root of /sys and /proc for board health (tests use a fake)."
     )
     log_level: str = Field("info", description="uvicorn log level.")
 

@@ -40,8 +40,10 @@ async def read_image(request: Request, limit: int) -> bytes:
 
 
 def _too_large(limit: int) -> TooLarge:
+    # Closing the connection stops the rest of the body from being received at all.
     return TooLarge(
-        f"the request body is larger than the {limit:,}-byte limit (EDGE_MAX_UPLOAD_BYTES)"
+        f"the request body is larger than the {limit:,}-byte limit (EDGE_MAX_UPLOAD_BYTES)",
+        headers={"Connection": "close"},
     )
 
 
@@ -68,6 +70,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 async def _from_multipart(request: Request, limit: int) -> bytes:
+    if "boundary=" not in request.headers.get("content-type", ""):
+        raise BadRequest(
+            "the multipart Content-Type has no boundary; let the client build the form "
+            "(curl -F image=@photo.jpg) instead of setting the header by hand"
+        )
     parser = MultiPartParser(
         request.headers, _limited(request, limit), max_files=4, max_fields=16, max_part_size=limit
     )
@@ -76,11 +83,18 @@ async def _from_multipart(request: Request, limit: int) -> bytes:
     except MultiPartException as exc:
         raise BadRequest(f"the multipart body cannot be parsed: {exc.message}") from exc
     try:
+        files = [
+            value
+            for field in IMAGE_FIELDS
+            for value in form.getlist(field)
+            if isinstance(value, UploadFile)
+        ]
+        if len(files) > 1:
+            raise BadRequest(f"the form holds {len(files)} image files; send one per request")
+        if files:
+            return await files[0].read()
         for field in IMAGE_FIELDS:
-            value = form.get(field)
-            if isinstance(value, UploadFile):
-                return await value.read()
-            if isinstance(value, str):
+            if isinstance(form.get(field), str):
                 raise BadRequest(
                     f"the form field '{field}' holds text, not a file; "
                     f"upload the file (curl -F {field}=@photo.jpg)"

@@ -35,10 +35,15 @@ def models_dir() -> Path:
     return _folder("EDGE_TEST_MODELS_DIR", ROOT.parent / "shared" / "models", "test models")
 
 
+def images_folder() -> Path:
+    """The folder of real photos (EDGE_TEST_IMAGES_DIR, default ../shared/images)."""
+    return _folder("EDGE_TEST_IMAGES_DIR", ROOT.parent / "shared" / "images", "test images")
+
+
 @pytest.fixture(scope="session")
 def images_dir() -> Path:
     """The folder of real photos (EDGE_TEST_IMAGES_DIR, default ../shared/images)."""
-    return _folder("EDGE_TEST_IMAGES_DIR", ROOT.parent / "shared" / "images", "test images")
+    return images_folder()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from edge_server import imaging
-from edge_server.errors import BadImage, TooLarge
+from edge_server.errors import BadImage, TooLarge, UnsupportedMediaType
 from edge_server.settings import ResizeMode
 
 import variants
@@ -109,14 +109,38 @@ def test_pixel_limit_is_checked_from_the_header() -> None:
     [
         (b"", "empty"),
         (b"hello, this is text", "not an image"),
-        (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "not an image"),
-        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "not an image"),
+        (b"\x00" * 64, "not an image"),
     ],
 )
 def test_non_images_are_bad_images(data: bytes, message: str) -> None:
-    """Empty, text, PDF and SVG bodies are refused with a reason."""
+    """Empty, text and zero bodies are refused as bad images with a reason."""
     with pytest.raises(BadImage, match=message):
         imaging.decode(data, min_size=224, max_pixels=LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "PDF"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "SVG"),
+        (b"<?xml version='1.0'?>\n<svg xmlns='http://www.w3.org/2000/svg'/>", "SVG"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIC"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1", "AVIF"),
+        (b"8BPS\x00\x01" + b"\x00" * 32, "Photoshop"),
+    ],
+)
+def test_known_unsupported_formats_are_415(data: bytes, name: str) -> None:
+    """Formats people send by mistake are named, with the accepted list, as 415."""
+    with pytest.raises(UnsupportedMediaType, match=f"{name} images are not supported"):
+        imaging.decode(data, min_size=224, max_pixels=LIMIT)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (100_000, 1), (1, 100_000), (15, 300)])
+def test_images_with_a_tiny_side_are_refused(size: tuple[int, int]) -> None:
+    """1x1, 100000x1 and 1x100000 images are refused from the header (EDGE_MIN_IMAGE_SIDE)."""
+    data = variants.encode(Image.new("L", size), "PNG")
+    with pytest.raises(BadImage, match="EDGE_MIN_IMAGE_SIDE"):
+        imaging.decode(data, min_size=224, max_pixels=LIMIT, min_side=16)
 
 
 @pytest.mark.parametrize("name", ["grace_hopper.jpg", "coffee.png"])
