@@ -79,9 +79,14 @@ _IMAGE_BODY = {
                 "schema": {
                     "type": "object",
                     "properties": {
-                        "image": {"type": "string", "format": "binary"},
-                        "file": {"type": "string", "format": "binary"},
+                        "image": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The image file (the field may also be named "
+                            "`file`). One image per request.",
+                        },
                     },
+                    "required": ["image"],
                 }
             },
             "image/*": {"schema": {"type": "string", "format": "binary"}},
@@ -161,7 +166,7 @@ async def models(service: ServiceDep) -> ModelList:
 @protected.post(
     "/v1/models/reload",
     response_model=ModelList,
-    responses=problems.openapi_responses(403, 422, 503),
+    responses=problems.openapi_responses(400, 403, 422, 503),
     summary="Load a model beside the current one and swap without downtime",
 )
 async def reload(

@@ -134,7 +134,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stdout is not None:
+        if self.process.stdout is not None and not self.process.stdout.closed:
             self.log += self.process.stdout.read()
             self.process.stdout.close()
         return self.process.returncode
@@ -169,3 +169,17 @@ def http(server: ServerProcess) -> Iterator[httpx.Client]:
     """An HTTP client for the shared server."""
     with httpx.Client(base_url=server.url, timeout=60) as client:
         yield client
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus exposition (0 when absent)."""
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        sample, _, label_text = head.partition("{")
+        if sample != name:
+            continue
+        if all(f'{k}="{v}"' in label_text for k, v in labels.items()):
+            return float(value)
+    return 0.0

@@ -1,0 +1,230 @@
+"""Life cycle: graceful shutdown, hot reload (HTTP and SIGHUP), inference faults."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from edge_server.api import create_app
+from edge_server.catalog import load_catalog
+from edge_server.classifier import Classifier
+from edge_server.settings import RuntimeChoice, Settings
+
+import variants
+from conftest import DEFAULT_MODEL, SMALL_MODEL, ServerProcess, free_port, metric, server_env
+
+Photo = Callable[[str], bytes]
+KEY = "reload-test-key-0123456789"
+
+
+def test_sigterm_finishes_in_flight_requests_and_exits_0(
+    models_dir: Path, runtime: str, photo: Photo
+) -> None:
+    """SIGTERM while 8 uploads are in flight: all 8 answered 200, then exit status 0."""
+    server = ServerProcess(server_env(models_dir, runtime), free_port())
+    server.wait_ready()
+    body = variants.upscaled_jpeg(photo("parrot.jpg"), 3024, 4032)
+    answered: list[float] = []
+
+    def send(_: int) -> int:
+        response = httpx.post(server.url + "/classify", files={"image": body}, timeout=60)
+        answered.append(time.monotonic())
+        return response.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(send, i) for i in range(8)]
+        # Signal once all 8 are admitted or answered and some are still being handled.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            text = httpx.get(server.url + "/metrics").text
+            admitted = metric(text, "edge_classify_admitted")
+            done = metric(text, "edge_http_requests_total", route="/classify", status="200")
+            if admitted + done >= 8:
+                break
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        statuses = [f.result() for f in futures]
+    status = server.process.wait(timeout=30)
+    server.stop()
+    assert admitted >= 1  # requests were in flight when the signal came
+    assert statuses == [200] * 8
+    assert max(answered) > signalled
+    assert status == 0
+    with pytest.raises(httpx.TransportError):
+        httpx.get(server.url + "/healthz", timeout=2)
+
+
+class Traffic:
+    """Classifies a photo in a loop on a background thread and records every answer."""
+
+    def __init__(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        self.answers: list[tuple[int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(url, body, headers))
+
+    def _run(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        with httpx.Client(timeout=60) as client:
+            while not self._stop.is_set():
+                response = client.post(url + "/classify", files={"image": body}, headers=headers)
+                sha = response.json()["model"]["sha256"] if response.status_code == 200 else ""
+                self.answers.append((response.status_code, sha))
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        time.sleep(0.3)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.3)
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def models_copy(models_dir: Path, tmp_path: Path) -> Path:
+    """A writable models folder with the default and the small model, and a broken file."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in (DEFAULT_MODEL, SMALL_MODEL):
+        shutil.copy(models_dir / load_catalog()[name].file, folder)
+    (folder / "broken.tflite").write_bytes(b"TFL3 but not really a model" * 100)
+    return folder
+
+
+def test_http_reload_swaps_models_without_failing_a_request(
+    models_copy: Path, runtime: str, photo: Photo
+) -> None:
+    """POST /v1/models/reload under traffic: zero failures; a broken file keeps the old model."""
+    catalog = load_catalog()
+    server = ServerProcess(server_env(models_copy, runtime, api_key=KEY), free_port())
+    server.wait_ready()
+    auth = {"Authorization": f"Bearer {KEY}"}
+    try:
+        with Traffic(server.url, photo("parrot.jpg"), auth) as traffic:
+            swapped = httpx.post(
+                server.url + "/v1/models/reload",
+                json={"model": SMALL_MODEL},
+                headers=auth,
+                timeout=60,
+            )
+            time.sleep(0.3)
+            broken = httpx.post(
+                server.url + "/v1/models/reload",
+                json={"model": "broken.tflite"},
+                headers=auth,
+                timeout=60,
+            )
+            outside = httpx.post(
+                server.url + "/v1/models/reload", json={"model": "../../etc/passwd"}, headers=auth
+            )
+        models = httpx.get(server.url + "/v1/models", headers=auth).json()["models"]
+    finally:
+        server.stop()
+    assert swapped.status_code == 200, swapped.text
+    assert swapped.json()["models"][0]["sha256"] == catalog[SMALL_MODEL].sha256
+    assert broken.status_code == 422
+    assert "not a TFLite model" in broken.json()["detail"]
+    assert f"still serving {SMALL_MODEL}" in broken.json()["detail"]
+    assert outside.status_code == 422
+    assert models[0]["sha256"] == catalog[SMALL_MODEL].sha256
+    assert {status for status, _ in traffic.answers} == {200}
+    shas = [sha for _, sha in traffic.answers]
+    assert shas[0] == catalog[DEFAULT_MODEL].sha256 and shas[-1] == catalog[SMALL_MODEL].sha256
+
+
+def test_sighup_reloads_a_replaced_model_file(
+    models_copy: Path, runtime: str, photo: Photo
+) -> None:
+    """Replace the model file, send SIGHUP: the new sha256 serves, no request fails meanwhile."""
+    catalog = load_catalog()
+    current = models_copy / "current.tflite"
+    shutil.copy(models_copy / catalog[DEFAULT_MODEL].file, current)
+    server = ServerProcess(server_env(models_copy, runtime, model=str(current)), free_port())
+    server.wait_ready()
+    try:
+        with Traffic(server.url, photo("coffee.png"), {}) as traffic:
+            staged = models_copy / "staged.tflite"
+            shutil.copy(models_copy / catalog[SMALL_MODEL].file, staged)
+            staged.replace(current)
+            server.process.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                model = httpx.get(server.url + "/v1/models").json()["models"][0]
+                if model["sha256"] == catalog[SMALL_MODEL].sha256:
+                    break
+                time.sleep(0.1)
+        reloads = httpx.get(server.url + "/metrics").text
+    finally:
+        server.stop()
+    assert model["sha256"] == catalog[SMALL_MODEL].sha256
+    assert {status for status, _ in traffic.answers} == {200}
+    assert 'edge_model_reloads_total{result="ok"} 1.0' in reloads
+
+
+def test_reload_over_http_needs_keys(server: ServerProcess) -> None:
+    """Without EDGE_API_KEY the reload endpoint is refused (403); SIGHUP is the local way."""
+    response = httpx.post(server.url + "/v1/models/reload")
+    assert response.status_code == 403
+    assert "SIGHUP" in response.json()["detail"]
+
+
+@pytest.fixture
+def faulty_app(models_dir: Path, runtime: str) -> Iterator[tuple[httpx.Client, list[int]]]:
+    """The real app and model served in-process, the interpreter made to fail once."""
+    settings = Settings(models_dir=models_dir, runtime=RuntimeChoice(runtime), num_threads=1)
+    classifier = Classifier.load(settings)
+    interpreter = classifier._interpreter
+    real_invoke = interpreter.invoke
+    failures = [1]
+
+    class Faulty:
+        """Delegates to the real interpreter, failing while `failures` is non-zero."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(interpreter, name)
+
+        def invoke(self) -> None:
+            if failures[0]:
+                failures[0] -= 1
+                raise RuntimeError("Node number 12 (DEPTHWISE_CONV_2D) failed to invoke.")
+            real_invoke()
+
+    classifier._interpreter = Faulty()  # type: ignore[assignment]  # fault injection
+    port = free_port()
+    app = create_app(settings, classifier=classifier)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client, failures
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
+def test_an_inference_error_is_a_clear_500_and_the_next_request_works(
+    faulty_app: tuple[httpx.Client, list[int]], photo: Photo
+) -> None:
+    """A runtime exception fails that request with problem+json 500; the service stays healthy."""
+    client, failures = faulty_app
+    failed = client.post("/classify", files={"image": photo("coffee.png")})
+    assert failed.status_code == 500
+    assert failed.headers["content-type"] == "application/problem+json"
+    assert "DEPTHWISE_CONV_2D" in failed.json()["detail"]
+    assert failures == [0]
+    assert client.get("/readyz").status_code == 200
+    ok = client.post("/classify", files={"image": photo("coffee.png")})
+    assert ok.json()["predictions"][0]["label"] == "espresso"

@@ -1,0 +1,161 @@
+"""API keys, what stays open, keys kept out of logs, and CORS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge_server.auth import ApiKeys
+from edge_server.errors import StartupError, Unauthorized
+from edge_server.settings import Settings
+
+from conftest import ServerProcess, free_port, server_env
+
+Photo = Callable[[str], bytes]
+KEY_A = "first-key-0123456789abcdef"
+KEY_B = "second-key-0123456789abcdef"
+KEY_FILE_KEY = "file-key-0123456789abcdefgh"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(
+    models_dir: Path, runtime: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server with two keys in EDGE_API_KEY, one in a key file, and CORS for one origin."""
+    key_file = tmp_path_factory.mktemp("keys") / "keys.txt"
+    key_file.write_text(f"\n{KEY_FILE_KEY}\n")
+    env = server_env(
+        models_dir,
+        runtime,
+        api_key=f"{KEY_A},{KEY_B}",
+        api_key_file=str(key_file),
+        cors_origins="http://dashboard.local",
+        log_level="info",
+    )
+    process = ServerProcess(env, free_port())
+    process.wait_ready()
+    yield process
+    process.stop()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong-key-0123456789abcdef"},
+        {"X-API-Key": KEY_A[:-1]},
+        {"Authorization": f"Basic {KEY_A}"},
+        {"Authorization": "Bearer"},
+    ],
+    ids=["none", "wrong-bearer", "truncated", "basic-scheme", "empty-bearer"],
+)
+def test_missing_or_wrong_keys_get_401_problem_json(
+    keyed_server: ServerProcess, photo: Photo, headers: dict[str, str]
+) -> None:
+    """Without a valid key, /classify and /v1/models are 401 problem+json with WWW-Authenticate."""
+    response = httpx.post(
+        keyed_server.url + "/classify", files={"image": photo("coffee.png")}, headers=headers
+    )
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "X-API-Key" in response.json()["detail"]
+    assert httpx.get(keyed_server.url + "/v1/models", headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": f"Bearer {KEY_A}"},
+        {"authorization": f"bearer {KEY_B}"},
+        {"X-API-Key": KEY_B},
+        {"X-API-Key": KEY_FILE_KEY},
+    ],
+    ids=["bearer-a", "bearer-b-lowercase", "x-api-key-b", "key-file"],
+)
+def test_valid_keys_are_accepted(
+    keyed_server: ServerProcess, photo: Photo, headers: dict[str, str]
+) -> None:
+    """Any configured key works, as Bearer token or X-API-Key."""
+    response = httpx.post(
+        keyed_server.url + "/classify", files={"image": photo("coffee.png")}, headers=headers
+    )
+    assert response.status_code == 200
+    assert response.json()["predictions"][0]["label"] == "espresso"
+
+
+def test_health_and_metrics_stay_open_by_default(keyed_server: ServerProcess) -> None:
+    """/healthz, /readyz and (unless EDGE_METRICS_REQUIRE_KEY) /metrics need no key."""
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert httpx.get(keyed_server.url + path).status_code == 200, path
+
+
+def test_cors_is_answered_only_for_configured_origins(keyed_server: ServerProcess) -> None:
+    """A preflight from the configured origin is allowed; another origin gets no CORS header."""
+    allowed = httpx.options(
+        keyed_server.url + "/classify",
+        headers={
+            "Origin": "http://dashboard.local",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert allowed.headers["access-control-allow-origin"] == "http://dashboard.local"
+    other = httpx.get(keyed_server.url + "/healthz", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_cors_is_off_by_default(server: ServerProcess) -> None:
+    """Without EDGE_CORS_ORIGINS no response carries CORS headers."""
+    response = httpx.get(server.url + "/healthz", headers={"Origin": "http://dashboard.local"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_keys_never_reach_the_log(keyed_server: ServerProcess, photo: Photo) -> None:
+    """After good and bad keyed requests, the server's log holds no key."""
+    for key in (KEY_A, "wrong-key-0123456789abcdef"):
+        httpx.post(
+            keyed_server.url + "/classify",
+            files={"image": photo("coffee.png")},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    keyed_server.stop()
+    assert "POST /classify" in keyed_server.log  # the access log was on
+    for key in (KEY_A, KEY_B, KEY_FILE_KEY, "wrong-key-0123456789abcdef"):
+        assert key not in keyed_server.log
+
+
+def test_metrics_can_require_the_key(models_dir: Path, runtime: str) -> None:
+    """EDGE_METRICS_REQUIRE_KEY=true puts /metrics behind the key; /healthz stays open."""
+    env = server_env(models_dir, runtime, api_key=KEY_A, metrics_require_key="true")
+    process = ServerProcess(env, free_port())
+    process.wait_ready()
+    try:
+        without = httpx.get(process.url + "/metrics")
+        with_key = httpx.get(process.url + "/metrics", headers={"X-API-Key": KEY_A})
+        health = httpx.get(process.url + "/healthz")
+    finally:
+        process.stop()
+    assert without.status_code == 401
+    assert with_key.status_code == 200
+    assert health.status_code == 200
+
+
+def test_short_keys_and_empty_key_files_stop_startup(tmp_path: Path) -> None:
+    """Keys under 16 characters and key files with no key are start-up errors."""
+    with pytest.raises(StartupError, match="shorter than 16"):
+        ApiKeys.from_settings(Settings(api_key="abc"))
+    empty = tmp_path / "keys.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(StartupError, match="holds no key"):
+        ApiKeys.from_settings(Settings(api_key_file=empty))
+
+
+def test_no_keys_means_open() -> None:
+    """With no key configured every request passes; with one, a wrong one is refused."""
+    ApiKeys(()).check(None, None)
+    with pytest.raises(Unauthorized):
+        ApiKeys.from_settings(Settings(api_key=KEY_A)).check(None, KEY_B)
