@@ -38,8 +38,8 @@ test: lint test-litert test-tflite
 	touch $@
 
 lint: .venv-litert/.installed
-	.venv-litert/bin/ruff check edge_server tests
-	.venv-litert/bin/ruff format --check edge_server tests
+	.venv-litert/bin/ruff check edge_server tests benchmarks
+	.venv-litert/bin/ruff format --check edge_server tests benchmarks
 	.venv-litert/bin/mypy
 
 test-litert: .venv-litert/.installed
