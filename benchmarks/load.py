@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 class Tally:
     """What the clients saw."""
 
-    latencies: list[float] = field(default_factory=list)
+    latencies: dict[int, list[float]] = field(default_factory=dict)
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
 
@@ -64,7 +64,7 @@ async def client(
             tally.errors[type(exc).__name__] += 1
             await asyncio.sleep(0.05)
             continue
-        tally.latencies.append(time.perf_counter() - started)
+        tally.latencies.setdefault(response.status_code, []).append(time.perf_counter() - started)
         tally.statuses[response.status_code] += 1
         if response.status_code == 503:
             await asyncio.sleep(float(response.headers.get("retry-after", "1")) / 10)
@@ -90,7 +90,6 @@ async def run(url: str, pid: int, body: bytes, clients: int, duration: float) ->
         )
         elapsed = time.monotonic() - started
     after_minute = next((rss for t, rss in samples if t >= 60), samples[-1][1])
-    ok = list(tally.latencies)
     return {
         "clients": clients,
         "seconds": round(elapsed, 1),
