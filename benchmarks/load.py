@@ -95,7 +95,10 @@ async def run(url: str, pid: int, body: bytes, clients: int, duration: float) ->
         "seconds": round(elapsed, 1),
         "requests": sum(tally.statuses.values()),
         "throughput_per_s": round(tally.statuses[200] / elapsed, 1),
-        "latency_ms": {f"p{q}": round(percentile(ok, q) * 1000, 1) for q in (50, 95, 99)},
+        "latency_ms_by_status": {
+            status: {f"p{q}": round(percentile(values, q) * 1000, 1) for q in (50, 95, 99)}
+            for status, values in sorted(tally.latencies.items())
+        },
         "statuses": dict(sorted(tally.statuses.items())),
         "transport_errors": dict(tally.errors),
         "rss_mib": {
