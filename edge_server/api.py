@@ -8,15 +8,17 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, problems
+from . import __version__, batch, deepstack, problems
 from .classifier import Classifier, ModelInfo, TensorSpec
+from .deps import ServiceDep
 from .metrics import STAGES, Metrics
 from .middleware import RequestContext
+from .region import parse_region
 from .schemas import (
     ClassifyResponse,
     Health,
@@ -32,14 +34,16 @@ from .upload import read_image
 log = logging.getLogger("edge_server")
 
 
-def _service(request: Request) -> Service:
-    service: Service = request.state.service
-    return service
-
-
-ServiceDep = Annotated[Service, Depends(_service)]
-
 router = APIRouter()
+
+CropQuery = Annotated[
+    str | None,
+    Query(
+        description="Region of interest `x0,y0,x1,y1` as fractions of the upright image's "
+        "width and height (0..1); only that part is classified.",
+        examples=["0.25,0,0.75,1"],
+    ),
+]
 
 _IMAGE_BODY = {
     "requestBody": {
@@ -52,6 +56,13 @@ _IMAGE_BODY = {
                         "image": {"type": "string", "format": "binary"},
                         "file": {"type": "string", "format": "binary"},
                     },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": {"type": "string", "format": "byte"}},
                 }
             },
             "image/*": {"schema": {"type": "string", "format": "binary"}},
@@ -77,12 +88,19 @@ async def classify(
     threshold: Annotated[
         float, Query(ge=0.0, le=1.0, description="Minimum score of a prediction.")
     ] = 0.0,
+    crop: CropQuery = None,
 ) -> JSONResponse:
-    """Classify one image sent as multipart field `image` (or `file`) or as a raw image body."""
+    """Classify one image sent as multipart field `image` (or `file`), as JSON
+    `{"image": "<base64>"}` or as a raw image body."""
     service.ready_classifier()  # 503 before reading a body that could not be used
+    region = parse_region(crop) if crop is not None else None  # 400 before reading the body
     data = await read_image(request, service.settings.max_upload_bytes)
     answer = await service.classify(
-        data, top_k=top_k_, threshold=threshold, started=request.state.request_started
+        data,
+        top_k=top_k_,
+        threshold=threshold,
+        started=request.state.request_started,
+        region=region,
     )
     timing = answer.timing_ms.model_dump()
     return JSONResponse(answer.model_dump(), headers={"Server-Timing": server_timing(timing)})
@@ -180,6 +198,8 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(batch.router)
+    app.include_router(deepstack.router)
     problems.install(app)
     app.add_middleware(RequestContext, metrics=service.metrics)
     return app

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from .classifier import Classifier
 from .errors import NotReady
 from .metrics import Metrics
+from .region import Region
 from .schemas import ClassifyResponse, ImageInfo, ModelRef, Prediction, Timing
 from .settings import Settings
 
@@ -33,17 +34,23 @@ class Service:
         return self.classifier
 
     async def classify(
-        self, data: bytes, *, top_k: int | None, threshold: float, started: float
+        self,
+        data: bytes,
+        *,
+        top_k: int | None,
+        threshold: float,
+        started: float,
+        region: Region | None = None,
     ) -> ClassifyResponse:
         """Decode (worker thread), invoke (owner thread, FIFO), rank and time one image.
 
         `started` is the request's arrival (time.perf_counter()), so `total` covers reading
-        the upload too.
+        the upload too. With a region, only that part of the upright image is classified.
         """
         classifier = self.ready_classifier()
         settings = self.settings
         prepared = await run_in_threadpool(
-            classifier.prepare, data, max_pixels=settings.max_image_pixels
+            classifier.prepare, data, max_pixels=settings.max_image_pixels, region=region
         )
         inference = await classifier.infer(prepared.tensor)
 

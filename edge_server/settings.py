@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     max_image_pixels: Annotated[int, Field(ge=1)] = Field(
         50_000_000, description="Largest accepted image (width x height), read from its header."
     )
+    max_batch_images: Annotated[int, Field(ge=1, le=256)] = Field(
+        16, description="Most images in one POST /classify/batch request."
+    )
     default_top_k: Annotated[int, Field(ge=1, le=100)] = Field(
         5, description="Predictions returned when the request names no top_k."
     )
