@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, batch, deepstack, problems
+from . import __version__, batch, deepstack, kserve, problems
 from .classifier import Classifier, ModelInfo, TensorSpec
 from .deps import ServiceDep
 from .metrics import STAGES, Metrics
@@ -200,6 +200,7 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
     app.include_router(router)
     app.include_router(batch.router)
     app.include_router(deepstack.router)
+    app.include_router(kserve.router)
     problems.install(app)
     app.add_middleware(RequestContext, metrics=service.metrics)
     return app

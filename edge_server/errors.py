@@ -65,3 +65,9 @@ class InferenceFailed(ServiceError):
     """The runtime raised while running the model."""
 
     status = HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+class NotFound(ServiceError):
+    """The named model (or version) is not the one this server has loaded."""
+
+    status = HTTPStatus.NOT_FOUND
