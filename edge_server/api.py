@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, batch, deepstack, kserve, problems
+from . import __version__, batch, deepstack, kserve, page, problems
 from .classifier import Classifier, ModelInfo, TensorSpec
 from .deps import ServiceDep
 from .metrics import STAGES, Metrics
@@ -191,7 +192,8 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
             if owned:
                 loaded.close()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc with their assets served from the package, not a CDN.
+    app = FastAPIOffline(
         title="edge-server",
         version=__version__,
         description="On-device image classification with a quantized TFLite model.",
@@ -201,6 +203,7 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
     app.include_router(batch.router)
     app.include_router(deepstack.router)
     app.include_router(kserve.router)
+    app.include_router(page.router)
     problems.install(app)
     app.add_middleware(RequestContext, metrics=service.metrics)
     return app
