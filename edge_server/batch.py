@@ -16,11 +16,11 @@ from fastapi.responses import JSONResponse
 
 from . import problems
 from .deps import ServiceDep
-from .errors import ServiceError
+from .errors import ServiceError, UnsupportedMediaType
 from .region import Region, parse_region
 from .schemas import BatchItem, BatchResponse
 from .service import Service
-from .upload import files_from_form, multipart_form
+from .upload import files_from_form, media_type, multipart_form
 
 BATCH_FIELD = "images"
 
@@ -70,6 +70,11 @@ async def classify_batch(
     """Classify each file of the repeated multipart field `images`; answers in the same order."""
     service.ready_classifier()
     region = parse_region(crop) if crop is not None else None
+    if media_type(request) != "multipart/form-data":
+        raise UnsupportedMediaType(
+            f"send the images as multipart form data, one '{BATCH_FIELD}' field per image "
+            f"(curl -F {BATCH_FIELD}=@a.jpg -F {BATCH_FIELD}=@b.jpg)"
+        )
     settings = service.settings
     async with multipart_form(
         request,
