@@ -161,10 +161,9 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
         )
     outputs = requested_outputs(inference)
     classes = len(classifier.info.labels)
-    top_k = max((k for k, _ in outputs), default=0) or classes
-    answers = await asyncio.gather(
-        *(_classify(service, request, image, min(top_k, classes)) for image in images)
-    )
+    # Dense probabilities need every class ranked; classification outputs only their k best.
+    top_k = classes if any(k == 0 for k, _ in outputs) else min(max(k for k, _ in outputs), classes)
+    answers = await asyncio.gather(*(_classify(service, request, image, top_k) for image in images))
     tensors = [output_tensor(answers, classes, k, binary) for k, binary in outputs]
     header: dict[str, Any] = {
         "model_name": classifier.info.name,

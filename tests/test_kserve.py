@@ -87,6 +87,41 @@ def test_json_base64_input_and_full_probabilities(
     assert 0.9 < float(probabilities.sum()) < 1.1
 
 
+def test_two_outputs_in_one_plain_json_request(http: httpx.Client, photo: Photo) -> None:
+    """The 2 best and the full probabilities side by side, as plain JSON on the wire."""
+    request = {
+        "id": "r1",
+        "inputs": [
+            {
+                "name": "image",
+                "shape": [1, 1],
+                "datatype": "BYTES",
+                "data": [[base64.b64encode(photo("grace_hopper.jpg")).decode()]],
+            }
+        ],
+        "outputs": [
+            {"name": "probabilities", "parameters": {"classification": 2}},
+            {"name": "probabilities"},
+        ],
+    }
+    response = http.post(f"/v2/models/{DEFAULT_MODEL}/versions/1/infer", json=request)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    answer = response.json()
+    assert (answer["model_name"], answer["model_version"], answer["id"]) == (
+        DEFAULT_MODEL,
+        "1",
+        "r1",
+    )
+    best, dense = answer["outputs"]
+    assert best["datatype"] == "BYTES" and best["shape"] == [1, 2]
+    assert best["data"][0].startswith("0.92") and best["data"][0].endswith(":653:military uniform")
+    assert dense["datatype"] == "FP32" and dense["shape"] == [1, 1001]
+    assert dense["data"][653] == pytest.approx(0.92, abs=0.02)
+    # Every class is ranked for the dense output, not only the classification's 2 best.
+    assert sum(1 for value in dense["data"] if value > 0) > 2
+
+
 def test_errors_reach_the_client_with_their_status(
     client: triton.InferenceServerClient, photo: Photo
 ) -> None:
