@@ -5,9 +5,10 @@ Screenshots go to test-artifacts/ (git-ignored) for a person to look at.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,36 @@ def test_page_classifies_an_uploaded_photo(
     assert DEFAULT_MODEL in tab.locator("#model").inner_text()
     assert tab.locator("#preview").evaluate("e => e.naturalWidth") == 512
     assert _screenshot(tab, "page-grace_hopper.png").stat().st_size > 10_000
+    assert outside == []
+
+
+# Builds a File from base64 in the page and hands it over as a drop on the drop zone or as a
+# paste on the document, the way a browser does for a dragged file or a copied image.
+_HAND_OVER = """([how, data]) => {
+    const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], "coffee.png", { type: "image/png" }));
+    if (how === "drop") {
+        document.getElementById("drop").dispatchEvent(
+            new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    } else {
+        document.dispatchEvent(
+            new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true }));
+    }
+}"""
+
+
+@pytest.mark.parametrize("how", ["drop", "paste"])
+def test_page_takes_a_dropped_or_pasted_image(
+    page: tuple[Page, list[str]], server: ServerProcess, photo: Callable[[str], bytes], how: str
+) -> None:
+    """A dropped file and a pasted image are classified like a chosen one."""
+    tab, outside = page
+    tab.goto(server.url + "/")
+    tab.evaluate(_HAND_OVER, [how, base64.b64encode(photo("coffee.png")).decode()])
+    first = tab.locator("#results li").first
+    first.wait_for(timeout=30_000)
+    assert first.locator(".label").inner_text() == "espresso"
     assert outside == []
 
 
