@@ -16,10 +16,9 @@ from starlette.concurrency import run_in_threadpool
 
 from . import __version__, batch, deepstack, kserve, page, problems
 from .classifier import Classifier, ModelInfo, TensorSpec
-from .deps import ServiceDep
+from .deps import RegionDep, ServiceDep
 from .metrics import STAGES, Metrics
 from .middleware import RequestContext
-from .region import parse_region
 from .schemas import (
     ClassifyResponse,
     Health,
@@ -36,15 +35,6 @@ log = logging.getLogger("edge_server")
 
 
 router = APIRouter()
-
-CropQuery = Annotated[
-    str | None,
-    Query(
-        description="Region of interest `x0,y0,x1,y1` as fractions of the upright image's "
-        "width and height (0..1); only that part is classified.",
-        examples=["0.25,0,0.75,1"],
-    ),
-]
 
 _IMAGE_BODY = {
     "requestBody": {
@@ -83,18 +73,17 @@ _IMAGE_BODY = {
 async def classify(
     request: Request,
     service: ServiceDep,
+    region: RegionDep,
     top_k_: Annotated[
         int | None, Query(alias="top_k", ge=1, le=10_000, description="How many predictions.")
     ] = None,
     threshold: Annotated[
         float, Query(ge=0.0, le=1.0, description="Minimum score of a prediction.")
     ] = 0.0,
-    crop: CropQuery = None,
 ) -> JSONResponse:
     """Classify one image sent as multipart field `image` (or `file`), as JSON
     `{"image": "<base64>"}` or as a raw image body."""
     service.ready_classifier()  # 503 before reading a body that could not be used
-    region = parse_region(crop) if crop is not None else None  # 400 before reading the body
     data = await read_image(request, service.settings.max_upload_bytes)
     answer = await service.classify(
         data,

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from . import problems
-from .deps import ServiceDep
+from .deps import RegionDep, ServiceDep
 from .errors import ServiceError, UnsupportedMediaType
-from .region import Region, parse_region
+from .region import Region
 from .schemas import BatchItem, BatchResponse
 from .service import Service
 from .upload import files_from_form, media_type, multipart_form
@@ -57,19 +57,16 @@ _BATCH_BODY = {
 async def classify_batch(
     request: Request,
     service: ServiceDep,
+    region: RegionDep,
     top_k_: Annotated[
         int | None, Query(alias="top_k", ge=1, le=10_000, description="Predictions per image.")
     ] = None,
     threshold: Annotated[
         float, Query(ge=0.0, le=1.0, description="Minimum score of a prediction.")
     ] = 0.0,
-    crop: Annotated[
-        str | None, Query(description="Region of interest `x0,y0,x1,y1`, for every image.")
-    ] = None,
 ) -> JSONResponse:
     """Classify each file of the repeated multipart field `images`; answers in the same order."""
     service.ready_classifier()
-    region = parse_region(crop) if crop is not None else None
     if media_type(request) != "multipart/form-data":
         raise UnsupportedMediaType(
             f"send the images as multipart form data, one '{BATCH_FIELD}' field per image "
