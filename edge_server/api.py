@@ -181,8 +181,10 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
             if owned:
                 loaded.close()
 
-    # FastAPIOffline: /docs and /redoc with their assets served from the package, not a CDN.
+    # FastAPIOffline: /docs with its assets served from the package, not a CDN. No ReDoc: its
+    # page still loads a logo from the vendor's CDN.
     app = FastAPIOffline(
+        redoc_url=None,
         title="edge-server",
         version=__version__,
         description="On-device image classification with a quantized TFLite model.",
