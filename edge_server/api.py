@@ -10,16 +10,18 @@ from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, problems
+from . import __version__, batch, deepstack, kserve, page, problems
 from .auth import ApiKeys
 from .board import BoardCollector, read_board
 from .classifier import Classifier, ModelInfo, TensorSpec
+from .deps import Authorized, RegionDep, ServiceDep, require_key_for_metrics
 from .errors import Forbidden, ReloadFailed
 from .metrics import STAGES, Metrics
 from .middleware import RequestContext
@@ -38,35 +40,6 @@ from .upload import read_image
 
 log = logging.getLogger("edge_server")
 
-
-def _service(request: Request) -> Service:
-    service: Service = request.state.service
-    return service
-
-
-ServiceDep = Annotated[Service, Depends(_service)]
-
-
-def require_key(
-    service: ServiceDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> None:
-    """401 unless a configured API key is sent (a no-op when no key is configured)."""
-    service.keys.check(authorization, x_api_key)
-
-
-def require_key_for_metrics(
-    service: ServiceDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> None:
-    """Like require_key, when EDGE_METRICS_REQUIRE_KEY is on."""
-    if service.settings.metrics_require_key:
-        service.keys.check(authorization, x_api_key)
-
-
-Authorized = Depends(require_key)
 
 router = APIRouter()
 protected = APIRouter(dependencies=[Authorized], responses=problems.openapi_responses(401))
@@ -89,6 +62,13 @@ _IMAGE_BODY = {
                     "required": ["image"],
                 }
             },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": {"type": "string", "format": "byte"}},
+                }
+            },
             "image/*": {"schema": {"type": "string", "format": "binary"}},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
@@ -106,6 +86,7 @@ _IMAGE_BODY = {
 async def classify(
     request: Request,
     service: ServiceDep,
+    region: RegionDep,
     top_k_: Annotated[
         int | None, Query(alias="top_k", ge=1, le=10_000, description="How many predictions.")
     ] = None,
@@ -113,13 +94,18 @@ async def classify(
         float, Query(ge=0.0, le=1.0, description="Minimum score of a prediction.")
     ] = 0.0,
 ) -> JSONResponse:
-    """Classify one image sent as multipart field `image` (or `file`) or as a raw image body."""
+    """Classify one image sent as multipart field `image` (or `file`), as JSON
+    `{"image": "<base64>"}` or as a raw image body."""
     service.ready_classifier()  # 503 before reading a body that could not be used
     answer = await service.guarded(
         request,
         lambda: read_image(request, service.settings.max_upload_bytes),
         lambda data: service.classify(
-            data, top_k=top_k_, threshold=threshold, started=request.state.request_started
+            data,
+            top_k=top_k_,
+            threshold=threshold,
+            started=request.state.request_started,
+            region=region,
         ),
     )
     timing = answer.timing_ms.model_dump()
@@ -240,7 +226,10 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
             finally:
                 await service.shutdown()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs with its assets served from the package, not a CDN. No ReDoc: its
+    # page still loads a logo from the vendor's CDN.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="edge-server",
         version=__version__,
         description="On-device image classification with a quantized TFLite model.",
@@ -248,6 +237,10 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
     )
     app.include_router(router)
     app.include_router(protected)
+    app.include_router(batch.router)
+    app.include_router(deepstack.router)
+    app.include_router(kserve.router)
+    app.include_router(page.router)
     problems.install(app)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:

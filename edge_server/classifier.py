@@ -24,6 +24,7 @@ from .catalog import resolve_model, sha256_of
 from .errors import InferenceFailed, StartupError
 from .labels import align_labels, load_labels
 from .quantization import Quantization
+from .region import Region
 from .runtime import Backend, Interpreter, create_interpreter, load_backend, zeros_for
 from .settings import OutputKind, ResizeMode, Settings
 
@@ -167,12 +168,23 @@ class Classifier:
 
     # --- the three stages of a request -------------------------------------------------
 
-    def prepare(self, data: bytes, *, max_pixels: int, min_side: int = 1) -> Prepared:
-        """Decode and preprocess an upload (thread-safe; runs on any worker thread)."""
+    def prepare(
+        self,
+        data: bytes,
+        *,
+        max_pixels: int,
+        min_side: int = 1,
+        region: Region | None = None,
+    ) -> Prepared:
+        """Decode, crop and preprocess an upload (thread-safe; runs on any worker thread)."""
         width, height = self.info.input_size
         started = time.perf_counter()
         image = imaging.decode(
-            data, min_size=max(width, height), max_pixels=max_pixels, min_side=min_side
+            data,
+            min_size=max(width, height),
+            max_pixels=max_pixels,
+            min_side=min_side,
+            region=region,
         )
         decoded = time.perf_counter()
         fitted = imaging.fit(image.picture, (width, height), self._resize)

@@ -15,7 +15,9 @@ from pydantic import ValidationError
 from . import __version__
 from .catalog import load_catalog, pull
 from .classifier import Classifier
+from .client import IMAGE_STATUSES, Client, ClientError
 from .errors import ServiceError, StartupError
+from .region import parse_region
 from .settings import Settings
 
 EXIT_USAGE = 2  # bad settings or a failed start, as argparse does for bad arguments
@@ -85,6 +87,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _classify(args: argparse.Namespace, settings: Settings) -> int:
+    if args.url is not None:
+        return _classify_remote(args)
+    try:
+        region = parse_region(args.crop) if args.crop is not None else None
+    except ServiceError as exc:
+        print(f"edge-server: {exc.detail}", file=sys.stderr)
+        return EXIT_USAGE
     _configure_logging("warning")
     classifier = Classifier.load(settings)
     results: list[dict[str, Any]] = []
@@ -93,7 +102,9 @@ def _classify(args: argparse.Namespace, settings: Settings) -> int:
         for name in args.images:
             try:
                 data = Path(name).read_bytes()
-                prepared = classifier.prepare(data, max_pixels=settings.max_image_pixels)
+                prepared = classifier.prepare(
+                    data, max_pixels=settings.max_image_pixels, region=region
+                )
                 inference = classifier.submit(prepared.tensor).result()
             except (OSError, ServiceError) as exc:
                 failures += 1
@@ -123,6 +134,48 @@ def _classify(args: argparse.Namespace, settings: Settings) -> int:
         for result in results:
             image = result["image"]
             print(f"{result['file']}  ({image['width']}x{image['height']} {image['format']})")
+            for p in result["predictions"]:
+                print(f"  {p['score']:6.3f}  {p['label']}  [{p['index']}]")
+    return 1 if failures else 0
+
+
+def _classify_remote(args: argparse.Namespace) -> int:
+    """Classify the files with the server at --url; stop at the first failure not about an image."""
+    try:
+        client = Client(args.url, api_key=args.api_key, timeout=args.timeout)
+    except ClientError as exc:
+        print(f"edge-server: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    results: list[dict[str, Any]] = []
+    failures = 0
+    for name in args.images:
+        try:
+            data = Path(name).read_bytes()
+        except OSError as exc:
+            failures += 1
+            print(f"{name}: {exc.strerror or exc}", file=sys.stderr)
+            continue
+        try:
+            answer = client.classify(
+                data, top_k=args.top_k, threshold=args.threshold or None, crop=args.crop
+            )
+        except ClientError as exc:
+            failures += 1
+            if exc.status not in IMAGE_STATUSES:
+                print(f"edge-server: {exc}", file=sys.stderr)
+                return 1
+            print(f"{name}: {exc}", file=sys.stderr)
+            continue
+        results.append({"file": name, **answer.model_dump()})
+    if args.json:
+        print(json.dumps({"url": args.url, "results": results}, indent=2))
+    else:
+        for result in results:
+            image, total = result["image"], result["timing_ms"]["total"]
+            print(
+                f"{result['file']}  ({image['width']}x{image['height']} {image['format']}, "
+                f"{result['model']['name']}, {total:.0f} ms)"
+            )
             for p in result["predictions"]:
                 print(f"  {p['score']:6.3f}  {p['label']}  [{p['index']}]")
     return 1 if failures else 0
@@ -197,11 +250,20 @@ def _parser() -> argparse.ArgumentParser:
     _add_settings_flags(serve, list(Settings.model_fields))
     serve.set_defaults(run=_serve)
 
-    classify = commands.add_parser("classify", help="classify local image files (no server)")
+    classify = commands.add_parser(
+        "classify", help="classify image files, locally or with a running server (--url)"
+    )
     classify.add_argument("images", nargs="+", metavar="IMAGE")
     classify.add_argument("--json", action="store_true", help="print JSON for scripts")
     classify.add_argument("--top-k", type=int, default=5, help="predictions per image")
     classify.add_argument("--threshold", type=float, default=0.0, help="minimum score")
+    classify.add_argument(
+        "--crop", metavar="X0,Y0,X1,Y1", help="region of interest, as fractions 0..1"
+    )
+    remote = classify.add_argument_group("with a running server instead of a local model")
+    remote.add_argument("--url", help="the server, e.g. http://192.168.1.20:8080")
+    remote.add_argument("--api-key", help="sent as Authorization: Bearer KEY")
+    remote.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     _add_settings_flags(classify, _MODEL_FIELDS)
     classify.set_defaults(run=_classify)
 

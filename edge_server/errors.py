@@ -107,3 +107,9 @@ class ReloadFailed(ServiceError):
     """A new model could not be loaded; the old one keeps serving."""
 
     status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class NotFound(ServiceError):
+    """The named model (or version) is not the one this server has loaded."""
+
+    status = HTTPStatus.NOT_FOUND

@@ -18,23 +18,32 @@ MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("edge_server")
 
 
-def problem_response(
-    request: Request, status: int, detail: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """A problem+json response; the title is the status phrase."""
+def title_of(status: int) -> str:
+    """The status phrase; 499 is nginx's "client closed request", which HTTPStatus lacks."""
     try:
-        title = HTTPStatus(status).phrase
-    except ValueError:  # 499: the client closed the request (nobody reads this answer)
-        title = "Client Closed Request"
-    problem = Problem(
-        title=title,
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Client Closed Request"
+
+
+def problem(request: Request, status: int, detail: str) -> Problem:
+    """The problem details of an error on this request; the title is the status phrase."""
+    return Problem(
+        title=title_of(status),
         status=status,
         detail=detail,
         instance=request.url.path,
         request_id=getattr(request.state, "request_id", None),
     )
+
+
+def problem_response(
+    request: Request, status: int, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A problem+json response; the title is the status phrase."""
+    body = problem(request, status, detail)
     return JSONResponse(
-        problem.model_dump(exclude_none=True),
+        body.model_dump(exclude_none=True),
         status_code=status,
         media_type=MEDIA_TYPE,
         headers=headers,
@@ -49,6 +58,20 @@ def _validation_detail(exc: RequestValidationError) -> str:
         shown = f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
         parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}{shown}")
     return "; ".join(parts) or "the request parameters are invalid"
+
+
+def outcome(exc: Exception) -> tuple[int, str, dict[str, str]] | None:
+    """(status, detail, headers) of an error the API knows how to answer, else None.
+
+    The compatible APIs render these in their own error shapes; problem+json is the native one.
+    """
+    if isinstance(exc, ServiceError):
+        return int(exc.status), exc.detail, exc.headers
+    if isinstance(exc, RequestValidationError):
+        return 422, _validation_detail(exc), {}
+    if isinstance(exc, HTTPException):
+        return exc.status_code, str(exc.detail), dict(exc.headers or {})
+    return None
 
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:

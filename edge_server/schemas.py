@@ -117,3 +117,18 @@ class Problem(BaseModel):
     detail: str
     instance: str | None = None
     request_id: str | None = None
+
+
+class BatchItem(BaseModel):
+    """One image of a batch: its answer, or the problem that stopped it."""
+
+    file: str = Field(description="The part's file name, as sent.")
+    status: int = Field(description="200, or the status this image alone would have got.")
+    result: ClassifyResponse | None = None
+    problem: Problem | None = None
+
+
+class BatchResponse(BaseModel):
+    """The answer to `POST /classify/batch`: one item per image, in the order sent."""
+
+    items: list[BatchItem]

@@ -30,11 +30,13 @@ from .errors import (
     UploadTimeout,
 )
 from .metrics import Metrics
+from .region import Region
 from .schemas import ClassifyResponse, ImageInfo, ModelRef, Prediction, Timing
 from .settings import Settings
 
 log = logging.getLogger("edge_server")
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class Service:
@@ -138,10 +140,10 @@ class Service:
     async def guarded(
         self,
         request: Request,
-        read: Callable[[], Awaitable[bytes]],
-        work: Callable[[bytes], Awaitable[T]],
+        read: Callable[[], Awaitable[U]],
+        work: Callable[[U], Awaitable[T]],
     ) -> T:
-        """Admission, the upload, then the work, all within EDGE_REQUEST_TIMEOUT.
+        """Admission, reading the upload, then the work, all within EDGE_REQUEST_TIMEOUT.
 
         The work is abandoned (and a queued invoke never runs) if the client disconnects.
         """
@@ -150,7 +152,7 @@ class Service:
         async with self.admission():
             try:
                 async with asyncio.timeout(timeout):
-                    data = await read()
+                    upload = await read()
             except TimeoutError:
                 self.metrics.timeouts.labels("upload").inc()
                 raise UploadTimeout(
@@ -158,7 +160,7 @@ class Service:
                     headers={"Connection": "close"},
                 ) from None
             remaining = max(0.0, timeout - (time.perf_counter() - started))
-            task = asyncio.ensure_future(work(data))
+            task = asyncio.ensure_future(work(upload))
             gone = asyncio.ensure_future(_disconnect(request))
             done, _ = await asyncio.wait(
                 {task, gone}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
@@ -179,12 +181,18 @@ class Service:
             )
 
     async def classify(
-        self, data: bytes, *, top_k: int | None, threshold: float, started: float
+        self,
+        data: bytes,
+        *,
+        top_k: int | None,
+        threshold: float,
+        started: float,
+        region: Region | None = None,
     ) -> ClassifyResponse:
         """Decode (worker thread), invoke (owner thread, FIFO), rank and time one image.
 
         `started` is the request's arrival (time.perf_counter()), so `total` covers reading
-        the upload too.
+        the upload too. With a region, only that part of the upright image is classified.
         """
         settings = self.settings
         async with self.lease() as classifier:
@@ -193,6 +201,7 @@ class Service:
                 data,
                 max_pixels=settings.max_image_pixels,
                 min_side=settings.min_image_side,
+                region=region,
             )
             inference = await classifier.infer(prepared.tensor)
 

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     min_image_side: Annotated[int, Field(ge=1)] = Field(
         16, description="Smallest accepted image side, in pixels."
     )
+    max_batch_images: Annotated[int, Field(ge=1, le=256)] = Field(
+        16, description="Most images in one POST /classify/batch request."
+    )
     default_top_k: Annotated[int, Field(ge=1, le=100)] = Field(
         5, description="Predictions returned when the request names no top_k."
     )

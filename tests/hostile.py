@@ -198,11 +198,25 @@ def corpus(images: Path, upload_limit: int) -> list[BadRequest]:
             content=jpeg,
         ),
         BadRequest(
-            "application/json",
+            "application/xml",
             415,
-            "application/json is not accepted",
+            "application/xml is not accepted",
+            headers={"Content-Type": "application/xml"},
+            content=b"<image>1</image>",
+        ),
+        BadRequest(
+            "json image not base64 text",
+            400,
+            "base64 string",
             headers={"Content-Type": "application/json"},
             content=b'{"image": 1}',
+        ),
+        BadRequest(
+            "json base64 of text",
+            400,
+            "not an image",
+            headers={"Content-Type": "application/json"},
+            content=b'{"image": "aGVsbG8gd29ybGQ="}',
         ),
         BadRequest(
             "form-urlencoded (curl --data-binary)",

@@ -117,3 +117,11 @@ SAME_PICTURE: dict[str, Callable[[bytes], bytes]] = {
     "gif": gif,
     "tiff": tiff,
 }
+
+
+def side_by_side(left: bytes, right: bytes, size: int = 320) -> bytes:
+    """Two photos squashed to size x size each, left and right in one JPEG."""
+    canvas = Image.new("RGB", (2 * size, size))
+    canvas.paste(open_rgb(left).resize((size, size), Image.Resampling.BICUBIC), (0, 0))
+    canvas.paste(open_rgb(right).resize((size, size), Image.Resampling.BICUBIC), (size, 0))
+    return encode(canvas, "JPEG", quality=95)

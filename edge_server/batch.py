@@ -1,0 +1,123 @@
+"""`POST /classify/batch`: several images in one multipart request, answered item by item.
+
+Each image goes through the same pipeline as `/classify`; the images decode in parallel and
+queue for the interpreter in the order sent. A bad image becomes that item's problem details
+instead of failing the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from . import problems
+from .deps import Authorized, RegionDep, ServiceDep
+from .errors import ServiceError, UnsupportedMediaType
+from .region import Region
+from .schemas import BatchItem, BatchResponse
+from .service import Service
+from .upload import files_from_form, media_type, multipart_form
+
+BATCH_FIELD = "images"
+
+router = APIRouter(dependencies=[Authorized], responses=problems.openapi_responses(401))
+
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [BATCH_FIELD],
+                    "properties": {
+                        BATCH_FIELD: {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/classify/batch",
+    response_model=BatchResponse,
+    responses=problems.openapi_responses(400, 408, 413, 415, 422, 503, 504),
+    openapi_extra=_BATCH_BODY,
+    summary="Classify several images in one request",
+)
+async def classify_batch(
+    request: Request,
+    service: ServiceDep,
+    region: RegionDep,
+    top_k_: Annotated[
+        int | None, Query(alias="top_k", ge=1, le=10_000, description="Predictions per image.")
+    ] = None,
+    threshold: Annotated[
+        float, Query(ge=0.0, le=1.0, description="Minimum score of a prediction.")
+    ] = 0.0,
+) -> JSONResponse:
+    """Classify each file of the repeated multipart field `images`; answers in the same order."""
+    service.ready_classifier()
+    if media_type(request) != "multipart/form-data":
+        raise UnsupportedMediaType(
+            f"send the images as multipart form data, one '{BATCH_FIELD}' field per image "
+            f"(curl -F {BATCH_FIELD}=@a.jpg -F {BATCH_FIELD}=@b.jpg)"
+        )
+    settings = service.settings
+
+    async def read() -> list[tuple[str, bytes]]:
+        async with multipart_form(
+            request,
+            settings.max_upload_bytes,
+            max_files=settings.max_batch_images,
+            files_setting="EDGE_MAX_BATCH_IMAGES",
+        ) as form:
+            return await files_from_form(form, BATCH_FIELD)
+
+    async def classify_all(files: list[tuple[str, bytes]]) -> list[BatchItem]:
+        return list(
+            await asyncio.gather(
+                *(
+                    _classify_one(request, service, name, data, top_k_, threshold, region)
+                    for name, data in files
+                )
+            )
+        )
+
+    # One admission place, deadline and disconnect watch for the whole batch.
+    items = await service.guarded(request, read, classify_all)
+    return JSONResponse(BatchResponse(items=items).model_dump(exclude_none=True))
+
+
+async def _classify_one(
+    request: Request,
+    service: Service,
+    name: str,
+    data: bytes,
+    top_k: int | None,
+    threshold: float,
+    region: Region | None,
+) -> BatchItem:
+    try:
+        answer = await service.classify(
+            data,
+            top_k=top_k,
+            threshold=threshold,
+            started=request.state.request_started,
+            region=region,
+        )
+    except ServiceError as exc:
+        status = int(exc.status)
+        return BatchItem(
+            file=name, status=status, problem=problems.problem(request, status, exc.detail)
+        )
+    return BatchItem(file=name, status=HTTPStatus.OK, result=answer)

@@ -1,0 +1,131 @@
+"""A small client of a running edge-server, for scripts on the LAN (standard library only).
+
+from edge_server.client import Client
+answer = Client("http://192.168.1.20:8080").classify(open("photo.jpg", "rb").read())
+print(answer.predictions[0].label)
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .schemas import ClassifyResponse, ModelList
+
+# Statuses that are about the image sent, not the server or the credentials: other images of
+# the same run may still succeed.
+IMAGE_STATUSES = frozenset({400, 413, 415, 422})
+
+Answer = TypeVar("Answer", bound=BaseModel)
+
+
+class ClientError(Exception):
+    """The request failed; the message says what happened and, where it can, what to do."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Unreachable(ClientError):
+    """No HTTP answer: wrong address, server down, or a timeout."""
+
+
+class Refused(ClientError):
+    """The server answered with an error status."""
+
+
+@dataclass(frozen=True)
+class Client:
+    """An edge-server at `url` (e.g. http://192.168.1.20:8080), optionally with an API key."""
+
+    url: str
+    api_key: str | None = None
+    timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        scheme = urllib.parse.urlsplit(self.url).scheme
+        if scheme not in ("http", "https"):
+            raise ClientError(f"{self.url!r} is not an http:// or https:// URL")
+
+    def classify(
+        self,
+        image: bytes,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        crop: str | None = None,
+    ) -> ClassifyResponse:
+        """Classify one encoded image (JPEG, PNG, ...); raises ClientError on failure."""
+        query = {
+            name: str(value)
+            for name, value in (("top_k", top_k), ("threshold", threshold), ("crop", crop))
+            if value is not None
+        }
+        path = "/classify" + ("?" + urllib.parse.urlencode(query) if query else "")
+        # A raw body: no multipart encoding to get wrong, and the server sniffs the format.
+        answer = self._request("POST", path, image, {"Content-Type": "application/octet-stream"})
+        return _parsed(ClassifyResponse, answer, self.url)
+
+    def models(self) -> ModelList:
+        """The loaded model and how it runs (`GET /v1/models`)."""
+        return _parsed(ModelList, self._request("GET", "/v1/models"), self.url)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        all_headers = {"Accept": "application/json", **(headers or {})}
+        if self.api_key:
+            all_headers["Authorization"] = f"Bearer {self.api_key}"
+        url = self.url.rstrip("/") + path
+        # The scheme was checked to be http(s) when the client was made (S310's concern).
+        request = urllib.request.Request(url, data=body, headers=all_headers, method=method)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise _refusal(exc, self.url) from exc
+        except urllib.error.URLError as exc:
+            raise Unreachable(f"cannot reach {self.url}: {exc.reason}") from exc
+        except TimeoutError as exc:
+            raise Unreachable(f"no answer from {self.url} within {self.timeout:g} s") from exc
+        except OSError as exc:  # connection reset mid-answer and the like
+            raise Unreachable(f"the connection to {self.url} failed: {exc}") from exc
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise ClientError(f"{self.url} answered something that is not JSON") from exc
+
+
+def _refusal(exc: urllib.error.HTTPError, url: str) -> Refused:
+    status = exc.code
+    detail = ""
+    try:
+        body = json.loads(exc.read())
+        if isinstance(body, dict):
+            detail = str(body.get("detail") or body.get("error") or "")
+    except (ValueError, OSError):
+        pass
+    message = f"{url} refused the request: {status} {exc.reason}"
+    if detail:
+        message += f": {detail}"
+    if status in (401, 403):
+        message += " (check the API key: --api-key)"
+    return Refused(message, status=status)
+
+
+def _parsed(model: type[Answer], answer: object, url: str) -> Answer:
+    try:
+        return model.model_validate(answer)
+    except ValidationError as exc:
+        raise ClientError(f"{url} answered in an unexpected shape; is it an edge-server?") from exc

@@ -1,0 +1,156 @@
+"""The page at `/` and the docs at `/docs`, in a real headless Chromium (Debian's, via Playwright).
+
+Screenshots go to test-artifacts/ (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, Request, sync_playwright
+
+from conftest import DEFAULT_MODEL, ROOT, ServerProcess
+
+ARTIFACTS = ROOT / "test-artifacts"
+# Chromium must not phone home during the test: the page is meant for an offline LAN.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _chromium() -> str:
+    path = os.environ.get("EDGE_TEST_CHROMIUM") or shutil.which("chromium")
+    if not path:
+        # Fail, never skip: CI installs chromium, and a skipped browser test proves nothing.
+        pytest.fail(
+            "no chromium found; install Debian's (apt-get install chromium) or set "
+            "EDGE_TEST_CHROMIUM",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    """A headless Chromium with a fresh profile."""
+    executable = _chromium()
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser: BrowserContext, server: ServerProcess) -> Iterator[tuple[Page, list[str]]]:
+    """A new tab, and the list of every http(s) URL it requests outside the server."""
+    tab = browser.new_page()
+    outside: list[str] = []
+
+    def record(request: Request) -> None:
+        if request.url.startswith(("http:", "https:")) and not request.url.startswith(server.url):
+            outside.append(request.url)
+
+    tab.on("request", record)
+    yield tab, outside
+    tab.close()
+
+
+def _screenshot(tab: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    tab.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_page_classifies_an_uploaded_photo(
+    page: tuple[Page, list[str]], server: ServerProcess, images_dir: Path
+) -> None:
+    """Choosing grace_hopper.jpg shows `military uniform` first, its bar, timing and the model."""
+    tab, outside = page
+    tab.goto(server.url + "/")
+    tab.set_input_files("#file", str(images_dir / "grace_hopper.jpg"))
+    first = tab.locator("#results li").first
+    first.wait_for(timeout=30_000)
+    assert first.locator(".label").inner_text() == "military uniform"
+    assert first.locator(".score").inner_text().endswith("%")
+    assert float(first.locator(".bar").evaluate("e => parseFloat(e.style.width)")) > 80
+    assert tab.locator("#results li").count() == 5
+    assert "inference" in tab.locator("#timing").inner_text()
+    assert DEFAULT_MODEL in tab.locator("#model").inner_text()
+    assert tab.locator("#preview").evaluate("e => e.naturalWidth") == 512
+    assert _screenshot(tab, "page-grace_hopper.png").stat().st_size > 10_000
+    assert outside == []
+
+
+# Builds a File from base64 in the page and hands it over as a drop on the drop zone or as a
+# paste on the document, the way a browser does for a dragged file or a copied image.
+_HAND_OVER = """([how, data]) => {
+    const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], "coffee.png", { type: "image/png" }));
+    if (how === "drop") {
+        document.getElementById("drop").dispatchEvent(
+            new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    } else {
+        document.dispatchEvent(
+            new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true }));
+    }
+}"""
+
+
+@pytest.mark.parametrize("how", ["drop", "paste"])
+def test_page_takes_a_dropped_or_pasted_image(
+    page: tuple[Page, list[str]], server: ServerProcess, photo: Callable[[str], bytes], how: str
+) -> None:
+    """A dropped file and a pasted image are classified like a chosen one."""
+    tab, outside = page
+    tab.goto(server.url + "/")
+    tab.evaluate(_HAND_OVER, [how, base64.b64encode(photo("coffee.png")).decode()])
+    first = tab.locator("#results li").first
+    first.wait_for(timeout=30_000)
+    assert first.locator(".label").inner_text() == "espresso"
+    assert outside == []
+
+
+def test_page_shows_the_problem_for_a_non_image(
+    page: tuple[Page, list[str]], server: ServerProcess, tmp_path: Path
+) -> None:
+    """A text file chosen by mistake shows the server's detail, and no results."""
+    tab, _ = page
+    notes = tmp_path / "notes.txt"
+    notes.write_text("just some text\n")
+    tab.goto(server.url + "/")
+    tab.set_input_files("#file", str(notes))
+    error = tab.locator("#error")
+    error.filter(has_text="not an image").wait_for(timeout=30_000)
+    assert tab.locator("#results li").count() == 0
+
+
+def test_docs_render_without_the_internet(
+    page: tuple[Page, list[str]], server: ServerProcess
+) -> None:
+    """Swagger UI at /docs loads its assets from the server and lists the routes."""
+    tab, outside = page
+    tab.goto(server.url + "/docs")
+    tab.locator(".opblock").first.wait_for(timeout=30_000)
+    paths = tab.locator(".opblock-summary-path").all_inner_texts()
+    assert {"/classify", "/classify/batch", "/v1/vision/scene"} <= {p.strip() for p in paths}
+    _screenshot(tab, "docs.png")
+    assert outside == []
