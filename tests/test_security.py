@@ -114,20 +114,6 @@ def test_cors_is_off_by_default(server: ServerProcess) -> None:
     assert "access-control-allow-origin" not in response.headers
 
 
-def test_keys_never_reach_the_log(keyed_server: ServerProcess, photo: Photo) -> None:
-    """After good and bad keyed requests, the server's log holds no key."""
-    for key in (KEY_A, "wrong-key-0123456789abcdef"):
-        httpx.post(
-            keyed_server.url + "/classify",
-            files={"image": photo("coffee.png")},
-            headers={"Authorization": f"Bearer {key}"},
-        )
-    keyed_server.stop()
-    assert "POST /classify" in keyed_server.log  # the access log was on
-    for key in (KEY_A, KEY_B, KEY_FILE_KEY, "wrong-key-0123456789abcdef"):
-        assert key not in keyed_server.log
-
-
 def test_metrics_can_require_the_key(models_dir: Path, runtime: str) -> None:
     """EDGE_METRICS_REQUIRE_KEY=true puts /metrics behind the key; /healthz stays open."""
     env = server_env(models_dir, runtime, api_key=KEY_A, metrics_require_key="true")
@@ -159,3 +145,47 @@ def test_no_keys_means_open() -> None:
     ApiKeys(()).check(None, None)
     with pytest.raises(Unauthorized):
         ApiKeys.from_settings(Settings(api_key=KEY_A)).check(None, KEY_B)
+
+
+def test_deepstack_takes_the_key_from_its_form_field(
+    keyed_server: ServerProcess, photo: Photo
+) -> None:
+    """DeepStack clients send `api_key` in the form: right key 200, wrong key 401 in their shape."""
+    image = {"image": ("image", photo("coffee.png"))}
+    ok = httpx.post(keyed_server.url + "/v1/vision/scene", files=image, data={"api_key": KEY_B})
+    wrong = httpx.post(keyed_server.url + "/v1/vision/scene", files=image, data={"api_key": "x"})
+    assert ok.status_code == 200
+    assert ok.json()["success"] is True
+    assert wrong.status_code == 401
+    assert wrong.json()["success"] is False
+    assert wrong.json()["code"] == 401
+
+
+def test_batch_and_kserve_need_the_key(keyed_server: ServerProcess, photo: Photo) -> None:
+    """Batch and KServe inference refuse requests without a key; KServe health stays open."""
+    batch = httpx.post(keyed_server.url + "/classify/batch", files={"images": photo("coffee.png")})
+    assert batch.status_code == 401
+    infer = httpx.post(keyed_server.url + "/v2/models/mobilenet_v2_1.0_224_quant/infer", json={})
+    assert infer.status_code == 401
+    assert "error" in infer.json()
+    assert httpx.get(keyed_server.url + "/v2/health/ready").status_code == 200
+    keyed = httpx.post(
+        keyed_server.url + "/classify/batch",
+        files={"images": photo("coffee.png")},
+        headers={"X-API-Key": KEY_A},
+    )
+    assert keyed.json()["items"][0]["result"]["predictions"][0]["label"] == "espresso"
+
+
+def test_keys_never_reach_the_log(keyed_server: ServerProcess, photo: Photo) -> None:
+    """After good and bad keyed requests, the server's log holds no key (stops the server: last)."""
+    for key in (KEY_A, "wrong-key-0123456789abcdef"):
+        httpx.post(
+            keyed_server.url + "/classify",
+            files={"image": photo("coffee.png")},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    keyed_server.stop()
+    assert "POST /classify" in keyed_server.log  # the access log was on
+    for key in (KEY_A, KEY_B, KEY_FILE_KEY, "wrong-key-0123456789abcdef"):
+        assert key not in keyed_server.log
