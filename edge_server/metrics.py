@@ -28,8 +28,9 @@ class Metrics:
         )
         self.request_seconds = Histogram(
             "edge_http_request_duration_seconds",
-            "HTTP request duration by route template.",
-            ("route",),
+            "HTTP request duration by route template and status code (so refusals and answers "
+            "can be told apart).",
+            ("route", "status"),
             buckets=_BUCKETS,
             registry=self.registry,
         )

@@ -61,4 +61,5 @@ class RequestContext:
             self.metrics.in_flight.dec()
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.request_seconds.labels(route, str(status)).observe(elapsed)
