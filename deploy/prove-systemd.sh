@@ -108,7 +108,21 @@ restarts=$(inside systemctl show -p NRestarts --value edge-server.service)
 log "restarted by systemd: pid $main_pid -> $new_pid, NRestarts=$restarts"
 check_service
 
-log "install.sh again (upgrade in place)"
+log "a bad setting: the service stops with status 2 and is not restarted in a loop"
+settings=$machine/etc/edge-server/edge-server.env
+cp "$settings" "$run/settings.good"
+echo "EDGE_NUM_THREADS=0" >>"$settings"
+inside systemctl restart edge-server.service || true
+sleep 6
+state=$(inside systemctl show -p ActiveState --value edge-server.service)
+status=$(inside systemctl show -p ExecMainStatus --value edge-server.service)
+[ "$state $status" = "failed 2" ] || die "with a bad setting: $state, exit status $status"
+inside journalctl -u edge-server.service -n 20 --no-pager -o cat | grep -q EDGE_NUM_THREADS ||
+    die "the journal does not name the bad setting"
+log "failed with status 2, the journal names EDGE_NUM_THREADS"
+cp "$run/settings.good" "$settings"
+
+log "install.sh again (upgrade in place; also restarts the failed service)"
 inside /srv/edge-server/systemd/install.sh --wheels /srv/wheels --models-from /srv/models
 check_service
 

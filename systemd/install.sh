@@ -62,8 +62,11 @@ pip_options=(--quiet --disable-pip-version-check --no-cache-dir)
 [ -n "$wheels" ] && pip_options+=(--no-index --find-links "$wheels")
 "$PREFIX/bin/pip" install "${pip_options[@]}" --upgrade "$SRC"
 
-"$PREFIX/bin/edge-server" models pull ${model:+"$model"} --models-dir "$PREFIX/models" \
-    ${models_from:+--from "$models_from"}
+case $model in
+    */* | *.tflite) echo "EDGE_MODEL is the file $model: nothing to pull" ;;
+    *) "$PREFIX/bin/edge-server" models pull ${model:+"$model"} --models-dir "$PREFIX/models" \
+        ${models_from:+--from "$models_from"} ;;
+esac
 
 install -m 0644 "$SRC/systemd/edge-server.service" "$UNIT"
 systemctl daemon-reload
