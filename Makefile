@@ -7,7 +7,7 @@ MODELS_FROM ?= $(EDGE_MODELS_FROM)
 TEST_MODELS ?= ../shared/models
 PULL_FROM = $(if $(MODELS_FROM),--from $(MODELS_FROM),)
 
-.PHONY: serve setup test test-litert test-tflite lint clean
+.PHONY: serve setup test test-litert test-tflite lint clean deploy-check prove prove-container prove-systemd
 
 ## serve: set up the venv, pull the default model (sha256-verified) and start the service
 serve: setup
@@ -38,8 +38,8 @@ test: lint test-litert test-tflite
 	touch $@
 
 lint: .venv-litert/.installed
-	.venv-litert/bin/ruff check edge_server tests benchmarks
-	.venv-litert/bin/ruff format --check edge_server tests benchmarks
+	.venv-litert/bin/ruff check edge_server tests benchmarks deploy
+	.venv-litert/bin/ruff format --check edge_server tests benchmarks deploy
 	.venv-litert/bin/mypy
 
 test-litert: .venv-litert/.installed
@@ -49,6 +49,23 @@ test-litert: .venv-litert/.installed
 
 test-tflite: .venv-tflite/.installed
 	EDGE_RUNTIME=tflite EDGE_TEST_MODELS_DIR=$(TEST_MODELS) .venv-tflite/bin/python -m pytest
+
+## deploy-check: static checks of Dockerfile.arm64 and systemd/ (hadolint, shellcheck,
+## systemd-analyze verify and offline exposure score); installs the apt tools it needs
+deploy-check: .venv-litert/.installed
+	deploy/host-tools.sh static
+	PATH="$(CURDIR)/.venv-litert/bin:$$PATH" deploy/check-static.sh
+
+## prove: the arm64 image under qemu and the systemd unit in a booted Debian (root; see README)
+prove: prove-systemd prove-container
+
+prove-container:
+	deploy/host-tools.sh
+	deploy/prove-container.sh
+
+prove-systemd:
+	deploy/host-tools.sh
+	deploy/prove-systemd.sh
 
 clean:
 	rm -rf $(VENV) .venv-litert .venv-tflite .pytest_cache .mypy_cache .ruff_cache

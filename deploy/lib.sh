@@ -1,0 +1,52 @@
+# Shared by the deploy scripts (sourced, not run): the cache folder, a private Docker daemon,
+# waiting for HTTP, and a free local port.
+# shellcheck shell=bash
+
+# Downloaded rootfs tarballs, wheelhouses and the daemon's images live outside the repository so
+# repeat runs are fast; deleting the folder rebuilds everything with the same commands.
+CACHE=${EDGE_DEPLOY_CACHE:-/var/cache/edge-server-deploy}
+mkdir -p "$CACHE"
+
+log() { printf '%s [%s] %s\n' "$(date -u +%H:%M:%S)" "${0##*/}" "$*" >&2; }
+die() { log "FAIL: $*"; exit 1; }
+
+# A Docker daemon of our own (Debian's docker.io) on a private socket, so it neither needs nor
+# disturbs any other daemon on the machine. No bridge and no iptables rules: builds and test
+# containers run with --network none and are reached with `docker exec`. The images live in
+# $CACHE/docker (one daemon at a time: flock). Sets DOCKER_HOST and DOCKERD_PID.
+start_dockerd() {
+    local run=$1
+    exec 8>"$CACHE/docker.lock"
+    flock -w 600 8 || die "another run holds $CACHE/docker.lock"
+    export DOCKER_HOST="unix://$run/docker.sock"
+    dockerd --data-root "$CACHE/docker" --exec-root "$run/exec" --pidfile "$run/dockerd.pid" \
+        -H "$DOCKER_HOST" --bridge=none --iptables=false >"$run/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && return 0
+        kill -0 "$DOCKERD_PID" 2>/dev/null || break
+        sleep 1
+    done
+    tail -20 "$run/dockerd.log" >&2
+    die "dockerd did not start"
+}
+
+stop_dockerd() {
+    [ -n "${DOCKERD_PID:-}" ] || return 0
+    kill "$DOCKERD_PID" 2>/dev/null || true
+    wait "$DOCKERD_PID" 2>/dev/null || true
+    DOCKERD_PID=
+}
+
+# Debian's client: the daemon is 20.10 and some machines carry a newer docker without buildx.
+docker() { /usr/bin/docker "$@"; }
+
+# The apt mirror this machine already uses, for debootstrap.
+apt_mirror() {
+    awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true
+}
+
+# An unused TCP port on 127.0.0.1 (other services on the machine may hold 8080).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Prove the arm64 image on this x86_64 machine under qemu user emulation:
+#   - build Dockerfile.arm64 for linux/arm64 offline (--network none, wheelhouse, no index) on a
+#     local arm64 Debian bookworm base, so no registry is needed
+#   - run it with a read-only root filesystem as its non-root user: /readyz 200, HEALTHCHECK
+#     healthy, grace_hopper.jpg -> "military uniform" by the baked-in default model
+#   - select a model from a mounted folder with EDGE_* settings
+#   - `docker stop` (SIGTERM) ends it with status 0 within seconds
+# The containers have no network; requests go to 127.0.0.1 inside them via `docker exec`.
+# qemu passes the host's x86 /proc/cpuinfo through and LiteRT crashes parsing it, so a Pi 4's
+# is mounted over it here; the image itself is unchanged and needs nothing of the kind on a Pi.
+#   deploy/prove-container.sh      (root; needs qemu-user-static binfmt, docker.io, debootstrap,
+#                                   umoci, skopeo: make deploy-tools)
+set -euo pipefail
+# shellcheck source=deploy/lib.sh
+. "$(dirname "$0")/lib.sh"
+src=$(cd "$(dirname "$0")/.." && pwd)
+models=$(cd "${MODELS_FROM:-$src/../shared/models}" && pwd)
+images=$(cd "${IMAGES_DIR:-$src/../shared/images}" && pwd)
+image=${IMAGE:-edge-server:arm64}
+started=$SECONDS
+
+grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null ||
+    die "qemu-aarch64 binfmt is not enabled (make deploy-tools)"
+
+run=$(mktemp -d /var/tmp/edge-container.XXXXXX)
+containers=()
+cleanup() {
+    for c in "${containers[@]}"; do docker rm -f "$c" >/dev/null 2>&1 || true; done
+    stop_dockerd
+    rm -rf "$run"
+}
+trap cleanup EXIT
+# An interrupted run still stops what it started (through the EXIT trap).
+trap 'exit 130' INT TERM
+start_dockerd "$run"
+log "dockerd $(docker version --format '{{.Server.Version}}') on $DOCKER_HOST (pid $DOCKERD_PID)"
+
+"$src/deploy/base-image.sh"
+
+log "wheelhouse for aarch64 in wheels/"
+"$src/deploy/wheelhouse.sh" "$src/wheels" aarch64 >"$run/wheelhouse.log" 2>&1 ||
+    { tail -20 "$run/wheelhouse.log" >&2; die "wheelhouse download failed"; }
+# The build takes the default model from models/ (where `edge-server models pull` puts it) and
+# checks its sha256 against the catalog itself.
+default_model=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["default"])' \
+    "$src/models/catalog.json")
+[ -f "$src/models/$default_model.tflite" ] ||
+    install -m 0644 "$models/$default_model.tflite" "$src/models/"
+
+log "docker build --platform linux/arm64 (qemu, offline)"
+t=$SECONDS
+DOCKER_BUILDKIT=1 docker build --platform linux/arm64 --network none -f "$src/Dockerfile.arm64" \
+    --build-arg BASE_IMAGE=edge-base:bookworm-arm64 \
+    --build-arg PIP_OPTIONS="--no-index --find-links=wheels" \
+    -t "$image" "$src" >"$run/build.log" 2>&1 || { tail -40 "$run/build.log" >&2; die "build failed"; }
+size=$(docker image inspect "$image" --format '{{.Size}}')
+base_size=$(docker image inspect edge-base:bookworm-arm64 --format '{{.Size}}')
+log "built $image in $((SECONDS - t)) s: $(docker image inspect "$image" --format '{{.Os}}/{{.Architecture}}')," \
+    "$((size / 1000000)) MB, of which the base $((base_size / 1000000)) MB" \
+    "and edge-server (venv + model) $(((size - base_size) / 1000000)) MB"
+
+# start NAME [docker run options...]: a read-only, networkless container of the image.
+start() {
+    local name=$1
+    shift
+    containers+=("$name")
+    docker run -d --name "$name" --read-only --tmpfs /tmp --network none \
+        --health-interval 5s \
+        -v "$src/deploy/pi4-cpuinfo.txt:/proc/cpuinfo:ro" \
+        -v "$src/deploy/probe.py:/probe/probe.py:ro" -v "$images:/images:ro" \
+        "$@" "$image" >/dev/null
+}
+probe() {
+    local name=$1
+    shift
+    docker exec "$name" python3 /probe/probe.py http://127.0.0.1:8080 "$@" --timeout 240 ||
+        { docker logs "$name" 2>&1 | tail -30 >&2; die "$name failed the probe"; }
+}
+
+c=edge-proof-$$
+log "docker run --read-only (baked-in model)"
+t=$SECONDS
+start "$c"
+probe "$c" /images/grace_hopper.jpg "military uniform" --model "$default_model"
+log "ready and classifying $((SECONDS - t)) s after docker run"
+
+user=$(docker inspect "$c" --format '{{.Config.User}} readonly={{.HostConfig.ReadonlyRootfs}}')
+uid=$(docker exec "$c" python3 -c 'import os; print(os.getuid())')
+pid1_uid=$(docker exec "$c" awk '/^Uid:/{print $2}' /proc/1/status)
+arch=$(docker exec "$c" uname -m)
+log "user $user; exec uid $uid, PID 1 uid $pid1_uid; $arch"
+if [ "$uid" = 0 ] || [ "$pid1_uid" = 0 ]; then die "the service runs as root"; fi
+[ "$arch" = aarch64 ] || die "not an aarch64 container"
+if docker exec "$c" python3 -c 'open("/opt/edge-server/written", "w")' 2>/dev/null; then
+    die "the root filesystem is writable"
+fi
+
+for _ in $(seq 1 60); do
+    health=$(docker inspect "$c" --format '{{.State.Health.Status}}')
+    [ "$health" = starting ] || break
+    sleep 2
+done
+[ "$health" = healthy ] || die "HEALTHCHECK says $health"
+log "HEALTHCHECK: $health"
+
+log "docker stop (SIGTERM)"
+t=$(date +%s.%N)
+docker stop -t 30 "$c" >/dev/null
+stopped=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+code=$(docker inspect "$c" --format '{{.State.ExitCode}} oomkilled={{.State.OOMKilled}}')
+log "stopped in $stopped s, exit status $code"
+[ "${code%% *}" = 0 ] || die "exit status $code after SIGTERM"
+awk -v s="$stopped" 'BEGIN { exit !(s < 10) }' || die "SIGTERM took $stopped s"
+docker logs "$c" 2>&1 | grep -q "Finished server process" || die "no graceful shutdown in the logs"
+
+small=mobilenet_v1_0.25_128_quant
+log "docker run with $small from a mounted models folder"
+start "$c-mounted" -v "$models:/models:ro" -e EDGE_MODELS_DIR=/models -e EDGE_MODEL="$small"
+probe "$c-mounted" /images/grace_hopper.jpg "academic gown, academic robe, judge's robe" \
+    --model "$small"
+docker stop -t 30 "$c-mounted" >/dev/null
+
+log "container proof passed in $((SECONDS - started)) s"
