@@ -75,3 +75,12 @@ def test_top_k_orders_by_score_then_index_and_applies_threshold() -> None:
     assert [i for i, _ in top_k(scores, 10, threshold=0.26)] == [1, 2]
     assert top_k(scores, 100) == sorted(top_k(scores, 100), key=lambda p: (-p[1], p[0]))
     assert len(top_k(scores, 100)) == 5
+
+
+def test_top_k_tie_order_does_not_depend_on_k() -> None:
+    """Among many equal scores, each k gives a prefix of the same index-ordered ranking."""
+    scores = np.full(1001, 2 / 256, np.float32)
+    scores[653] = 0.92
+    rankings = [[i for i, _ in top_k(scores, k)] for k in (2, 3, 5, 10)]
+    assert all(r == rankings[-1][: len(r)] for r in rankings)
+    assert rankings[-1][:3] == [653, 0, 1]
