@@ -89,12 +89,16 @@ user=$(docker inspect "$c" --format '{{.Config.User}} readonly={{.HostConfig.Rea
 uid=$(docker exec "$c" python3 -c 'import os; print(os.getuid())')
 pid1_uid=$(docker exec "$c" awk '/^Uid:/{print $2}' /proc/1/status)
 arch=$(docker exec "$c" uname -m)
-log "user $user; exec uid $uid, PID 1 uid $pid1_uid; $arch"
+# docker top needs the pid column to pick the container's processes out of ps.
+servers=$(docker top "$c" -eo pid,args | grep -c 'edge-server serve' || true)
 if [ "$uid" = 0 ] || [ "$pid1_uid" = 0 ]; then die "the service runs as root"; fi
+[ "$servers" = 1 ] || die "$servers edge-server processes, expected one"
 [ "$arch" = aarch64 ] || die "not an aarch64 container"
 if docker exec "$c" python3 -c 'open("/opt/edge-server/written", "w")' 2>/dev/null; then
     die "the root filesystem is writable"
 fi
+log "user $user; exec uid $uid, PID 1 uid $pid1_uid; $arch; $servers server process;" \
+    "writes to / refused"
 
 for _ in $(seq 1 60); do
     health=$(docker inspect "$c" --format '{{.State.Health.Status}}')

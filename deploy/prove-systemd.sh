@@ -83,7 +83,9 @@ check_service
 main_pid=$(inside systemctl show -p MainPID --value edge-server.service)
 uid=$(inside cat "/proc/$main_pid/status" | awk '/^Uid:/{print $2}')
 [ "$uid" -ne 0 ] || die "the service runs as root"
-log "active, pid $main_pid, uid $uid (a transient user)"
+rss=$(inside cat "/proc/$main_pid/status" | awk '/^VmRSS:/{print int($2 / 1024)}')
+log "active, pid $main_pid, uid $uid (a transient user), RSS $rss MiB" \
+    "(MemoryMax=$(inside systemctl show -p MemoryMax --value edge-server.service))"
 
 score=$(inside systemd-analyze security edge-server.service | tail -n 1)
 log "from inside: $score"
