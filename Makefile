@@ -7,7 +7,7 @@ MODELS_FROM ?= $(EDGE_MODELS_FROM)
 TEST_MODELS ?= ../shared/models
 PULL_FROM = $(if $(MODELS_FROM),--from $(MODELS_FROM),)
 
-.PHONY: serve setup test test-litert test-tflite lint clean
+.PHONY: serve setup test test-litert test-tflite lint bench clean
 
 ## serve: set up the venv, pull the default model (sha256-verified) and start the service
 serve: setup
@@ -28,18 +28,18 @@ test: lint test-litert test-tflite
 .venv-litert/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv-litert
 	.venv-litert/bin/pip install --quiet --upgrade pip
-	.venv-litert/bin/pip install --quiet -e ".[dev]" "numpy>=2"
+	.venv-litert/bin/pip install --quiet -e ".[dev,bench]" "numpy>=2"
 	touch $@
 
 .venv-tflite/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv-tflite
 	.venv-tflite/bin/pip install --quiet --upgrade pip
-	.venv-tflite/bin/pip install --quiet -e ".[dev,tflite]" "numpy<2"
+	.venv-tflite/bin/pip install --quiet -e ".[dev,bench,tflite]" "numpy<2"
 	touch $@
 
 lint: .venv-litert/.installed
-	.venv-litert/bin/ruff check edge_server tests
-	.venv-litert/bin/ruff format --check edge_server tests
+	.venv-litert/bin/ruff check edge_server tests benchmarks
+	.venv-litert/bin/ruff format --check edge_server tests benchmarks
 	.venv-litert/bin/mypy
 
 test-litert: .venv-litert/.installed
@@ -49,6 +49,11 @@ test-litert: .venv-litert/.installed
 
 test-tflite: .venv-tflite/.installed
 	EDGE_RUNTIME=tflite EDGE_TEST_MODELS_DIR=$(TEST_MODELS) .venv-tflite/bin/python -m pytest
+
+## bench: the side-by-side benchmark (limit, service, naive) on the default model; a few minutes
+bench: setup
+	$(VENV)/bin/pip install --quiet ".[bench]"
+	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-litert .venv-tflite .pytest_cache .mypy_cache .ruff_cache

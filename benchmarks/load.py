@@ -1,0 +1,116 @@
+"""A closed-loop HTTP load generator: N connections, each sending its next upload on an answer.
+
+Requests are built once as bytes and written to kept-alive sockets with asyncio streams, so the
+client costs the shared CPUs far less than the servers it measures (an HTTP library would
+re-encode the multipart body for every request). Only for servers on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one concurrency level produced."""
+
+    latencies_ms: list[float]
+    wall_s: float
+    errors: int
+
+
+def multipart_request(port: int, path: str, image: bytes, field: str = "image") -> bytes:
+    """A complete HTTP/1.1 POST of one image as a multipart form (what `curl -F` sends)."""
+    boundary = uuid.uuid4().hex
+    body = b"".join(
+        [
+            f"--{boundary}\r\n".encode(),
+            f'Content-Disposition: form-data; name="{field}"; filename="photo.jpg"\r\n'.encode(),
+            b"Content-Type: image/jpeg\r\n\r\n",
+            image,
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
+    head = (
+        f"POST {path} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "\r\n"
+    )
+    return head.encode() + body
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Status and body of one response (Content-Length framed, as both servers answer)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    return status, await reader.readexactly(length)
+
+
+async def _worker(
+    port: int,
+    requests: Sequence[bytes],
+    start: int,
+    budget: itertools.count[int],
+    total: int,
+    deadline: float,
+    run: list[float],
+    errors: list[int],
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    try:
+        turn = start
+        while next(budget) < total and time.perf_counter() < deadline:
+            request = requests[turn % len(requests)]
+            turn += 1
+            sent = time.perf_counter()
+            writer.write(request)
+            await writer.drain()
+            status, _ = await _answer(reader)
+            run.append((time.perf_counter() - sent) * 1000)
+            if status != 200:
+                errors.append(status)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def _drive(
+    port: int, requests: Sequence[bytes], concurrency: int, total: int, seconds: float
+) -> Run:
+    latencies: list[float] = []
+    errors: list[int] = []
+    budget = itertools.count()
+    started = time.perf_counter()
+    deadline = started + seconds
+    await asyncio.gather(
+        *(
+            _worker(port, requests, i, budget, total, deadline, latencies, errors)
+            for i in range(concurrency)
+        )
+    )
+    return Run(latencies, time.perf_counter() - started, len(errors))
+
+
+def drive(
+    port: int,
+    requests: Sequence[bytes],
+    concurrency: int,
+    *,
+    total: int,
+    seconds: float,
+) -> Run:
+    """Send up to `total` requests over `concurrency` connections, stopping after `seconds`."""
+    return asyncio.run(_drive(port, requests, concurrency, total, seconds))
