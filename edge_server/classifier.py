@@ -2,7 +2,8 @@
 
 The TFLite interpreter is not thread-safe. A single-worker executor owns it: invokes run one at
 a time in arrival order (a FIFO, so no request starves the way it can behind a plain lock),
-never on the event loop, while other requests decode on other threads.
+never on the event loop, while other requests decode on a pool of one thread per CPU, also in
+arrival order.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .errors import InferenceFailed, StartupError
 from .labels import align_labels, load_labels
 from .quantization import Quantization
 from .runtime import Backend, Interpreter, create_interpreter, load_backend, zeros_for
-from .settings import OutputKind, ResizeMode, Settings
+from .settings import OutputKind, ResizeMode, Settings, available_cpus
 
 log = logging.getLogger("edge_server")
 
@@ -100,6 +101,7 @@ class Classifier:
         resize: ResizeMode = ResizeMode.squash,
         input_mean: float = 127.5,
         input_std: float = 127.5,
+        decode_threads: int | None = None,
     ) -> None:
         self.info = info
         self._interpreter = interpreter
@@ -107,6 +109,12 @@ class Classifier:
         self._mean = input_mean
         self._std = input_std
         self._owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-invoke")
+        # One decoder per CPU, fed in arrival order. More (starlette's threadpool has 40) would
+        # decode every waiting photo at once: each finishes late, the interpreter idles and
+        # then gets them all together, and each decoded photo is held in memory meanwhile.
+        self._decoders = ThreadPoolExecutor(
+            max_workers=decode_threads or available_cpus(), thread_name_prefix="edge-decode"
+        )
 
     @classmethod
     def load(cls, settings: Settings) -> Classifier:
@@ -177,6 +185,12 @@ class Classifier:
         done = time.perf_counter()
         return Prepared(tensor, image, (decoded - started) * 1000, (done - decoded) * 1000)
 
+    async def prepare_async(self, data: bytes, *, max_pixels: int) -> Prepared:
+        """`prepare` on the decode pool without blocking the event loop; FIFO."""
+        return await asyncio.wrap_future(
+            self._decoders.submit(self.prepare, data, max_pixels=max_pixels)
+        )
+
     def submit(self, tensor: npt.NDArray[Any]) -> Future[Inference]:
         """Queue an invoke on the owner thread; FIFO with every other request."""
         return self._owner.submit(self._invoke, tensor, time.perf_counter())
@@ -212,7 +226,8 @@ class Classifier:
         return Inference(raw, (started - submitted) * 1000, (finished - started) * 1000)
 
     def close(self) -> None:
-        """Finish queued invokes and stop the owner thread."""
+        """Finish queued decodes and invokes, and stop the threads."""
+        self._decoders.shutdown(wait=True)
         self._owner.shutdown(wait=True)
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from starlette.concurrency import run_in_threadpool
-
 from .classifier import Classifier
 from .errors import NotReady
 from .metrics import Metrics
@@ -35,16 +33,14 @@ class Service:
     async def classify(
         self, data: bytes, *, top_k: int | None, threshold: float, started: float
     ) -> ClassifyResponse:
-        """Decode (worker thread), invoke (owner thread, FIFO), rank and time one image.
+        """Decode (decode pool), invoke (owner thread, FIFO), rank and time one image.
 
         `started` is the request's arrival (time.perf_counter()), so `total` covers reading
         the upload too.
         """
         classifier = self.ready_classifier()
         settings = self.settings
-        prepared = await run_in_threadpool(
-            classifier.prepare, data, max_pixels=settings.max_image_pixels
-        )
+        prepared = await classifier.prepare_async(data, max_pixels=settings.max_image_pixels)
         inference = await classifier.infer(prepared.tensor)
 
         post_started = time.perf_counter()
