@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import imaging, quantization
+from . import bench, imaging, quantization
 from .catalog import resolve_model, sha256_of
 from .errors import InferenceFailed, StartupError
 from .labels import align_labels, load_labels
@@ -122,7 +122,10 @@ class Classifier:
         path = resolve_model(settings.model, settings.models_dir)
         backend = load_backend(settings.runtime)
         started = time.perf_counter()
-        created = create_interpreter(backend, str(path), settings.num_threads)
+        threads = settings.num_threads
+        if threads == "auto":
+            threads = bench.auto_threads(backend, str(path), available_cpus())
+        created = create_interpreter(backend, str(path), threads)
         for line in created.runtime_log:
             log.info("%s: %s", backend.name, line)
         interpreter = created.interpreter
@@ -150,7 +153,7 @@ class Classifier:
             labels=labels,
             output_kind=output_kind,
             backend=backend,
-            num_threads=settings.num_threads,
+            num_threads=threads,
             xnnpack=created.xnnpack,
         )
         log.info(
@@ -158,7 +161,7 @@ class Classifier:
             name,
             backend.name,
             backend.version,
-            settings.num_threads,
+            threads,
             "on" if created.xnnpack else "off",
             (time.perf_counter() - started) * 1000,
         )
