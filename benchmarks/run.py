@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks import limit, load, photos, servers
 from benchmarks.stats import summarize, timed
-from benchmarks.targets import NAIVE, SERVICE, Measurements, Target, evaluate
+from benchmarks.targets import NAIVE, SERVICE, Measurements, Target, cpu_cost, evaluate
 from edge_server.catalog import resolve_model
 from edge_server.classifier import Classifier
 from edge_server.runtime import create_interpreter, load_backend
@@ -295,6 +295,10 @@ def report(m: Measurements, context: dict[str, Any], targets: list[Target]) -> d
         "ready_s": {k: round(v, 3) for k, v in m.ready_s.items()},
         "memory_mb": {k: {n: round(x, 1) for n, x in v.items()} for k, v in m.memory_mb.items()},
         "targets": [t.as_dict() for t in targets],
+        "cpu_per_image_over_pipeline_c1": {
+            server: {size: round(x, 3) for size, x in sizes.items()}
+            for server, sizes in cpu_cost(m).items()
+        },
     }
 
 
@@ -350,6 +354,10 @@ def table(m: Measurements, context: dict[str, Any], targets: list[Target]) -> st
             f"{server}: ready {m.ready_s[server]:.2f} s after start; RSS {memory['rss_mb']:.0f} MB"
             f" now, {memory['peak_rss_mb']:.0f} MB peak"
         )
+    lines += ["", "CPU time per image at c1 over the serial pipeline's (steady under load):"]
+    for server, sizes in cpu_cost(m).items():
+        figures = ", ".join(f"{size} {x:.2f}x" for size, x in sizes.items())
+        lines.append(f"  {server:8} {figures}")
     lines += ["", "targets (ratios from this run):"]
     for t in targets:
         verdict = {True: "met", False: "MISSED", None: "n/a"}[t.met]

@@ -150,3 +150,22 @@ def evaluate(m: Measurements) -> list[Target]:
         Target("service start to /readyz 200", m.ready_s.get(SERVICE), 2.0, at_most=True, unit="s"),
     ]
     return targets
+
+
+def cpu_cost(m: Measurements) -> dict[str, dict[str, float]]:
+    """CPU time per image of each server at concurrency 1, over the serial pipeline's.
+
+    Not a target, but the steadiest figure on a shared machine: CPU time barely moves with
+    other jobs' load, where wall times do. 1.0 would be a server costing nothing beyond
+    decode, preprocess, invoke and rank.
+    """
+    cost: dict[str, dict[str, float]] = {}
+    for server, sizes in m.http.items():
+        for size, levels in sizes.items():
+            served, pipeline = levels.get(1), m.pipeline.get(size)
+            if served is None or pipeline is None:
+                continue
+            if served.cpu_ms is None or not pipeline.cpu_ms:
+                continue
+            cost.setdefault(server, {})[size] = served.cpu_ms / pipeline.cpu_ms
+    return cost
