@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks import limit, load, photos, servers
-from benchmarks.stats import summarize, timed
+from benchmarks.stats import summarize, timed, timed_in_turns
 from benchmarks.targets import NAIVE, SERVICE, Measurements, Target, cpu_cost, evaluate
 from edge_server.catalog import resolve_model
 from edge_server.classifier import Classifier
@@ -153,6 +155,26 @@ def _http(
         )
 
 
+def _one_by_one(
+    server: servers.ServerProcess, photo_set: photos.PhotoSet, opened: list[load.Connection]
+) -> Callable[[], object]:
+    """One request at a time over one kept-alive connection (opened, warmed up, and added to
+    `opened` for the caller to close)."""
+    requests = [load.multipart_request(server.port, "/classify", j) for j in photo_set.jpegs]
+    connection = load.Connection(server.port)
+    opened.append(connection)
+    turn = itertools.count()
+
+    def one() -> object:
+        status = connection.send(requests[next(turn) % len(requests)])
+        if status != 200:
+            raise RuntimeError(f"{server.name} answered {status}")
+        return status
+
+    one()
+    return one
+
+
 def measure(args: argparse.Namespace, plan: Plan) -> tuple[Measurements, dict[str, Any]]:
     """The whole run: servers started, the limit measured, every concurrency level driven."""
     context: dict[str, Any] = {"load_average_before": os.getloadavg()}
@@ -175,6 +197,7 @@ def measure(args: argparse.Namespace, plan: Plan) -> tuple[Measurements, dict[st
     )
     naive: servers.ServerProcess | None = None
     classifier: Classifier | None = None
+    connections: list[load.Connection] = []
     try:
         described = servers.get_json(service_port, "/v1/models")["models"][0]
         threads = int(described["num_threads"])
@@ -204,13 +227,13 @@ def measure(args: argparse.Namespace, plan: Plan) -> tuple[Measurements, dict[st
         side = classifier.info.input_size
         for photo_set in sets:
             name, jpegs = photo_set.size.name, photo_set.jpegs
-            m.service_preprocess[name] = timed(
-                limit.service_preprocess(classifier, jpegs, settings.max_image_pixels),
+            m.service_preprocess[name], m.naive_preprocess[name] = timed_in_turns(
+                [
+                    limit.service_preprocess(classifier, jpegs, settings.max_image_pixels),
+                    limit.naive_preprocess(jpegs, side),
+                ],
                 plan.repeats,
                 plan.repeat_seconds,
-            )
-            m.naive_preprocess[name] = timed(
-                limit.naive_preprocess(jpegs, side), plan.repeats, plan.repeat_seconds
             )
 
         naive_port = servers.free_port()
@@ -237,19 +260,29 @@ def measure(args: argparse.Namespace, plan: Plan) -> tuple[Measurements, dict[st
         # at most on a machine whose load drifts.
         for photo_set in sets:
             name = photo_set.size.name
-            m.pipeline[name] = timed(
-                limit.pipeline(interpreter, classifier, photo_set.jpegs, settings.max_image_pixels),
+            # The pipeline and one client of the service take turns, request by request: the
+            # concurrency-1 comparison is the one most sensitive to a load that drifts.
+            m.pipeline[name], m.service_c1_in_turns[name] = timed_in_turns(
+                [
+                    limit.pipeline(
+                        interpreter, classifier, photo_set.jpegs, settings.max_image_pixels
+                    ),
+                    _one_by_one(service, photo_set, connections),
+                ],
                 plan.repeats,
                 plan.repeat_seconds,
             )
             _progress(
                 f"  limit    {name:10} serial: {m.pipeline[name].throughput:7.1f}/s  "
-                f"p50 {m.pipeline[name].p50:8.1f} ms"
+                f"p50 {m.pipeline[name].p50:8.1f} ms; in turns, service c1 p50 "
+                f"{m.service_c1_in_turns[name].p50:8.1f} ms"
             )
             _http(service, photo_set, args.concurrency, plan, m)
             _http(naive, photo_set, args.concurrency, plan, m)
         m.memory_mb = {SERVICE: service.memory_mb(), NAIVE: naive.memory_mb()}
     finally:
+        for connection in connections:
+            connection.close()
         if classifier is not None:
             classifier.close()
         for process in (service, naive):
@@ -328,7 +361,10 @@ def table(m: Measurements, context: dict[str, Any], targets: list[Target]) -> st
         lines.append(f"{size} JPEG, {kb} KB")
         pre, naive_pre = m.service_preprocess[size], m.naive_preprocess[size]
         lines.append(f"  preprocess p50: service {pre.p50:.1f} ms, naive {naive_pre.p50:.1f} ms")
-        rows = [("limit (serial pipeline)", 1, pipeline)]
+        rows = [
+            ("limit (serial pipeline)", 1, pipeline),
+            ("service, in turns w/ limit", 1, m.service_c1_in_turns[size]),
+        ]
         for server in (SERVICE, NAIVE):
             rows += [
                 (server, c, s) for c, s in sorted(m.http.get(server, {}).get(size, {}).items())

@@ -39,6 +39,28 @@ def timed(work: Callable[[], object], repeats: int, seconds: float) -> Summary:
     return summarize(samples, cpu_s=time.process_time() - cpu_started)
 
 
+def timed_in_turns(
+    works: list[Callable[[], object]], repeats: int, seconds: float
+) -> list[Summary]:
+    """Time several kinds of work one call each in turn, so drifting load falls on all alike.
+
+    Up to `repeats` calls of each or `seconds` in all (at least 3 each). CPU time is this
+    process's, per kind.
+    """
+    samples: list[list[float]] = [[] for _ in works]
+    cpu = [0.0 for _ in works]
+    deadline = time.perf_counter() + seconds
+    for turn in range(repeats):
+        if turn >= 3 and time.perf_counter() > deadline:
+            break
+        for i, work in enumerate(works):
+            cpu_started, started = time.process_time(), time.perf_counter()
+            work()
+            samples[i].append((time.perf_counter() - started) * 1000)
+            cpu[i] += time.process_time() - cpu_started
+    return [summarize(taken, cpu_s=spent) for taken, spent in zip(samples, cpu, strict=True)]
+
+
 def summarize(
     samples_ms: list[float], wall_s: float | None = None, cpu_s: float | None = None
 ) -> Summary:
