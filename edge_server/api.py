@@ -32,7 +32,9 @@ from .upload import read_image
 log = logging.getLogger("edge_server")
 
 
-def _service(request: Request) -> Service:
+async def _service(request: Request) -> Service:
+    # async so FastAPI calls it on the event loop: a plain `def` dependency costs every
+    # request a round trip through the threadpool.
     service: Service = request.state.service
     return service
 
