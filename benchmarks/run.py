@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +139,8 @@ def _http(
     for concurrency in levels:
         # Connections and first requests first, unmeasured, at the same concurrency.
         load.drive(server.port, requests, concurrency, total=concurrency, seconds=plan.seconds)
-        cpu_started = server.cpu_s()
+        cpu_started, busy_started = server.cpu_s(), servers.machine_busy_s()
+        client_started = time.process_time()
         run = load.drive(
             server.port,
             requests,
@@ -148,7 +150,14 @@ def _http(
         )
         if run.errors:
             raise RuntimeError(f"{server.name} answered {run.errors} requests with an error")
-        summary = summarize(run.latencies_ms, run.wall_s, server.cpu_s() - cpu_started)
+        server_cpu = server.cpu_s() - cpu_started
+        # Whatever else ran meanwhile, in CPUs: other people's jobs on a shared machine.
+        others = servers.machine_busy_s() - busy_started - server_cpu
+        others -= time.process_time() - client_started
+        summary = dataclasses.replace(
+            summarize(run.latencies_ms, run.wall_s, server_cpu),
+            others_cpus=max(0.0, others / run.wall_s),
+        )
         m.http.setdefault(server.name, {}).setdefault(size.size.name, {})[concurrency] = summary
         _progress(
             f"  {server.name:8} {size.size.name:10} c{concurrency}: "
@@ -357,8 +366,10 @@ def table(m: Measurements, context: dict[str, Any], targets: list[Target]) -> st
         f"invoke alone: p50 {m.invoke.p50:.2f} ms, p95 {m.invoke.p95:.2f} ms",
         "",
     ]
-    widths = [30, 3, 8, 9, 9, 9, 11]
-    lines.append(_row(["", "c", "img/s", "p50 ms", "p95 ms", "p99 ms", "CPU ms/img"], widths))
+    widths = [30, 3, 8, 9, 9, 9, 11, 7]
+    lines.append(
+        _row(["", "c", "img/s", "p50 ms", "p95 ms", "p99 ms", "CPU ms/img", "others"], widths)
+    )
     for size, pipeline in m.pipeline.items():
         kb = context["photos"][size]["mean_bytes"] // 1000
         lines.append(f"{size} JPEG, {kb} KB")
@@ -383,6 +394,7 @@ def table(m: Measurements, context: dict[str, Any], targets: list[Target]) -> st
                         f"{s.p95:.1f}",
                         f"{s.p99:.1f}",
                         "" if s.cpu_ms is None else f"{s.cpu_ms:.1f}",
+                        "" if s.others_cpus is None else f"{s.others_cpus:.2f}",
                     ],
                     widths,
                 )
@@ -393,6 +405,7 @@ def table(m: Measurements, context: dict[str, Any], targets: list[Target]) -> st
             f"{server}: ready {m.ready_s[server]:.2f} s after start; RSS {memory['rss_mb']:.0f} MB"
             f" now, {memory['peak_rss_mb']:.0f} MB peak"
         )
+    lines.append("(others: CPUs kept busy by other processes during that measurement)")
     lines += ["", "CPU time per image at c1 over the serial pipeline's (steady under load):"]
     for server, sizes in cpu_cost(m).items():
         figures = ", ".join(f"{size} {x:.2f}x" for size, x in sizes.items())

@@ -119,6 +119,13 @@ class ServerProcess:
         return self.process.returncode
 
 
+def machine_busy_s() -> float:
+    """CPU time every process on the machine has used since boot (all CPUs), in seconds."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def python_command(*args: str) -> list[str]:
     """This interpreter running a module with arguments."""
     return [sys.executable, *args]

@@ -21,6 +21,7 @@ class Summary:
     mean: float
     throughput: float  # per second
     cpu_ms: float | None = None  # CPU time per item (all threads of the measured process)
+    others_cpus: float | None = None  # CPUs other processes kept busy meanwhile (noise)
 
     def as_dict(self) -> dict[str, Any]:
         """For the JSON report."""
