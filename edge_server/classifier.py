@@ -188,11 +188,38 @@ class Classifier:
         done = time.perf_counter()
         return Prepared(tensor, image, (decoded - started) * 1000, (done - decoded) * 1000)
 
-    async def prepare_async(self, data: bytes, *, max_pixels: int) -> Prepared:
-        """`prepare` on the decode pool without blocking the event loop; FIFO."""
-        return await asyncio.wrap_future(
-            self._decoders.submit(self.prepare, data, max_pixels=max_pixels)
-        )
+    def prepare_and_submit(
+        self, data: bytes, *, max_pixels: int
+    ) -> Future[tuple[Prepared, Inference]]:
+        """Decode on the pool, then queue the invoke straight from the decoding thread.
+
+        The event loop hears back once, when both are done: each hand-off between threads
+        can wait for a CPU on a busy board, and a trip through the loop in between would be
+        two more. Invokes stay FIFO, in the order decodes finish.
+        """
+        result: Future[tuple[Prepared, Inference]] = Future()
+        result.set_running_or_notify_cancel()  # the work cannot be called back once queued
+
+        def decoded(job: Future[Prepared]) -> None:
+            try:
+                prepared = job.result()
+            except BaseException as exc:
+                result.set_exception(exc)
+                return
+
+            def invoked(invoke: Future[Inference]) -> None:
+                try:
+                    result.set_result((prepared, invoke.result()))
+                except BaseException as exc:
+                    result.set_exception(exc)
+
+            try:
+                self.submit(prepared.tensor).add_done_callback(invoked)
+            except RuntimeError as exc:  # shut down meanwhile
+                result.set_exception(exc)
+
+        self._decoders.submit(self.prepare, data, max_pixels=max_pixels).add_done_callback(decoded)
+        return result
 
     def submit(self, tensor: npt.NDArray[Any]) -> Future[Inference]:
         """Queue an invoke on the owner thread; FIFO with every other request."""

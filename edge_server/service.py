@@ -6,6 +6,7 @@ queueing for the interpreter, ranking and timing happen here once.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -40,8 +41,9 @@ class Service:
         """
         classifier = self.ready_classifier()
         settings = self.settings
-        prepared = await classifier.prepare_async(data, max_pixels=settings.max_image_pixels)
-        inference = await classifier.infer(prepared.tensor)
+        prepared, inference = await asyncio.wrap_future(
+            classifier.prepare_and_submit(data, max_pixels=settings.max_image_pixels)
+        )
 
         post_started = time.perf_counter()
         k = top_k if top_k is not None else settings.default_top_k
