@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -45,32 +44,6 @@ def multipart_request(port: int, path: str, image: bytes, field: str = "image") 
         "\r\n"
     )
     return head.encode() + body
-
-
-class Connection:
-    """One kept-alive blocking connection, to take turns with in-process work."""
-
-    def __init__(self, port: int) -> None:
-        self._socket = socket.create_connection(("127.0.0.1", port))
-        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._stream = self._socket.makefile("rb")
-
-    def send(self, request: bytes) -> int:
-        """Send one complete request and read its answer; the status."""
-        self._socket.sendall(request)
-        status = int(self._stream.readline().split(b" ", 2)[1])
-        length = 0
-        while (line := self._stream.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        self._stream.read(length)
-        return status
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._stream.close()
-        self._socket.close()
 
 
 async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:

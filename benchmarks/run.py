@@ -11,13 +11,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import itertools
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,26 +163,6 @@ def _http(
         )
 
 
-def _one_by_one(
-    server: servers.ServerProcess, photo_set: photos.PhotoSet, opened: list[load.Connection]
-) -> Callable[[], object]:
-    """One request at a time over one kept-alive connection (opened, warmed up, and added to
-    `opened` for the caller to close)."""
-    requests = [load.multipart_request(server.port, "/classify", j) for j in photo_set.jpegs]
-    connection = load.Connection(server.port)
-    opened.append(connection)
-    turn = itertools.count()
-
-    def one() -> object:
-        status = connection.send(requests[next(turn) % len(requests)])
-        if status != 200:
-            raise RuntimeError(f"{server.name} answered {status}")
-        return status
-
-    one()
-    return one
-
-
 def measure(args: argparse.Namespace, plan: Plan) -> tuple[Measurements, dict[str, Any]]:
     """The whole run: servers started, the limit measured, every concurrency level driven."""
     context: dict[str, Any] = {"load_average_before": os.getloadavg()}
@@ -207,7 +185,6 @@ def measure(args: argparse.Namespace, plan: Plan) -> tuple[Measurements, dict[st
     )
     naive: servers.ServerProcess | None = None
     classifier: Classifier | None = None
-    connections: list[load.Connection] = []
     try:
         described = servers.get_json(service_port, "/v1/models")["models"][0]
         threads = int(described["num_threads"])
@@ -270,31 +247,19 @@ def measure(args: argparse.Namespace, plan: Plan) -> tuple[Measurements, dict[st
         # at most on a machine whose load drifts.
         for photo_set in sets:
             name = photo_set.size.name
-            # The pipeline and one client of the service take turns, request by request: the
-            # concurrency-1 comparison is the one most sensitive to a load that drifts.
-            m.pipeline[name], served = timed_in_turns(
-                [
-                    limit.pipeline(
-                        interpreter, classifier, photo_set.jpegs, settings.max_image_pixels
-                    ),
-                    _one_by_one(service, photo_set, connections),
-                ],
+            m.pipeline[name] = timed(
+                limit.pipeline(interpreter, classifier, photo_set.jpegs, settings.max_image_pixels),
                 plan.repeats,
                 plan.repeat_seconds,
             )
-            # This process's CPU time says nothing about the server's.
-            m.service_c1_in_turns[name] = dataclasses.replace(served, cpu_ms=None)
             _progress(
                 f"  limit    {name:10} serial: {m.pipeline[name].throughput:7.1f}/s  "
-                f"p50 {m.pipeline[name].p50:8.1f} ms; in turns, service c1 p50 "
-                f"{m.service_c1_in_turns[name].p50:8.1f} ms"
+                f"p50 {m.pipeline[name].p50:8.1f} ms"
             )
             _http(service, photo_set, args.concurrency, plan, m)
             _http(naive, photo_set, args.concurrency, plan, m)
         m.memory_mb = {SERVICE: service.memory_mb(), NAIVE: naive.memory_mb()}
     finally:
-        for connection in connections:
-            connection.close()
         if classifier is not None:
             classifier.close()
         for process in (service, naive):
@@ -366,7 +331,7 @@ def table(m: Measurements, context: dict[str, Any], targets: list[Target]) -> st
         f"invoke alone: p50 {m.invoke.p50:.2f} ms, p95 {m.invoke.p95:.2f} ms",
         "",
     ]
-    widths = [30, 3, 8, 9, 9, 9, 11, 7]
+    widths = [26, 3, 8, 9, 9, 9, 11, 7]
     lines.append(
         _row(["", "c", "img/s", "p50 ms", "p95 ms", "p99 ms", "CPU ms/img", "others"], widths)
     )
@@ -375,10 +340,7 @@ def table(m: Measurements, context: dict[str, Any], targets: list[Target]) -> st
         lines.append(f"{size} JPEG, {kb} KB")
         pre, naive_pre = m.service_preprocess[size], m.naive_preprocess[size]
         lines.append(f"  preprocess p50: service {pre.p50:.1f} ms, naive {naive_pre.p50:.1f} ms")
-        rows = [
-            ("limit (serial pipeline)", 1, pipeline),
-            ("service, in turns with limit", 1, m.service_c1_in_turns[size]),
-        ]
+        rows = [("limit (serial pipeline)", 1, pipeline)]
         for server in (SERVICE, NAIVE):
             rows += [
                 (server, c, s) for c, s in sorted(m.http.get(server, {}).get(size, {}).items())

@@ -67,12 +67,11 @@ def test_targets_are_ratios_of_the_named_figures() -> None:
     m = Measurements(
         invoke=_flat(5, 200),
         pipeline={HD: _flat(10, 100), PHONE: _flat(30, 33)},
-        service_c1_in_turns={HD: _flat(10.5, 95)},
         service_preprocess={HD: _flat(3, 0), PHONE: _flat(10, 0)},
         naive_preprocess={HD: _flat(10, 0), PHONE: _flat(50, 0)},
         http={
             SERVICE: {
-                HD: {1: _flat(12, 80), 4: _flat(20, 150, p99=40), 8: _flat(40, 140)},
+                HD: {1: _flat(10.5, 95), 4: _flat(20, 150, p99=40), 8: _flat(40, 140)},
                 PHONE: {4: _flat(60, 50, p99=66), 8: _flat(120, 40, p99=150)},
             },
             NAIVE: {PHONE: {8: _flat(800, 10, p99=1000)}},
