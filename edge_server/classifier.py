@@ -188,10 +188,8 @@ class Classifier:
         done = time.perf_counter()
         return Prepared(tensor, image, (decoded - started) * 1000, (done - decoded) * 1000)
 
-    def prepare_and_submit(
-        self, data: bytes, *, max_pixels: int
-    ) -> Future[tuple[Prepared, Inference]]:
-        """Decode on the pool, then queue the invoke straight from the decoding thread.
+    def prepare_and_submit(self, data: bytes, **options: Any) -> Future[tuple[Prepared, Inference]]:
+        """`prepare(data, **options)` on the decode pool, then the invoke queued from there.
 
         The event loop hears back once, when both are done: each hand-off between threads
         can wait for a CPU on a busy board, and a trip through the loop in between would be
@@ -218,7 +216,7 @@ class Classifier:
             except RuntimeError as exc:  # shut down meanwhile
                 result.set_exception(exc)
 
-        self._decoders.submit(self.prepare, data, max_pixels=max_pixels).add_done_callback(decoded)
+        self._decoders.submit(self.prepare, data, **options).add_done_callback(decoded)
         return result
 
     def submit(self, tensor: npt.NDArray[Any]) -> Future[Inference]:
