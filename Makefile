@@ -7,7 +7,7 @@ MODELS_FROM ?= $(EDGE_MODELS_FROM)
 TEST_MODELS ?= ../shared/models
 PULL_FROM = $(if $(MODELS_FROM),--from $(MODELS_FROM),)
 
-.PHONY: serve setup test test-litert test-tflite lint clean deploy-check prove prove-container prove-systemd
+.PHONY: serve setup test test-litert test-tflite lint bench clean deploy-check prove prove-container prove-systemd
 
 ## serve: set up the venv, pull the default model (sha256-verified) and start the service
 serve: setup
@@ -28,13 +28,13 @@ test: lint test-litert test-tflite
 .venv-litert/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv-litert
 	.venv-litert/bin/pip install --quiet --upgrade pip
-	.venv-litert/bin/pip install --quiet -e ".[dev]" "numpy>=2"
+	.venv-litert/bin/pip install --quiet -e ".[dev,bench]" "numpy>=2"
 	touch $@
 
 .venv-tflite/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv-tflite
 	.venv-tflite/bin/pip install --quiet --upgrade pip
-	.venv-tflite/bin/pip install --quiet -e ".[dev,tflite]" "numpy<2"
+	.venv-tflite/bin/pip install --quiet -e ".[dev,bench,tflite]" "numpy<2"
 	touch $@
 
 lint: .venv-litert/.installed
@@ -66,6 +66,11 @@ prove-container:
 prove-systemd:
 	deploy/host-tools.sh
 	deploy/prove-systemd.sh
+
+## bench: the side-by-side benchmark (limit, service, naive) on the default model; a few minutes
+bench: setup
+	$(VENV)/bin/pip install --quiet ".[bench]"
+	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-litert .venv-tflite .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,8 @@
 
 The TFLite interpreter is not thread-safe. A single-worker executor owns it: invokes run one at
 a time in arrival order (a FIFO, so no request starves the way it can behind a plain lock),
-never on the event loop, while other requests decode on other threads.
+never on the event loop, while other requests decode on a pool of one thread per CPU, also in
+arrival order.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,14 +21,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import imaging, quantization
+from . import bench, imaging, quantization
 from .catalog import resolve_model, sha256_of
 from .errors import InferenceFailed, StartupError
 from .labels import align_labels, load_labels
 from .quantization import Quantization
 from .region import Region
 from .runtime import Backend, Interpreter, create_interpreter, load_backend, zeros_for
-from .settings import OutputKind, ResizeMode, Settings
+from .settings import OutputKind, ResizeMode, Settings, available_cpus
 
 log = logging.getLogger("edge_server")
 
@@ -102,6 +104,7 @@ class Classifier:
         resize: ResizeMode = ResizeMode.squash,
         input_mean: float = 127.5,
         input_std: float = 127.5,
+        decode_threads: int | None = None,
     ) -> None:
         self.info = info
         self._interpreter = interpreter
@@ -111,6 +114,12 @@ class Classifier:
         self._owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-invoke")
         # Called on the owner thread after each invoke (the service counts them in metrics).
         self.on_invoke: Callable[[], None] | None = None
+        # One decoder per CPU, fed in arrival order. More (starlette's threadpool has 40) would
+        # decode every waiting photo at once: each finishes late, the interpreter idles and
+        # then gets them all together, and each decoded photo is held in memory meanwhile.
+        self._decoders = ThreadPoolExecutor(
+            max_workers=decode_threads or available_cpus(), thread_name_prefix="edge-decode"
+        )
 
     @classmethod
     def load(cls, settings: Settings) -> Classifier:
@@ -118,7 +127,10 @@ class Classifier:
         path = resolve_model(settings.model, settings.models_dir)
         backend = load_backend(settings.runtime)
         started = time.perf_counter()
-        created = create_interpreter(backend, str(path), settings.num_threads)
+        threads = settings.num_threads
+        if threads == "auto":
+            threads = bench.auto_threads(backend, str(path), available_cpus())
+        created = create_interpreter(backend, str(path), threads)
         for line in created.runtime_log:
             log.info("%s: %s", backend.name, line)
         interpreter = created.interpreter
@@ -146,7 +158,7 @@ class Classifier:
             labels=labels,
             output_kind=output_kind,
             backend=backend,
-            num_threads=settings.num_threads,
+            num_threads=threads,
             xnnpack=created.xnnpack,
         )
         log.info(
@@ -154,7 +166,7 @@ class Classifier:
             name,
             backend.name,
             backend.version,
-            settings.num_threads,
+            threads,
             "on" if created.xnnpack else "off",
             (time.perf_counter() - started) * 1000,
         )
@@ -194,6 +206,55 @@ class Classifier:
         done = time.perf_counter()
         return Prepared(tensor, image, (decoded - started) * 1000, (done - decoded) * 1000)
 
+    def prepare_and_submit(self, data: bytes, **options: Any) -> Future[tuple[Prepared, Inference]]:
+        """`prepare(data, **options)` on the decode pool, then the invoke queued from there.
+
+        The event loop hears back once, when both are done: each hand-off between threads
+        can wait for a CPU on a busy board, and a trip through the loop in between would be
+        two more. Invokes stay FIFO, in the order decodes finish. Cancelling the returned
+        future (the client went away) drops the work wherever it is: a waiting decode or a
+        queued invoke never runs.
+        """
+        result: Future[tuple[Prepared, Inference]] = Future()
+
+        def settle(value: tuple[Prepared, Inference] | None, error: BaseException | None) -> None:
+            # The event loop may cancel `result` at any moment from its own thread.
+            with suppress(InvalidStateError):
+                if error is not None:
+                    result.set_exception(error)
+                elif value is not None:
+                    result.set_result(value)
+
+        def decoded(job: Future[Prepared]) -> None:
+            if result.cancelled() or job.cancelled():
+                return
+            try:
+                prepared = job.result()
+            except BaseException as exc:
+                settle(None, exc)
+                return
+            try:
+                invoke = self.submit(prepared.tensor)
+            except RuntimeError as exc:  # shut down meanwhile
+                settle(None, exc)
+                return
+            result.add_done_callback(lambda done: invoke.cancel() if done.cancelled() else None)
+
+            def invoked(finished: Future[Inference]) -> None:
+                if finished.cancelled():
+                    return
+                try:
+                    settle((prepared, finished.result()), None)
+                except BaseException as exc:
+                    settle(None, exc)
+
+            invoke.add_done_callback(invoked)
+
+        decode = self._decoders.submit(self.prepare, data, **options)
+        result.add_done_callback(lambda done: decode.cancel() if done.cancelled() else None)
+        decode.add_done_callback(decoded)
+        return result
+
     def submit(self, tensor: npt.NDArray[Any]) -> Future[Inference]:
         """Queue an invoke on the owner thread; FIFO with every other request."""
         return self._owner.submit(self._invoke, tensor, time.perf_counter())
@@ -231,7 +292,8 @@ class Classifier:
         return Inference(raw, (started - submitted) * 1000, (finished - started) * 1000)
 
     def close(self) -> None:
-        """Finish queued invokes and stop the owner thread."""
+        """Finish queued decodes and invokes, and stop the threads."""
+        self._decoders.shutdown(wait=True)
         self._owner.shutdown(wait=True)
 
 

@@ -18,7 +18,7 @@ from .classifier import Classifier
 from .client import IMAGE_STATUSES, Client, ClientError
 from .errors import ServiceError, StartupError
 from .region import parse_region
-from .settings import Settings
+from .settings import Settings, available_cpus
 
 EXIT_USAGE = 2  # bad settings or a failed start, as argparse does for bad arguments
 
@@ -196,6 +196,58 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from . import bench
+    from .catalog import resolve_model
+    from .runtime import load_backend
+
+    _configure_logging("warning")
+    path = resolve_model(settings.model, settings.models_dir)
+    backend = load_backend(settings.runtime)
+    max_threads = args.max_threads or available_cpus()
+    timings = bench.sweep(
+        backend, str(path), max_threads, invokes=args.invokes, seconds=args.seconds
+    )
+    chosen = bench.recommend(timings)
+    xnnpack = all(t.xnnpack for t in timings)
+    if args.json:
+        document = {
+            "model": path.name.removesuffix(".tflite"),
+            "backend": backend.name,
+            "backend_version": backend.version,
+            "xnnpack": xnnpack,
+            "cpus_available": available_cpus(),
+            "threads": [
+                {"threads": t.threads, "p50_ms": round(t.p50_ms, 3), "p95_ms": round(t.p95_ms, 3)}
+                for t in timings
+            ],
+            "recommended_threads": chosen.threads,
+        }
+        print(json.dumps(document, indent=2))
+        return 0
+    print(
+        f"{path.name} on {backend.name} {backend.version}, "
+        f"{available_cpus()} CPUs available to this process"
+    )
+    if xnnpack:
+        print("XNNPACK: on (the runtime's fast kernels run this model)")
+    else:
+        print(
+            "XNNPACK: OFF - this runtime runs the model on its reference kernels, typically "
+            "10-30x slower; use LiteRT (pip install ai-edge-litert) where it has wheels"
+        )
+    print(f"\n{'threads':>7}  {'p50 ms':>8}  {'p95 ms':>8}  {'invokes':>7}")
+    for t in timings:
+        mark = "  <- recommended" if t is chosen else ""
+        print(f"{t.threads:>7}  {t.p50_ms:>8.2f}  {t.p95_ms:>8.2f}  {t.invokes:>7}{mark}")
+    print(
+        f"\nrecommendation: EDGE_NUM_THREADS={chosen.threads} (the fewest threads within "
+        f"{bench.TOLERANCE:.0%} of the fastest p50; the other cores decode photos meanwhile)."
+        "\nEDGE_NUM_THREADS=auto makes this choice at every start, from a shorter sweep."
+    )
+    return 0
+
+
 def _models_list(args: argparse.Namespace, settings: Settings) -> int:
     for entry in load_catalog().values():
         present = (settings.models_dir / entry.file).is_file()
@@ -271,6 +323,20 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     _add_settings_flags(info, _MODEL_FIELDS)
     info.set_defaults(run=_info)
+
+    timing = commands.add_parser(
+        "bench", help="invoke latency for 1..N interpreter threads on this device"
+    )
+    timing.add_argument("--json", action="store_true", help="print JSON")
+    timing.add_argument(
+        "--max-threads", type=int, default=None, help="default: the CPUs this process may use"
+    )
+    timing.add_argument("--invokes", type=int, default=50, help="invokes per thread count, at most")
+    timing.add_argument(
+        "--seconds", type=float, default=2.0, help="seconds per thread count, at most"
+    )
+    _add_settings_flags(timing, [f for f in _MODEL_FIELDS if f != "num_threads"])
+    timing.set_defaults(run=_bench)
 
     models = commands.add_parser("models", help="the model catalog")
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")

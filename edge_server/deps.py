@@ -10,7 +10,9 @@ from .region import Region, parse_region
 from .service import Service
 
 
-def _service(request: Request) -> Service:
+async def _service(request: Request) -> Service:
+    # async so FastAPI calls it on the event loop: a plain `def` dependency costs every
+    # request a round trip through the threadpool (likewise below).
     service: Service = request.state.service
     return service
 
@@ -18,7 +20,7 @@ def _service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(_service)]
 
 
-def require_key(
+async def require_key(
     service: ServiceDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
@@ -27,20 +29,20 @@ def require_key(
     service.keys.check(authorization, x_api_key)
 
 
-def require_key_for_metrics(
+async def require_key_for_metrics(
     service: ServiceDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:
     """Like require_key, when EDGE_METRICS_REQUIRE_KEY is on."""
     if service.settings.metrics_require_key:
-        require_key(service, authorization, x_api_key)
+        await require_key(service, authorization, x_api_key)
 
 
 Authorized = Depends(require_key)
 
 
-def _region(
+async def _region(
     crop: Annotated[
         str | None,
         Query(

@@ -103,11 +103,32 @@ class CreatedInterpreter:
 
     interpreter: Interpreter
     runtime_log: Sequence[str]
+    delegate_nodes: int | None = None  # None: the runtime cannot list its graph
 
     @property
     def xnnpack(self) -> bool:
-        """Whether the runtime reported creating the XNNPACK delegate."""
+        """Whether the XNNPACK delegate took over part of the graph.
+
+        Read from the graph, not the log: the runtime logs "Created ... XNNPACK delegate" once
+        per process, so a second interpreter would read as off, and the line means a delegate
+        was made, not that it took any node. XNNPACK is the only delegate either runtime
+        applies by default and edge-server passes no other.
+        """
+        if self.delegate_nodes is not None:
+            return self.delegate_nodes > 0
         return any("XNNPACK" in line for line in self.runtime_log)
+
+
+def delegate_nodes(interpreter: Interpreter) -> int | None:
+    """How many delegate nodes replaced ops in the graph, or None when it cannot be listed."""
+    # A private method, present in both runtimes' Python wrappers; absence is tolerated.
+    ops_details = getattr(interpreter, "_get_ops_details", None)
+    if ops_details is None:
+        return None
+    try:
+        return sum(1 for op in ops_details() if op.get("op_name") == "DELEGATE")
+    except Exception:  # a wrapper that changed shape: fall back to the log
+        return None
 
 
 def create_interpreter(backend: Backend, model_path: str, num_threads: int) -> CreatedInterpreter:
@@ -125,7 +146,7 @@ def create_interpreter(backend: Backend, model_path: str, num_threads: int) -> C
                 f"{model_path} is not a TFLite model the runtime can load: {exc}",
                 fix="point EDGE_MODEL at a .tflite file (edge-server models pull NAME)",
             ) from exc
-    return CreatedInterpreter(interpreter, tuple(captured))
+    return CreatedInterpreter(interpreter, tuple(captured), delegate_nodes(interpreter))
 
 
 @contextmanager

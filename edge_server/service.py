@@ -189,21 +189,23 @@ class Service:
         started: float,
         region: Region | None = None,
     ) -> ClassifyResponse:
-        """Decode (worker thread), invoke (owner thread, FIFO), rank and time one image.
+        """Decode (decode pool), invoke (owner thread, FIFO), rank and time one image.
 
         `started` is the request's arrival (time.perf_counter()), so `total` covers reading
         the upload too. With a region, only that part of the upright image is classified.
         """
         settings = self.settings
         async with self.lease() as classifier:
-            prepared = await run_in_threadpool(
-                classifier.prepare,
-                data,
-                max_pixels=settings.max_image_pixels,
-                min_side=settings.min_image_side,
-                region=region,
+            # Decode on the classifier's decoder pool, which queues the invoke itself: the
+            # event loop hears back once, when both are done.
+            prepared, inference = await asyncio.wrap_future(
+                classifier.prepare_and_submit(
+                    data,
+                    max_pixels=settings.max_image_pixels,
+                    min_side=settings.min_image_side,
+                    region=region,
+                )
             )
-            inference = await classifier.infer(prepared.tensor)
 
             post_started = time.perf_counter()
             k = top_k if top_k is not None else settings.default_top_k

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, FilePath, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,8 +62,9 @@ class Settings(BaseSettings):
         None, description="Labels file; default: the labels file embedded in the model."
     )
     runtime: RuntimeChoice = Field(RuntimeChoice.auto, description="TFLite runtime package.")
-    num_threads: Annotated[int, Field(ge=1, le=64)] = Field(
-        default_factory=available_cpus, description="Interpreter threads."
+    num_threads: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        default_factory=available_cpus,
+        description="Interpreter threads, or auto: the fastest count of a short sweep at start.",
     )
     resize: ResizeMode = Field(ResizeMode.squash, description="How images fit the input.")
     output: OutputKind = Field(OutputKind.auto, description="Model output kind.")

@@ -108,6 +108,10 @@ async def multipart_form(
         max_fields=16,
         max_part_size=limit,
     )
+    # Keep the file part in memory: it is read whole right after, and within the upload limit.
+    # Starlette's default spills parts over 1 MiB to a temporary file, which costs a thread
+    # hop and a disk write per chunk, then a disk read, for every phone photo.
+    parser.spool_max_size = limit
     try:
         form = await parser.parse()
     except MultiPartException as exc:

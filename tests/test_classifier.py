@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_server.classifier import Classifier, ModelInfo, TensorSpec
-from edge_server.errors import InferenceFailed
+from edge_server.errors import BadImage, InferenceFailed
 from edge_server.quantization import Quantization
 from edge_server.runtime import Backend
 from edge_server.settings import OutputKind, RuntimeChoice, Settings
@@ -224,3 +224,16 @@ def test_an_invoke_error_fails_that_request_only() -> None:
         classifier.submit(tensor).result()
     assert classifier.submit(tensor).result().raw.shape == (1, 3)
     classifier.close()
+
+
+def test_prepare_and_submit_decodes_then_invokes_or_fails(
+    classifier: Classifier, photo: Photo
+) -> None:
+    """The chained decode and invoke answers like prepare + submit; a bad upload fails it."""
+    prepared, inference = classifier.prepare_and_submit(
+        photo("parrot.jpg"), max_pixels=50_000_000
+    ).result()
+    assert prepared.image.format == "JPEG"
+    assert classifier.rank(inference.raw, 1)[0][1] == "macaw"
+    with pytest.raises(BadImage):
+        classifier.prepare_and_submit(b"not an image", max_pixels=50_000_000).result()

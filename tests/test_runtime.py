@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import platform
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +95,19 @@ def test_an_installed_but_broken_runtime_fails_loudly(
     )
     with pytest.raises(StartupError, match="fake-broken runtime is installed but cannot be"):
         runtime.load_backend(RuntimeChoice.auto)
+
+
+def test_xnnpack_is_read_from_the_graph_for_every_interpreter(models_dir: Path) -> None:
+    """A second interpreter in the process reports XNNPACK like the first (the log says it once).
+
+    LiteRT applies XNNPACK to the quantized MobileNet; tflite-runtime 2.14 does not on x86_64.
+    """
+    backend = runtime.load_backend(RuntimeChoice(os.environ.get("EDGE_RUNTIME", "auto")))
+    model = str(models_dir / "mobilenet_v1_0.25_128_quant.tflite")
+    first, second = (runtime.create_interpreter(backend, model, 1) for _ in range(2))
+    assert first.delegate_nodes is not None
+    assert first.xnnpack == second.xnnpack
+    if backend.name == "ai-edge-litert":
+        assert first.xnnpack
+    elif platform.machine() == "x86_64":
+        assert not first.xnnpack
