@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
@@ -21,7 +21,14 @@ from . import __version__, batch, deepstack, kserve, page, problems
 from .auth import ApiKeys
 from .board import BoardCollector, read_board
 from .classifier import Classifier, ModelInfo, TensorSpec
-from .deps import Authorized, RegionDep, ServiceDep, require_key_for_metrics
+from .deps import (
+    Authorized,
+    RegionDep,
+    ServiceDep,
+    ThresholdQuery,
+    TopKQuery,
+    require_key_for_metrics,
+)
 from .errors import Forbidden, ReloadFailed
 from .metrics import STAGES, Metrics
 from .middleware import RequestContext
@@ -87,12 +94,8 @@ async def classify(
     request: Request,
     service: ServiceDep,
     region: RegionDep,
-    top_k_: Annotated[
-        int | None, Query(alias="top_k", ge=1, le=10_000, description="How many predictions.")
-    ] = None,
-    threshold: Annotated[
-        float, Query(ge=0.0, le=1.0, description="Minimum score of a prediction.")
-    ] = 0.0,
+    top_k_: TopKQuery = None,
+    threshold: ThresholdQuery = 0.0,
 ) -> JSONResponse:
     """Classify one image sent as multipart field `image` (or `file`), as JSON
     `{"image": "<base64>"}` or as a raw image body."""

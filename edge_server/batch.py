@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from http import HTTPStatus
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from . import problems
-from .deps import Authorized, RegionDep, ServiceDep
+from .deps import Authorized, RegionDep, ServiceDep, ThresholdQuery, TopKQuery
 from .errors import ServiceError, UnsupportedMediaType
 from .region import Region
 from .schemas import BatchItem, BatchResponse
@@ -58,12 +57,8 @@ async def classify_batch(
     request: Request,
     service: ServiceDep,
     region: RegionDep,
-    top_k_: Annotated[
-        int | None, Query(alias="top_k", ge=1, le=10_000, description="Predictions per image.")
-    ] = None,
-    threshold: Annotated[
-        float, Query(ge=0.0, le=1.0, description="Minimum score of a prediction.")
-    ] = 0.0,
+    top_k_: TopKQuery = None,
+    threshold: ThresholdQuery = 0.0,
 ) -> JSONResponse:
     """Classify each file of the repeated multipart field `images`; answers in the same order."""
     service.ready_classifier()

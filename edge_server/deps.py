@@ -57,3 +57,12 @@ async def _region(
 
 
 RegionDep = Annotated[Region | None, Depends(_region)]
+
+
+# The ranking parameters of every classify route.
+TopKQuery = Annotated[
+    int | None, Query(alias="top_k", ge=1, le=10_000, description="Predictions per image.")
+]
+ThresholdQuery = Annotated[
+    float, Query(ge=0.0, le=1.0, description="Minimum score of a prediction.")
+]
