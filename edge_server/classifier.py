@@ -79,7 +79,7 @@ class Prepared:
     """A decoded upload, ready to invoke."""
 
     tensor: npt.NDArray[Any]
-    image: imaging.DecodedImage
+    image: imaging.ImageFacts
     decode_ms: float
     preprocess_ms: float
 
@@ -204,7 +204,7 @@ class Classifier:
             imaging.pixels(fitted), self.info.input.dtype, mean=self._mean, std=self._std
         )
         done = time.perf_counter()
-        return Prepared(tensor, image, (decoded - started) * 1000, (done - decoded) * 1000)
+        return Prepared(tensor, image.facts, (decoded - started) * 1000, (done - decoded) * 1000)
 
     def prepare_and_submit(self, data: bytes, **options: Any) -> Future[tuple[Prepared, Inference]]:
         """`prepare(data, **options)` on the decode pool, then the invoke queued from there.
@@ -212,8 +212,11 @@ class Classifier:
         The event loop hears back once, when both are done: each hand-off between threads
         can wait for a CPU on a busy board, and a trip through the loop in between would be
         two more. Invokes stay FIFO, in the order decodes finish. Cancelling the returned
-        future (the client went away) drops the work wherever it is: a waiting decode or a
-        queued invoke never runs.
+        future (the client went away) drops the work wherever it waits: a decode or an invoke
+        that has not started never runs.
+
+        No callbacks are hung on the futures: a callback chain between them would be a
+        reference cycle keeping every request's arrays alive until the cyclic collector runs.
         """
         result: Future[tuple[Prepared, Inference]] = Future()
 
@@ -225,34 +228,26 @@ class Classifier:
                 elif value is not None:
                     result.set_result(value)
 
-        def decoded(job: Future[Prepared]) -> None:
-            if result.cancelled() or job.cancelled():
+        def run_invoke(prepared: Prepared, queued: float) -> None:  # on the owner thread
+            if result.cancelled():
                 return
             try:
-                prepared = job.result()
+                inference = self._invoke(prepared.tensor, queued)
             except BaseException as exc:
                 settle(None, exc)
                 return
-            try:
-                invoke = self.submit(prepared.tensor)
-            except RuntimeError as exc:  # shut down meanwhile
-                settle(None, exc)
+            settle((prepared, inference), None)
+
+        def run_decode() -> None:  # on a decoder thread
+            if result.cancelled():
                 return
-            result.add_done_callback(lambda done: invoke.cancel() if done.cancelled() else None)
+            try:
+                prepared = self.prepare(data, **options)
+                self._owner.submit(run_invoke, prepared, time.perf_counter())
+            except BaseException as exc:  # a bad image, or shut down meanwhile
+                settle(None, exc)
 
-            def invoked(finished: Future[Inference]) -> None:
-                if finished.cancelled():
-                    return
-                try:
-                    settle((prepared, finished.result()), None)
-                except BaseException as exc:
-                    settle(None, exc)
-
-            invoke.add_done_callback(invoked)
-
-        decode = self._decoders.submit(self.prepare, data, **options)
-        result.add_done_callback(lambda done: decode.cancel() if done.cancelled() else None)
-        decode.add_done_callback(decoded)
+        self._decoders.submit(run_decode)
         return result
 
     def submit(self, tensor: npt.NDArray[Any]) -> Future[Inference]:

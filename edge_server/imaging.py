@@ -30,6 +30,16 @@ _WHITE = (255, 255, 255)
 
 
 @dataclass(frozen=True)
+class ImageFacts:
+    """What an upload was: its upright size at full resolution, format, orientation."""
+
+    width: int
+    height: int
+    format: str
+    orientation_applied: bool
+
+
+@dataclass(frozen=True)
 class DecodedImage:
     """An upright RGB picture and what the upload was."""
 
@@ -38,6 +48,11 @@ class DecodedImage:
     height: int
     format: str
     orientation_applied: bool
+
+    @property
+    def facts(self) -> ImageFacts:
+        """The facts without the pixels (which need not outlive preprocessing)."""
+        return ImageFacts(self.width, self.height, self.format, self.orientation_applied)
 
 
 def decode(
