@@ -9,7 +9,7 @@ TOLERANCE = 0.02
 REFERENCE: dict[str, dict[str, tuple[str, float, float]]] = {
     DEFAULT_MODEL: {
         "grace_hopper.jpg": ("military uniform", 0.91, 0.91),
-        # The manifest says 0.78-0.80; with Pillow 11+ bilinear both runtimes give 0.824-0.832
+        # The manifest says 0.78-0.80; with Pillow 13 bilinear both runtimes give 0.824-0.832
         # for the same procedure, so this one row carries a 0.035 margin (see the closing note).
         "chelsea.png": ("Egyptian cat", 0.78, 0.815),
         "coffee.png": ("espresso", 0.98, 0.98),
