@@ -8,7 +8,6 @@ arrival order.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -104,7 +103,6 @@ class Classifier:
         resize: ResizeMode = ResizeMode.squash,
         input_mean: float = 127.5,
         input_std: float = 127.5,
-        decode_threads: int | None = None,
     ) -> None:
         self.info = info
         self._interpreter = interpreter
@@ -118,7 +116,7 @@ class Classifier:
         # decode every waiting photo at once: each finishes late, the interpreter idles and
         # then gets them all together, and each decoded photo is held in memory meanwhile.
         self._decoders = ThreadPoolExecutor(
-            max_workers=decode_threads or available_cpus(), thread_name_prefix="edge-decode"
+            max_workers=available_cpus(), thread_name_prefix="edge-decode"
         )
 
     @classmethod
@@ -253,10 +251,6 @@ class Classifier:
     def submit(self, tensor: npt.NDArray[Any]) -> Future[Inference]:
         """Queue an invoke on the owner thread; FIFO with every other request."""
         return self._owner.submit(self._invoke, tensor, time.perf_counter())
-
-    async def infer(self, tensor: npt.NDArray[Any]) -> Inference:
-        """Run the model on the owner thread without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(tensor))
 
     def scores(self, raw: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
         """Class scores (probabilities) from a raw output tensor."""

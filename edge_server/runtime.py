@@ -135,7 +135,8 @@ def create_interpreter(backend: Backend, model_path: str, num_threads: int) -> C
     """Make an interpreter (XNNPACK is the runtimes' default delegate) and allocate tensors.
 
     Both runtimes write their start-up lines straight to file descriptor 2 from C++; they are
-    captured here so the service can log them properly and tell whether XNNPACK was applied.
+    captured here so the service can log them properly (and, where a runtime cannot list its
+    graph, tell from them whether XNNPACK was applied).
     """
     with _captured_stderr() as captured:
         try:

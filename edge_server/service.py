@@ -53,11 +53,6 @@ class Service:
 
     # --- the model and its life cycle ------------------------------------------------------
 
-    @property
-    def classifier(self) -> Classifier | None:
-        """The model new requests get."""
-        return self._classifier
-
     def install(self, classifier: Classifier) -> None:
         """Make a loaded model the one new requests get."""
         self._classifier = classifier
@@ -80,8 +75,12 @@ class Service:
             self._users[classifier] -= 1
             if self._users[classifier] == 0:
                 del self._users[classifier]
-                if classifier is not self._classifier:
-                    await run_in_threadpool(classifier.close)
+            await self._close_if_retired(classifier)
+
+    async def _close_if_retired(self, classifier: Classifier) -> None:
+        """Close a model that a reload or shutdown replaced, once its last request is done."""
+        if classifier is not self._classifier and self._users[classifier] == 0:
+            await run_in_threadpool(classifier.close)
 
     async def reload(self, model: str | None = None) -> Classifier:
         """Load and warm a model beside the current one, then swap; the old one drains.
@@ -106,15 +105,15 @@ class Service:
             self.install(new)
             self.metrics.reloads.labels("ok").inc()
             log.info("reloaded: now serving %s (%s)", new.info.name, new.info.sha256[:12])
-            if old is not None and self._users[old] == 0:
-                await run_in_threadpool(old.close)
+            if old is not None:
+                await self._close_if_retired(old)
             return new
 
     async def shutdown(self) -> None:
         """Stop taking requests and close every model (queued invokes finish first)."""
         current, self._classifier = self._classifier, None
-        if current is not None and self._users[current] == 0:
-            await run_in_threadpool(current.close)
+        if current is not None:
+            await self._close_if_retired(current)
 
     # --- one request ------------------------------------------------------------------------
 
