@@ -43,7 +43,7 @@ from .schemas import (
 )
 from .service import Service
 from .settings import Settings
-from .upload import read_image
+from .upload import BINARY, form_content, openapi_body, read_image
 
 log = logging.getLogger("edge_server")
 
@@ -51,36 +51,29 @@ log = logging.getLogger("edge_server")
 router = APIRouter()
 protected = APIRouter(dependencies=[Authorized], responses=problems.openapi_responses(401))
 
-_IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "image": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "The image file (the field may also be named "
-                            "`file`). One image per request.",
-                        },
-                    },
-                    "required": ["image"],
+_IMAGE_BODY = openapi_body(
+    {
+        **form_content(
+            {
+                "image": {
+                    **BINARY,
+                    "description": "The image file (the field may also be named `file`). "
+                    "One image per request.",
                 }
             },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {"image": {"type": "string", "format": "byte"}},
-                }
-            },
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            ["image"],
+        ),
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {"image": {"type": "string", "format": "byte"}},
+            }
         },
+        "image/*": {"schema": BINARY},
+        "application/octet-stream": {"schema": BINARY},
     }
-}
+)
 
 
 @protected.post(

@@ -19,31 +19,15 @@ from .errors import ServiceError, UnsupportedMediaType
 from .region import Region
 from .schemas import BatchItem, BatchResponse
 from .service import Service
-from .upload import files_from_form, media_type, multipart_form
+from .upload import BINARY, files_from_form, form_content, media_type, multipart_form, openapi_body
 
 BATCH_FIELD = "images"
 
 router = APIRouter(dependencies=[Authorized], responses=problems.openapi_responses(401))
 
-_BATCH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": [BATCH_FIELD],
-                    "properties": {
-                        BATCH_FIELD: {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
+_BATCH_BODY = openapi_body(
+    form_content({BATCH_FIELD: {"type": "array", "items": BINARY}}, [BATCH_FIELD])
+)
 
 
 @router.post(

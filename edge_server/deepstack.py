@@ -19,7 +19,7 @@ from .deps import ServiceDep
 from .dialect import error_dialect
 from .errors import BadRequest, UnsupportedMediaType
 from .schemas import ClassifyResponse
-from .upload import image_from_form, media_type, multipart_form
+from .upload import BINARY, form_content, image_from_form, media_type, multipart_form, openapi_body
 
 # What the answer's label is when the best score is below the client's min_confidence.
 UNKNOWN_LABEL = "unknown"
@@ -54,24 +54,16 @@ router = APIRouter(
     prefix="/v1/vision", tags=["DeepStack"], route_class=error_dialect(_render_error)
 )
 
-_SCENE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {
-                        "image": {"type": "string", "format": "binary"},
-                        "min_confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                        "api_key": {"type": "string"},
-                    },
-                }
-            }
+_SCENE_BODY = openapi_body(
+    form_content(
+        {
+            "image": BINARY,
+            "min_confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "api_key": {"type": "string"},
         },
-    }
-}
+        ["image"],
+    )
+)
 
 
 @router.post(

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -23,6 +24,21 @@ IMAGE_FIELDS = ("image", "file")
 _RAW_TYPES = ("application/octet-stream",)
 _JSON_TYPES = ("application/json",)
 _DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
+
+
+# OpenAPI documentation of bodies the routes read themselves (FastAPI cannot infer them).
+BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
+
+
+def form_content(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """The `content` entry of a multipart form with these fields."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"multipart/form-data": {"schema": schema}}
+
+
+def openapi_body(content: dict[str, Any]) -> dict[str, Any]:
+    """A route's `openapi_extra` documenting its required request body."""
+    return {"requestBody": {"required": True, "content": content}}
 
 
 def media_type(request: Request) -> str:
