@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -114,12 +115,7 @@ def _classify(args: argparse.Namespace, settings: Settings) -> int:
             results.append(
                 {
                     "file": name,
-                    "image": {
-                        "width": prepared.image.width,
-                        "height": prepared.image.height,
-                        "format": prepared.image.format,
-                        "orientation_applied": prepared.image.orientation_applied,
-                    },
+                    "image": asdict(prepared.image),
                     "predictions": [
                         {"label": label, "index": i, "score": score} for i, label, score in ranked
                     ],
@@ -134,8 +130,7 @@ def _classify(args: argparse.Namespace, settings: Settings) -> int:
         for result in results:
             image = result["image"]
             print(f"{result['file']}  ({image['width']}x{image['height']} {image['format']})")
-            for p in result["predictions"]:
-                print(f"  {p['score']:6.3f}  {p['label']}  [{p['index']}]")
+            _print_predictions(result["predictions"])
     return 1 if failures else 0
 
 
@@ -176,9 +171,13 @@ def _classify_remote(args: argparse.Namespace) -> int:
                 f"{result['file']}  ({image['width']}x{image['height']} {image['format']}, "
                 f"{result['model']['name']}, {total:.0f} ms)"
             )
-            for p in result["predictions"]:
-                print(f"  {p['score']:6.3f}  {p['label']}  [{p['index']}]")
+            _print_predictions(result["predictions"])
     return 1 if failures else 0
+
+
+def _print_predictions(predictions: list[dict[str, Any]]) -> None:
+    for p in predictions:
+        print(f"  {p['score']:6.3f}  {p['label']}  [{p['index']}]")
 
 
 def _info(args: argparse.Namespace, settings: Settings) -> int:
