@@ -112,6 +112,11 @@ class Settings(BaseSettings):
         Path("/"), description="Root of /sys and /proc for board health (tests use a fake)."
     )
     log_level: str = Field("info", description="uvicorn log level.")
+    node_id: str | None = Field(
+        None,
+        description="This instance's id on the LAN (MQTT topics, mDNS); default: derived from "
+        "the machine id, stable across restarts.",
+    )
 
     @field_validator("log_level")
     @classmethod
