@@ -20,6 +20,7 @@ from .client import IMAGE_STATUSES, Client, ClientError
 from .errors import ServiceError, StartupError
 from .region import parse_region
 from .settings import Settings, available_cpus
+from .specs import ModelSpec, model_specs
 
 EXIT_USAGE = 2  # bad settings or a failed start, as argparse does for bad arguments
 
@@ -96,15 +97,19 @@ def _classify(args: argparse.Namespace, settings: Settings) -> int:
         print(f"edge-server: {exc.detail}", file=sys.stderr)
         return EXIT_USAGE
     _configure_logging("warning")
-    classifier = Classifier.load(settings)
+    classifier = Classifier.load(_first_spec(settings).settings)
     results: list[dict[str, Any]] = []
     failures = 0
     try:
         for name in args.images:
             try:
                 data = Path(name).read_bytes()
+                # The server's input limits, so a file refused over HTTP is refused here too.
                 prepared = classifier.prepare(
-                    data, max_pixels=settings.max_image_pixels, region=region
+                    data,
+                    max_pixels=settings.max_image_pixels,
+                    min_side=settings.min_image_side,
+                    region=region,
                 )
                 inference = classifier.submit(prepared.tensor).result()
             except (OSError, ServiceError) as exc:
@@ -152,7 +157,11 @@ def _classify_remote(args: argparse.Namespace) -> int:
             continue
         try:
             answer = client.classify(
-                data, top_k=args.top_k, threshold=args.threshold or None, crop=args.crop
+                data,
+                top_k=args.top_k,
+                threshold=args.threshold or None,
+                crop=args.crop,
+                model=args.setting_model,
             )
         except ClientError as exc:
             failures += 1
@@ -175,22 +184,32 @@ def _classify_remote(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _first_spec(settings: Settings) -> ModelSpec:
+    """The model a local command uses: the default one of those configured."""
+    return model_specs(settings)[0]
+
+
+def _catalog_name(spec: ModelSpec) -> str:
+    """What `models pull` fetches for a configured model: its catalog name or alias."""
+    return spec.settings.model
+
+
 def _print_predictions(predictions: list[dict[str, Any]]) -> None:
     for p in predictions:
         print(f"  {p['score']:6.3f}  {p['label']}  [{p['index']}]")
 
 
 def _info(args: argparse.Namespace, settings: Settings) -> int:
-    from .api import describe
+    from .api import description
 
     _configure_logging("warning")
-    classifier = Classifier.load(settings)
+    classifier = Classifier.load(_first_spec(settings).settings)
     classifier.close()
-    description = describe(classifier.info, settings).model_dump()
+    described = description(classifier).model_dump()
     if args.json:
-        print(json.dumps(description, indent=2))
+        print(json.dumps(described, indent=2))
     else:
-        for key, value in description.items():
+        for key, value in described.items():
             print(f"{key:16} {value}")
     return 0
 
@@ -201,7 +220,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from .runtime import load_backend
 
     _configure_logging("warning")
-    path = resolve_model(settings.model, settings.models_dir)
+    path = resolve_model(_first_spec(settings).settings.model, settings.models_dir)
     backend = load_backend(settings.runtime)
     max_threads = args.max_threads or available_cpus()
     timings = bench.sweep(
@@ -256,7 +275,7 @@ def _models_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _models_pull(args: argparse.Namespace, settings: Settings) -> int:
-    names = args.names or [settings.model]
+    names = args.names or [_catalog_name(spec) for spec in model_specs(settings)]
     for name in names:
         result = pull(name, settings.models_dir, args.source or settings.models_from)
         if result.already_present:
@@ -278,6 +297,7 @@ def _configure_logging(level: str) -> None:
 
 _MODEL_FIELDS = (
     "model",
+    "models_config",
     "models_dir",
     "labels",
     "runtime",
@@ -287,6 +307,7 @@ _MODEL_FIELDS = (
     "input_mean",
     "input_std",
     "max_image_pixels",
+    "min_image_side",
 )
 
 

@@ -61,20 +61,19 @@ class Client:
         top_k: int | None = None,
         threshold: float | None = None,
         crop: str | None = None,
+        model: str | None = None,
     ) -> ClassifyResponse:
-        """Classify one encoded image (JPEG, PNG, ...); raises ClientError on failure."""
-        query = {
-            name: str(value)
-            for name, value in (("top_k", top_k), ("threshold", threshold), ("crop", crop))
-            if value is not None
-        }
+        """Classify one encoded image (JPEG, PNG, ...) with the default model or the one named;
+        raises ClientError on failure."""
+        parameters = (("top_k", top_k), ("threshold", threshold), ("crop", crop), ("model", model))
+        query = {name: str(value) for name, value in parameters if value is not None}
         path = "/classify" + ("?" + urllib.parse.urlencode(query) if query else "")
         # A raw body: no multipart encoding to get wrong, and the server sniffs the format.
         answer = self._request("POST", path, image, {"Content-Type": "application/octet-stream"})
         return _parsed(ClassifyResponse, answer, self.url)
 
     def models(self) -> ModelList:
-        """The loaded model and how it runs (`GET /v1/models`)."""
+        """The loaded models, the default first, and how they run (`GET /v1/models`)."""
         return _parsed(ModelList, self._request("GET", "/v1/models"), self.url)
 
     def _request(

@@ -52,7 +52,14 @@ class Settings(BaseSettings):
 
     model: str = Field(
         DEFAULT_MODEL,
-        description="Catalog name (looked up in models_dir) or path of a .tflite file.",
+        description="Model(s) to serve, comma-separated, the default first: catalog names or "
+        "aliases (looked up in models_dir), .tflite paths, or names from models_config.",
+    )
+    models_config: FilePath | None = Field(
+        None, description="TOML file with per-model names and options (README: Several models)."
+    )
+    max_models: Annotated[int, Field(ge=1, le=32)] = Field(
+        4, description="Most models loaded at once; more are refused, not an out-of-memory kill."
     )
     models_dir: Path = Field(Path("models"), description="Folder holding pulled models.")
     models_from: str | None = Field(

@@ -18,6 +18,7 @@ from edge_server.api import create_app
 from edge_server.catalog import load_catalog
 from edge_server.classifier import Classifier
 from edge_server.settings import RuntimeChoice, Settings
+from edge_server.specs import ModelSpec
 
 import variants
 from conftest import DEFAULT_MODEL, SMALL_MODEL, ServerProcess, free_port, metric, server_env
@@ -167,7 +168,7 @@ def test_sighup_reloads_a_replaced_model_file(
         server.stop()
     assert model["sha256"] == catalog[SMALL_MODEL].sha256
     assert {status for status, _ in traffic.answers} == {200}
-    assert 'edge_model_reloads_total{result="ok"} 1.0' in reloads
+    assert 'edge_model_reloads_total{model="current",result="ok"} 1.0' in reloads
 
 
 def test_reload_over_http_needs_keys(server: ServerProcess) -> None:
@@ -200,7 +201,7 @@ def faulty_app(models_dir: Path, runtime: str) -> Iterator[tuple[httpx.Client, l
 
     classifier._interpreter = Faulty()  # type: ignore[assignment]  # fault injection
     port = free_port()
-    app = create_app(settings, classifier=classifier)
+    app = create_app(settings, models=[(ModelSpec(classifier.info.name, settings), classifier)])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run)
     thread.start()
