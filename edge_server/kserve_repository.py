@@ -36,7 +36,7 @@ class IndexRequest(BaseModel):
     ready: bool = False
 
 
-class IndexEntry(BaseModel):
+class RepositoryModel(BaseModel):
     """A model of the repository and its state."""
 
     name: str
@@ -51,12 +51,12 @@ class ChangeRequest(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 
-@router.post("/index", response_model=list[IndexEntry], summary="Models in the repository")
-async def index(request: Request, service: ServiceDep) -> list[IndexEntry]:
+@router.post("/index", response_model=list[RepositoryModel], summary="Models in the repository")
+async def index(request: Request, service: ServiceDep) -> list[RepositoryModel]:
     """The loaded models, then those that could be loaded by name."""
     body = await _body(request, IndexRequest) or IndexRequest()
     entries = [
-        IndexEntry(name=e.name, state=e.state, reason=e.reason) for e in service.models.index()
+        RepositoryModel(name=e.name, state=e.state, reason=e.reason) for e in service.models.index()
     ]
     return [e for e in entries if e.state == "READY"] if body.ready else entries
 

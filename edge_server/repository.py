@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -27,6 +28,7 @@ from .settings import Settings
 from .specs import ModelsConfig, ModelSpec, read_config, serving_name, spec_for, thread_share
 
 log = logging.getLogger("edge_server")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -170,14 +172,8 @@ class ModelRepository:
                 spec = ModelSpec(new_name, spec.settings.model_copy(update={"model": target}))
             old = self._models[current_name]
             new = await self._load(spec, what=f"reload of {current_name}", serving=old)
-            self._models = {
-                (spec.name if key == current_name else key): (new if key == current_name else c)
-                for key, c in self._models.items()
-            }
-            self._specs = {
-                (spec.name if key == current_name else key): (spec if key == current_name else s)
-                for key, s in self._specs.items()
-            }
+            self._models = _replaced(self._models, current_name, spec.name, new)
+            self._specs = _replaced(self._specs, current_name, spec.name, spec)
             if self._default == current_name:
                 self._default = spec.name
             if spec.name != current_name:
@@ -202,9 +198,11 @@ class ModelRepository:
         models, self._models, self._default = list(self._models.values()), {}, None
         for classifier in models:
             await self._close_if_retired(classifier)
-        while self._users:  # requests still leasing a model close it when they finish
+        # Requests still leasing a model close it when they finish; the pool goes after them.
+        deadline = asyncio.get_running_loop().time() + self.settings.shutdown_timeout
+        while self._users and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        await run_in_threadpool(self.decoders.shutdown, True)
+        await run_in_threadpool(self.decoders.shutdown, not self._users)
 
     # --- the repository (what could be loaded) ---------------------------------------------
 
@@ -234,9 +232,9 @@ class ModelRepository:
         known = ", ".join(e.name for e in self.index()) or "none"
         raise NotFound(f"no model named {name!r} in the repository; it has: {known}")
 
-    def _spec(self, name: str, threads: int | str) -> ModelSpec:
+    def _spec(self, name: str, threads: int | Literal["auto"]) -> ModelSpec:
         try:
-            return spec_for(name, self.settings, self.config, threads)  # type: ignore[arg-type]  # "auto" or an int, as thread_share returns
+            return spec_for(name, self.settings, self.config, threads)
         except StartupError as exc:
             raise ReloadFailed(f"{exc.problem}. Fix: {exc.fix}") from exc
 
@@ -274,6 +272,11 @@ class ModelRepository:
                 listener()
             except Exception:  # a describer's bug must not undo a model change
                 log.exception("a model-change listener failed")
+
+
+def _replaced(items: dict[str, V], old: str, new: str, value: V) -> dict[str, V]:
+    """The mapping with `old`'s entry replaced by `new: value`, in the same place (order)."""
+    return {(new if key == old else key): (value if key == old else v) for key, v in items.items()}
 
 
 def _model_within(model: str, settings: Settings) -> str:
