@@ -49,6 +49,7 @@ class Service:
         self._classifier: Classifier | None = None
         self._users: Counter[Classifier] = Counter()
         self._admitted = 0
+        metrics.queue_limit.set(settings.max_queue)
         self._reload_lock = asyncio.Lock()
 
     # --- the model and its life cycle ------------------------------------------------------
