@@ -53,6 +53,13 @@ class Metrics:
             "Classify requests admitted and not yet answered (bounded by EDGE_MAX_QUEUE).",
             registry=self.registry,
         )
+        # The limit beside the count, so a fleet's dashboards and alerts can tell how full each
+        # instance's queue is whatever its EDGE_MAX_QUEUE.
+        self.queue_limit = Gauge(
+            "edge_classify_queue_limit",
+            "Classify requests that may be admitted at once (EDGE_MAX_QUEUE).",
+            registry=self.registry,
+        )
         self.rejected = Counter(
             "edge_classify_rejected",
             "Classify requests refused with 503 because the admission queue was full.",

@@ -45,6 +45,7 @@ class Service:
         self.keys = keys
         self.models = ModelRepository(settings, metrics, decoders)
         self._admitted = 0
+        metrics.queue_limit.set(settings.max_queue)
 
     # --- the models -------------------------------------------------------------------------
 
