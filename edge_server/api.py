@@ -17,7 +17,7 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, batch, deepstack, kserve, page, problems
+from . import __version__, advertisement, batch, deepstack, kserve, page, problems
 from .auth import ApiKeys
 from .board import BoardCollector, read_board
 from .classifier import Classifier, ModelInfo, TensorSpec
@@ -205,10 +205,14 @@ def describe(info: ModelInfo, settings: Settings) -> ModelDescription:
 
 
 def create_app(settings: Settings, *, classifier: Classifier | None = None) -> FastAPI:
-    """Build the app; it owns the classifier (loaded by the lifespan when not given)."""
+    """Build the app; it owns the classifier (loaded by the lifespan when not given).
+
+    Settings that make the LAN advertisement impossible fail here, before the port opens.
+    """
     metrics = Metrics()
     service = Service(settings, metrics, ApiKeys.from_settings(settings))
     metrics.registry.register(BoardCollector(settings.sysfs_root))
+    advertised = advertisement.plan(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -217,9 +221,13 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
         else:
             service.install(await run_in_threadpool(Classifier.load, settings))
         with _reload_on_sighup(service):
+            announcer = None
             try:
+                announcer = advertisement.advertise(service, advertised)
                 yield {"service": service}
             finally:
+                if announcer is not None:
+                    await announcer.close()  # goodbye before the model goes
                 await service.shutdown()
 
     # FastAPIOffline: /docs with its assets served from the package, not a CDN. No ReDoc: its

@@ -50,6 +50,7 @@ class Service:
         self._users: Counter[Classifier] = Counter()
         self._admitted = 0
         self._reload_lock = asyncio.Lock()
+        self._listeners: list[Callable[[], None]] = []
 
     # --- the model and its life cycle ------------------------------------------------------
 
@@ -63,6 +64,10 @@ class Service:
         if self._classifier is None:
             raise NotReady("the model is not loaded yet", headers={"Retry-After": "1"})
         return self._classifier
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback` on the event loop after every model change (for what describes it)."""
+        self._listeners.append(callback)
 
     @asynccontextmanager
     async def lease(self) -> AsyncIterator[Classifier]:
@@ -105,6 +110,8 @@ class Service:
             self.install(new)
             self.metrics.reloads.labels("ok").inc()
             log.info("reloaded: now serving %s (%s)", new.info.name, new.info.sha256[:12])
+            for listener in self._listeners:
+                listener()
             if old is not None:
                 await self._close_if_retired(old)
             return new

@@ -55,6 +55,12 @@ def _serve(models_dir: Path, *flags: str, **env: str) -> subprocess.CompletedPro
         (("--num-threads", "zero"), "EDGE_NUM_THREADS (--num-threads)"),
         (("--resize", "stretch"), "EDGE_RESIZE (--resize)"),
         (("--runtime", "onnx"), "EDGE_RUNTIME (--runtime)"),
+        (("--mdns", "on"), "EDGE_MDNS=on, but EDGE_HOST=127.0.0.1"),
+        (
+            ("--mdns", "on", "--host", "0.0.0.0", "--mdns-interfaces", "no-such-if0"),  # noqa: S104
+            "match no interface address",
+        ),
+        (("--mdns-name", "kitchen.pi"), "EDGE_MDNS_NAME (--mdns-name)"),
     ],
     ids=[
         "labels-mismatch",
@@ -64,6 +70,9 @@ def _serve(models_dir: Path, *flags: str, **env: str) -> subprocess.CompletedPro
         "threads",
         "resize",
         "runtime",
+        "mdns-on-loopback",
+        "mdns-no-interface",
+        "mdns-name",
     ],
 )
 def test_serve_refuses_to_start_with_a_clear_message(
