@@ -302,7 +302,7 @@ class Advertisement:
                 interfaces=[str(a) for a in target.addresses],
                 ip_version=IPVersion.V4Only if ipv4_only else IPVersion.All,
             )
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # RuntimeError: an address gone meanwhile
             problem = f"cannot open mDNS sockets on {_listed(target.addresses)}: {exc}"
             if required:
                 raise StartupError(

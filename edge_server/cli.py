@@ -183,7 +183,11 @@ def _classify_remote(args: argparse.Namespace) -> int:
 
 def _only_instance(timeout: float) -> Instance | int:
     """The one edge-server on the LAN, or the exit status after saying why there is none."""
-    instances = Client.discover(timeout)
+    try:
+        instances = Client.discover(timeout)
+    except ClientError as exc:
+        print(f"edge-server: {exc}", file=sys.stderr)
+        return 1
     if len(instances) == 1:
         return instances[0]
     if not instances:
@@ -205,7 +209,11 @@ _NONE_FOUND = (
 
 
 def _discover(args: argparse.Namespace, settings: Settings) -> int:
-    instances = Client.discover(args.timeout)
+    try:
+        instances = Client.discover(args.timeout)
+    except ClientError as exc:
+        print(f"edge-server: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps([i.as_dict() for i in instances], indent=2))
     else:

@@ -61,7 +61,10 @@ class Client:
         # Imported on use: a script that never discovers never loads zeroconf.
         from .discovery import discover
 
-        return discover(timeout)
+        try:
+            return discover(timeout)
+        except (OSError, RuntimeError) as exc:  # no interface to listen on, port 5353 refused
+            raise ClientError(f"cannot look for edge-servers by mDNS: {exc}") from exc
 
     def __post_init__(self) -> None:
         scheme = urllib.parse.urlsplit(self.url).scheme

@@ -1,4 +1,5 @@
-"""What the service advertises on the LAN, and whether: the pure decisions, no network."""
+"""What the service advertises on the LAN, and whether, and what the browser reads back: the
+decisions and records, without any network traffic."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import ifaddr
 import pytest
 from pydantic import ValidationError
 
-from edge_server import __version__
+from edge_server import __version__, discovery
 from edge_server.advertisement import (
     APIS,
     InterfaceAddress,
@@ -22,6 +23,7 @@ from edge_server.advertisement import (
     txt_record,
     wanted,
 )
+from edge_server.client import Client, ClientError
 from edge_server.discovery import SERVICE_TYPE, Instance, instance
 from edge_server.errors import StartupError
 from edge_server.settings import MdnsMode, Settings
@@ -261,3 +263,14 @@ def test_interfaces_that_cannot_be_listed_are_explained(monkeypatch: pytest.Monk
         plan(Settings(host=ANY, mdns=MdnsMode.on))
     assert "cannot list the network interfaces" in caught.value.problem
     assert "AF_NETLINK" in caught.value.fix
+
+
+def test_client_discover_explains_a_failure_to_listen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When no mDNS socket can be opened, Client.discover raises a ClientError saying so."""
+
+    def no_sockets(**_: object) -> None:
+        raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+
+    monkeypatch.setattr(discovery, "AsyncZeroconf", no_sockets)
+    with pytest.raises(ClientError, match="cannot look for edge-servers by mDNS"):
+        Client.discover(0.1)
