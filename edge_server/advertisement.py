@@ -328,7 +328,7 @@ class Advertisement:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._zeroconf.async_close()  # goodbye packets first (RFC 6762 10.1)
         if self._registered:
-            log.info("mDNS: goodbye sent for %r", self._plan.name)
+            log.info("mDNS: goodbye sent for %s", _quoted(self.names))
 
     async def _register(self) -> None:
         async with self._lock:
@@ -342,7 +342,7 @@ class Advertisement:
             await asyncio.gather(*announcements)
         log.info(
             "mDNS: advertising %s at %s port %d",
-            " and ".join(repr(name) for name in self.names),
+            _quoted(self.names),
             _listed(self._plan.addresses),
             self._plan.port,
         )
@@ -400,6 +400,10 @@ class Advertisement:
 
 def _ignore(**_: object) -> None:
     """A browser handler for a browser run only to fill the cache."""
+
+
+def _quoted(names: Iterable[str]) -> str:
+    return " and ".join(repr(name) for name in names)
 
 
 def _listed(addresses: Iterable[IPAddress]) -> str:

@@ -425,6 +425,6 @@ def test_sigterm_sends_a_goodbye(lan: Lan, watcher: Child, models_dir: Path, run
             since=since,
         )
         assert removed - started < GOODBYE_WITHIN, f"removed after {removed - started:.1f} s"
-        assert "mDNS: goodbye sent for 'edge-server goodbye test'" in server.child.output
+        assert f"mDNS: goodbye sent for '{full_name}'" in server.child.output
     finally:
         server.child.stop()
