@@ -18,7 +18,16 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, batch, deepstack, kserve, kserve_repository, page, problems
+from . import (
+    __version__,
+    advertisement,
+    batch,
+    deepstack,
+    kserve,
+    kserve_repository,
+    page,
+    problems,
+)
 from .auth import ApiKeys
 from .board import BoardCollector, read_board
 from .classifier import Classifier, TensorSpec
@@ -237,10 +246,14 @@ def create_app(
     decoders: ThreadPoolExecutor | None = None,
 ) -> FastAPI:
     """Build the app; it owns the models (loaded by the lifespan when not given) and the
-    decode pool they were loaded with."""
+    decode pool they were loaded with.
+
+    Settings that make the LAN advertisement impossible fail here, before the port opens.
+    """
     metrics = Metrics()
     service = Service(settings, metrics, ApiKeys.from_settings(settings), decoders)
     metrics.registry.register(BoardCollector(settings.sysfs_root))
+    advertised = advertisement.plan(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -254,9 +267,13 @@ def create_app(
                 )
                 service.models.install(spec, classifier)
         with _reload_on_sighup(service):
+            announcer = None
             try:
+                announcer = advertisement.advertise(service, advertised)
                 yield {"service": service}
             finally:
+                if announcer is not None:
+                    await announcer.close()  # goodbye before the model goes
                 await service.shutdown()
 
     # FastAPIOffline: /docs with its assets served from the package, not a CDN. No ReDoc: its

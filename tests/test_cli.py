@@ -58,6 +58,12 @@ def _serve(models_dir: Path, *flags: str, **env: str) -> subprocess.CompletedPro
         (("--models-config", "{tmp}/bad.toml"), "is not valid TOML"),
         (("--model", "birds,mobilenet_v2_1.0_224_inat_bird_quant"), "both stand for"),
         (("--model", "birds,tiny,imagenet", "--max-models", "2"), "at most 2 may be loaded"),
+        (("--mdns", "on"), "EDGE_MDNS=on, but EDGE_HOST=127.0.0.1"),
+        (
+            ("--mdns", "on", "--host", "0.0.0.0", "--mdns-interfaces", "no-such-if0"),  # noqa: S104
+            "match no interface address",
+        ),
+        (("--mdns-name", "kitchen.pi"), "EDGE_MDNS_NAME (--mdns-name)"),
     ],
     ids=[
         "labels-mismatch",
@@ -70,6 +76,9 @@ def _serve(models_dir: Path, *flags: str, **env: str) -> subprocess.CompletedPro
         "models-config",
         "duplicate-alias",
         "too-many-models",
+        "mdns-on-loopback",
+        "mdns-no-interface",
+        "mdns-name",
     ],
 )
 def test_serve_refuses_to_start_with_a_clear_message(
