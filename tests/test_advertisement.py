@@ -28,6 +28,8 @@ from edge_server.discovery import SERVICE_TYPE, Instance, instance
 from edge_server.errors import StartupError
 from edge_server.settings import MdnsMode, Settings
 
+pytestmark = pytest.mark.lan
+
 # The IPv4 wildcard as EDGE_HOST takes it (compared with, never bound to, in these tests).
 ANY = "0.0.0.0"  # noqa: S104
 

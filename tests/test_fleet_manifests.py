@@ -25,6 +25,8 @@ from edge_server.settings import Settings
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.lan
+
 K8S = ROOT / "deploy" / "k8s"
 KUSTOMIZATIONS = {"base": K8S / "base", "pi": K8S / "overlays" / "pi"}
 # Continuation lines joined, so that each instruction is one line.

@@ -22,6 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ROOT, ServerProcess, fake_pi, free_port, images_folder, metric, server_env
 
+pytestmark = pytest.mark.lan
+
 MONITORING = ROOT / "deploy" / "monitoring"
 RULES = MONITORING / "edge-server.rules.yml"
 RULE_TESTS = MONITORING / "edge-server.rules.test.yml"

@@ -30,6 +30,8 @@ from edge_server.advertisement import APIS
 
 from conftest import DEFAULT_MODEL, ROOT, SMALL_MODEL, images_folder, server_env
 
+pytestmark = pytest.mark.lan
+
 ADDRESS_A = "10.253.0.1"
 ADDRESS_B = "10.253.0.2"
 NODE_ID = "lan-test-node"
