@@ -17,7 +17,7 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, batch, deepstack, kserve, page, problems
+from . import __version__, batch, deepstack, kserve, mqtt, page, problems
 from .auth import ApiKeys
 from .board import BoardCollector, read_board
 from .classifier import Classifier, ModelInfo, TensorSpec
@@ -119,10 +119,16 @@ def server_timing(timing_ms: dict[str, float]) -> str:
     response_model_exclude_none=True,
     summary="Liveness (never runs the model)",
 )
-def healthz(service: ServiceDep) -> Health:
-    """The process is up and serving HTTP; on a Raspberry Pi, with the board's health."""
+def healthz(request: Request, service: ServiceDep) -> Health:
+    """The process is up and serving HTTP; on a Raspberry Pi, with the board's health; with
+    MQTT configured, whether the broker is connected (HTTP serves either way)."""
     board = read_board(service.settings.sysfs_root)
-    return Health(status="ok", board=None if board is None else board.as_dict())
+    link = getattr(request.state, "mqtt", None)
+    return Health(
+        status="ok",
+        board=None if board is None else board.as_dict(),
+        mqtt=None if link is None else link.health(),
+    )
 
 
 @router.get(
@@ -209,6 +215,8 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
     metrics = Metrics()
     service = Service(settings, metrics, ApiKeys.from_settings(settings))
     metrics.registry.register(BoardCollector(settings.sysfs_root))
+    # Built now, so a missing `mqtt` extra stops the start (exit 2) before the port opens.
+    link = mqtt.connection(service) if settings.mqtt_url is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -216,10 +224,14 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
             service.install(classifier)
         else:
             service.install(await run_in_threadpool(Classifier.load, settings))
+        if link is not None:
+            await link.start()  # connects in the background; HTTP never waits for the broker
         with _reload_on_sighup(service):
             try:
-                yield {"service": service}
+                yield {"service": service, "mqtt": link}
             finally:
+                if link is not None:
+                    await link.stop()
                 await service.shutdown()
 
     # FastAPIOffline: /docs with its assets served from the package, not a CDN. No ReDoc: its
