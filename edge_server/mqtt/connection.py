@@ -45,15 +45,18 @@ _ONLINE, _OFFLINE = b"online", b"offline"
 
 
 def failure_reason(exc: aiomqtt.MqttError, *, was_connected: bool) -> tuple[str, str]:
-    """(metric reason, what to tell the operator) for a failed or lost connection."""
+    """(metric reason, what happened and what to do) for a failed or lost connection."""
     if isinstance(exc, MqttConnectError):
         code = getattr(exc.rc, "value", exc.rc)
         if code in _AUTH_CODES:
-            return "auth", "check the user and password in EDGE_MQTT_URL (and the broker's ACL)"
-        return "refused", "the broker refused the connection; see its log"
+            return "auth", (
+                f"the broker refused the login ({exc}); check the user and password in "
+                "EDGE_MQTT_URL and the broker's password file and ACL"
+            )
+        return "refused", f"the broker refused the connection ({exc}); see the broker's log"
     if was_connected:
-        return "lost", "the connection was lost"
-    return "network", "is the broker running and reachable at that address?"
+        return "lost", f"the connection was lost ({exc})"
+    return "network", f"{exc}; is the broker running and reachable at that address?"
 
 
 class MqttConnection:
@@ -178,16 +181,16 @@ class MqttConnection:
                     delay = RECONNECT_MIN
                     await self._session(client)
             except aiomqtt.MqttError as exc:
-                reason, advice = failure_reason(exc, was_connected=was_connected)
+                reason, explained = failure_reason(exc, was_connected=was_connected)
                 self.metrics.mqtt_connect_failures.labels(reason).inc()
                 level = logging.ERROR if reason == "auth" else logging.WARNING
+                # The first failure of a streak is logged; the retries only counted.
                 log.log(
                     level if not self._failing or was_connected else logging.DEBUG,
-                    "MQTT %s %s: %s; %s (retrying with backoff)",
-                    "lost" if was_connected else "cannot connect to",
+                    "MQTT %s: %s (HTTP serves on; retrying with backoff up to %g s)",
                     self.broker,
-                    exc,
-                    advice,
+                    explained,
+                    self.settings.mqtt_reconnect_max,
                 )
                 self._failing = not was_connected
             finally:
