@@ -99,7 +99,7 @@ class Health(BaseModel):
     ] = None
     mqtt: Annotated[
         dict[str, Any] | None,
-        Field(description="With EDGE_MQTT_URL set: `connected` (bool) and `broker`."),
+        Field(description="With EDGE_MQTT_URL set: `connected` (bool), `broker` and `prefix`."),
     ] = None
 
 

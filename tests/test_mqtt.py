@@ -226,7 +226,7 @@ def test_availability_is_online_and_healthz_says_connected(
     status = recorder.wait_for(_on(f"{PREFIX}/status"))
     assert status and status[0].payload == b"online" and status[0].retain
     health = httpx.get(mqtt_server.url + "/healthz").json()
-    assert health["mqtt"]["connected"] is True
+    assert health["mqtt"]["connected"] is True and health["mqtt"]["prefix"] == PREFIX
     assert PASSWORD not in json.dumps(health) and "edge@127.0.0.1" in health["mqtt"]["broker"]
     assert metric(_metrics(mqtt_server), "edge_mqtt_connected") == 1
 

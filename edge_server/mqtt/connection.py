@@ -128,8 +128,13 @@ class MqttConnection:
         self._set_connected(False)
 
     def health(self) -> dict[str, Any]:
-        """For /healthz: whether the broker is connected, and which one (never the password)."""
-        return {"connected": self.connected, "broker": str(self.broker)}
+        """For /healthz: whether the broker is connected, which one (never the password), and
+        the topic prefix (where to publish images)."""
+        return {
+            "connected": self.connected,
+            "broker": str(self.broker),
+            "prefix": self.topics.prefix,
+        }
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a coroutine the connection owns (cancelled on stop; exceptions logged)."""
