@@ -7,6 +7,7 @@ set -euo pipefail
 needs=(
     "chromium chromium"   # the page tests drive it through Playwright (never a downloaded browser)
     "mosquitto mosquitto" # the MQTT tests' broker, and its mosquitto_passwd
+    "openssl openssl"     # certificates for the broker's TLS listener in the MQTT tests
 )
 missing=()
 for need in "${needs[@]}"; do

@@ -93,7 +93,7 @@ class Metrics:
         )
         self.mqtt_connect_failures = Counter(
             "edge_mqtt_connect_failures",
-            "Failed or lost MQTT connections by reason (auth, refused, network, lost).",
+            "Failed or lost MQTT connections by reason (auth, refused, tls, network, lost).",
             ("reason",),
             registry=self.registry,
         )

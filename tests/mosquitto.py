@@ -41,10 +41,12 @@ class Mosquitto:
     broker whose disk was lost would.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, tls: bool = False) -> None:
         self.folder = folder
         self.anonymous_port = free_port()
         self.password_port = free_port()
+        self.tls_port = free_port() if tls else None
+        self.ca_file = folder / "ca.pem"
         passwd = folder / "passwd"
         subprocess.run(
             [_binary("mosquitto_passwd"), "-c", "-b", str(passwd), USER, PASSWORD],
@@ -68,6 +70,7 @@ class Mosquitto:
                     f"listener {self.password_port} 127.0.0.1",
                     "allow_anonymous false",
                     f"password_file {passwd}",
+                    *(self._tls_listener() if tls else []),
                     "",
                 ]
             )
@@ -75,6 +78,35 @@ class Mosquitto:
         self.log = folder / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
+
+    def _tls_listener(self) -> list[str]:
+        """A listener with a certificate for 127.0.0.1 and localhost, signed by a test CA."""
+        (self.folder / "server.ext").write_text(
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nkeyUsage=critical,digitalSignature\n"
+            "extendedKeyUsage=serverAuth\nauthorityKeyIdentifier=keyid\n"
+        )
+        ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        for command in (
+            f"req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=edge-server-test-CA"
+            " -addext basicConstraints=critical,CA:TRUE"
+            " -addext keyUsage=critical,keyCertSign,cRLSign",
+            f"req {ec} -keyout server.key -out server.csr -subj /CN=localhost",
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem"
+            " -days 2 -extfile server.ext",
+        ):
+            subprocess.run(
+                [_binary("openssl"), *command.split()],
+                cwd=self.folder,
+                check=True,
+                capture_output=True,
+            )
+        return [
+            f"listener {self.tls_port} 127.0.0.1",
+            "allow_anonymous true",
+            f"cafile {self.ca_file}",
+            f"certfile {self.folder / 'server.pem'}",
+            f"keyfile {self.folder / 'server.key'}",
+        ]
 
     def url(self, *, password: str | None = None) -> str:
         """The broker URL for edge-server: anonymous, or the password listener with this one."""
@@ -92,7 +124,9 @@ class Mosquitto:
             if self.process.poll() is not None:
                 raise RuntimeError(f"mosquitto exited:\n{self.log.read_text()}")
             try:
-                for port in (self.anonymous_port, self.password_port):
+                for port in (self.anonymous_port, self.password_port, self.tls_port):
+                    if port is None:
+                        continue
                     socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 return
             except OSError:

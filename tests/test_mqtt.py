@@ -316,3 +316,38 @@ def test_a_flood_of_images_is_bounded_counted_and_does_not_starve_http(
     assert dropped > 0 and results > 0
     assert peak[0] - baseline < 150  # 1,000 x 600 KB were sent; 4 are held at most
     assert http_statuses and set(http_statuses) == {200}
+
+
+def test_mqtts_with_the_brokers_ca_file_connects_and_classifies(
+    models_dir: Path, runtime: str, tmp_path: Path, photo: Photo
+) -> None:
+    """mqtts:// to a TLS listener whose certificate a test CA signed, EDGE_MQTT_CA_FILE naming
+    that CA: connected, and an image published on the plain listener is answered."""
+    broker = Mosquitto(tmp_path, tls=True)
+    server = None
+    try:
+        server = _mqtt_server(
+            models_dir,
+            runtime,
+            node_id="tls",
+            mqtt_url=f"mqtts://localhost:{broker.tls_port}",
+            mqtt_ca_file=str(broker.ca_file),
+        )
+        client = Recorder(broker.anonymous_port)
+        client.subscribe("edge-server/tls/status", "edge-server/tls/result/cam")
+        online = client.wait_for(lambda m: m.payload == b"online")
+        client.publish("edge-server/tls/classify/cam", photo("grace_hopper.jpg"))
+        results = client.wait_for(_on("edge-server/tls/result/cam"))
+        client.close()
+        health = httpx.get(server.url + "/healthz").json()["mqtt"]
+    finally:
+        if server is not None:
+            server.stop()
+        broker.stop()
+    assert online and results
+    assert health == {
+        "connected": True,
+        "broker": f"mqtts://localhost:{broker.tls_port}",
+        "prefix": "edge-server/tls",
+    }
+    assert json.loads(results[0].payload)["predictions"][0]["label"] == "military uniform"

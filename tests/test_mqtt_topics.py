@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from aiomqtt import MqttError
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_server.mqtt import discovery
 from edge_server.mqtt.broker import Broker, parse_broker_url
+from edge_server.mqtt.connection import failure_reason
 from edge_server.mqtt.topics import Kind, Route, Topics, check_filter, source_name
 
 TOPICS = Topics(prefix="edge-server/n1", discovery_prefix="homeassistant", frigate_prefix="frigate")
@@ -100,3 +105,24 @@ def test_each_source_gets_a_label_sensor_a_score_sensor_and_an_event() -> None:
             "configuration_url": "http://pi.local:8080/",
         }
         assert config["origin"] == {"name": "edge-server", "sw_version": "1.2.3"}
+
+
+@pytest.mark.parametrize(
+    ("error", "connected", "reason"),
+    [
+        (MqttConnectError(ReasonCode(PacketTypes.CONNACK, identifier=135)), False, "auth"),
+        (MqttConnectError(ReasonCode(PacketTypes.CONNACK, identifier=134)), False, "auth"),
+        (MqttConnectError(ReasonCode(PacketTypes.CONNACK, identifier=136)), False, "refused"),
+        (MqttError("[Errno 111] Connection refused"), False, "network"),
+        (MqttError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), False, "tls"),
+        (MqttError("Disconnected during message iteration"), True, "lost"),
+    ],
+)
+def test_connection_failures_are_told_apart(error: MqttError, connected: bool, reason: str) -> None:
+    """A refused login, another refusal, no broker, an untrusted certificate, a lost link."""
+    found, explained = failure_reason(error, was_connected=connected)
+    assert found == reason
+    if reason == "auth":
+        assert "EDGE_MQTT_URL" in explained
+    if reason == "tls":
+        assert "EDGE_MQTT_CA_FILE" in explained

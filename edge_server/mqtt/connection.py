@@ -56,6 +56,11 @@ def failure_reason(exc: aiomqtt.MqttError, *, was_connected: bool) -> tuple[str,
         return "refused", f"the broker refused the connection ({exc}); see the broker's log"
     if was_connected:
         return "lost", f"the connection was lost ({exc})"
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc):
+        return "tls", (
+            f"the broker's certificate is not trusted ({exc}); set EDGE_MQTT_CA_FILE to the CA "
+            "that signed it"
+        )
     return "network", f"{exc}; is the broker running and reachable at that address?"
 
 
