@@ -104,7 +104,8 @@ def test_the_service_reconnects_after_the_broker_restarts_and_http_serves_throug
 ) -> None:
     """Broker killed, down 3 s, restarted empty: HTTP answers 200 all along, /healthz shows
     MQTT down then up, and within 15 s the service is back: resubscribed (an image is
-    classified), re-announced (its discovery configs are there again) and `online`."""
+    classified), re-announced (its discovery configs are there again) and `online`; stopped
+    with SIGTERM, it leaves a retained `offline`."""
     server = _server(
         models_dir, runtime, node_id="phoenix", mqtt_url=broker.url(), mqtt_reconnect_max="2"
     )
@@ -139,6 +140,11 @@ def test_the_service_reconnects_after_the_broker_restarts_and_http_serves_throug
         )
     finally:
         server.stop()
+    # A graceful stop (SIGTERM) says `offline` itself, retained.
+    after = Recorder(broker.anonymous_port)
+    after.subscribe(f"{prefix}/status")
+    said = after.wait_for(_on(f"{prefix}/status"))
+    after.close()
     print(f"back online {back:.2f} s after the broker restarted; {len(traffic.outcomes)} HTTP")
     assert down["connected"] is False
     assert online, f"not online again within 15 s:\n{server.log}"
@@ -149,6 +155,7 @@ def test_the_service_reconnects_after_the_broker_restarts_and_http_serves_throug
     assert up["connected"] is True
     assert failures >= 1
     assert traffic.outcomes and set(traffic.outcomes) == {200}
+    assert said and said[0].payload == b"offline" and said[0].retain
 
 
 def test_a_wrong_password_is_a_clear_log_line_and_a_metric_and_http_is_unaffected(
