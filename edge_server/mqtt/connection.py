@@ -32,6 +32,7 @@ from ..schemas import ClassifyResponse
 from ..service import Service
 from . import discovery, payloads, pipeline
 from .broker import parse_broker_url
+from .frigate import FrigateBridge
 from .topics import Kind, Topics, split_list
 
 log = logging.getLogger("edge_server.mqtt")
@@ -93,8 +94,6 @@ class MqttConnection:
         self._held_other = 0
         self._inbox: asyncio.Queue[aiomqtt.Message] | None = None  # the current client's
         self._failing = False  # whether the last attempt failed (log the first failure only)
-        from .frigate import FrigateBridge  # here: it needs httpx, part of the same extra
-
         self.frigate = FrigateBridge(self) if settings.frigate_url else None
 
     def _tls_context(self) -> ssl.SSLContext:
