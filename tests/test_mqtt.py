@@ -39,7 +39,8 @@ def _mqtt_server(models_dir: Path, runtime: str, **settings: str) -> ServerProce
 
 @pytest.fixture(scope="module")
 def mqtt_server(models_dir: Path, runtime: str, broker: Mosquitto) -> Iterator[ServerProcess]:
-    """A server on the password listener, MQTT 5, a camera topic pattern and a small queue."""
+    """A server on the password listener, MQTT 5, a camera topic pattern, a small queue and
+    a 1 MB size limit."""
     server = _mqtt_server(
         models_dir,
         runtime,
@@ -48,6 +49,7 @@ def mqtt_server(models_dir: Path, runtime: str, broker: Mosquitto) -> Iterator[S
         mqtt_protocol="5",
         mqtt_topics="cameras/+/snapshot",
         mqtt_max_pending="4",
+        max_upload_bytes="1000000",
     )
     yield server
     server.stop()
@@ -138,6 +140,19 @@ def test_a_bad_payload_publishes_a_problem_and_is_counted(
     assert recorder.wait_for(_on(f"{PREFIX}/result/bad"))
     response = httpx.post(mqtt_server.url + "/classify", files={"image": photo("grace_hopper.jpg")})
     assert response.status_code == 200
+
+
+def test_an_image_over_the_size_limit_is_refused_with_413(
+    mqtt_server: ServerProcess, recorder: Recorder
+) -> None:
+    """A payload over EDGE_MAX_UPLOAD_BYTES: 413 on the error topic, as HTTP would answer."""
+    recorder.subscribe(f"{PREFIX}/error/big")
+    time.sleep(0.2)
+    recorder.publish(f"{PREFIX}/classify/big", b"\xff\xd8" + b"\0" * 1_100_000)
+    problems = recorder.wait_for(_on(f"{PREFIX}/error/big"))
+    assert problems
+    problem = json.loads(problems[0].payload)
+    assert problem["status"] == 413 and "EDGE_MAX_UPLOAD_BYTES=1000000" in problem["detail"]
 
 
 def test_mqtt5_response_topic_and_correlation_data_are_honoured(
