@@ -169,9 +169,7 @@ def _outcomes(server: ServerProcess) -> dict[str, float]:
 def test_a_bird_event_is_named_once_and_written_back_as_a_sub_label(
     bridge: ServerProcess, broker: Mosquitto, frigate: FrigateStandIn
 ) -> None:
-    """A new bird event on camera `feeder`: one snapshot fetch (cropped, quality 95), the
-    species `Ara macao (Scarlet Macaw)` as sub label and on result/feeder; the same snapshot
-    again: no fetch, no second POST; a person, and a bird on another camera: nothing."""
+    """A bird event: one fetch, the species as sub label; unchanged, person, elsewhere: nothing."""
     watcher = Recorder(broker.anonymous_port)
     result_topic = f"edge-server/{NODE}/result/feeder"
     watcher.subscribe(result_topic)

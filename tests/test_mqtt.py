@@ -74,8 +74,7 @@ def _metrics(server: ServerProcess) -> str:
 def test_an_image_published_to_the_classify_topic_is_answered_on_the_result_topic(
     mqtt_server: ServerProcess, broker: Mosquitto, recorder: Recorder, photo: Photo
 ) -> None:
-    """grace_hopper.jpg on <prefix>/classify/door: `military uniform` retained on result/door,
-    the /classify answer plus the source topic, and a Home Assistant event on event/door."""
+    """grace_hopper.jpg on classify/door: `military uniform` retained on result/door, an event."""
     recorder.subscribe(f"{PREFIX}/result/door", f"{PREFIX}/event/door")
     time.sleep(0.2)
     recorder.publish(f"{PREFIX}/classify/door", photo("grace_hopper.jpg"))
@@ -104,8 +103,7 @@ def test_an_image_published_to_the_classify_topic_is_answered_on_the_result_topi
 def test_an_extra_topic_pattern_is_classified_under_its_own_source(
     mqtt_server: ServerProcess, recorder: Recorder, photo: Photo
 ) -> None:
-    """A camera's snapshot topic listed in EDGE_MQTT_TOPICS: classified, the source named from
-    the topic, the topic in the answer."""
+    """An EDGE_MQTT_TOPICS match is classified under a source named from its topic."""
     topic = "cameras/porch/snapshot"
     source = source_name(topic)
     assert source.startswith("cameras_porch_snapshot-")
@@ -122,8 +120,7 @@ def test_an_extra_topic_pattern_is_classified_under_its_own_source(
 def test_a_bad_payload_publishes_a_problem_and_is_counted(
     mqtt_server: ServerProcess, recorder: Recorder, photo: Photo
 ) -> None:
-    """Text on the classify topic: a 400 problem on error/<source>, counted; the next image and
-    HTTP still work."""
+    """Text on a classify topic: a 400 problem on the error topic, counted; the service goes on."""
     before = metric(_metrics(mqtt_server), "edge_mqtt_classify_errors_total", status="400")
     recorder.subscribe(f"{PREFIX}/error/bad", f"{PREFIX}/result/bad")
     time.sleep(0.2)
@@ -158,8 +155,7 @@ def test_an_image_over_the_size_limit_is_refused_with_413(
 def test_mqtt5_response_topic_and_correlation_data_are_honoured(
     mqtt_server: ServerProcess, broker: Mosquitto, photo: Photo
 ) -> None:
-    """An MQTT 5 request with a response topic and correlation data gets its answer there,
-    carrying the same correlation data."""
+    """An MQTT 5 request's response topic gets the answer, with its correlation data."""
     client = Recorder(broker.anonymous_port, v5=True)
     try:
         client.subscribe("replies/me")
@@ -179,8 +175,7 @@ def test_mqtt5_response_topic_and_correlation_data_are_honoured(
 def test_discovery_configs_describe_the_source_and_are_resent_after_a_birth_message(
     mqtt_server: ServerProcess, broker: Mosquitto, recorder: Recorder, photo: Photo
 ) -> None:
-    """Three retained configs per source under homeassistant/ (label sensor, score sensor,
-    event), with device, origin and availability; Home Assistant's `online` gets them again."""
+    """Three retained discovery configs per source, complete; re-sent on Home Assistant's birth."""
     recorder.subscribe(f"{PREFIX}/result/garden")
     time.sleep(0.2)
     recorder.publish(f"{PREFIX}/classify/garden", photo("grace_hopper.jpg"))
@@ -266,9 +261,7 @@ def _total(text: str, name: str, **labels: str) -> float:
 def test_a_flood_of_images_is_bounded_counted_and_does_not_starve_http(
     mqtt_server: ServerProcess, recorder: Recorder, photo: Photo
 ) -> None:
-    """1,000 photos (600 KB each) published as fast as possible with EDGE_MQTT_MAX_PENDING=4:
-    no crash, RSS grows far less than the 600 MB sent, every message is answered or counted
-    as dropped, and HTTP requests during the flood are answered."""
+    """1,000 x 600 KB images at once: bounded RSS, each answered or counted, HTTP served."""
     image = photo("parrot.jpg")
     pid = mqtt_server.process.pid
     before = _metrics(mqtt_server)
@@ -336,8 +329,7 @@ def test_a_flood_of_images_is_bounded_counted_and_does_not_starve_http(
 def test_mqtts_with_the_brokers_ca_file_connects_and_classifies(
     models_dir: Path, runtime: str, tmp_path: Path, photo: Photo
 ) -> None:
-    """mqtts:// to a TLS listener whose certificate a test CA signed, EDGE_MQTT_CA_FILE naming
-    that CA: connected, and an image published on the plain listener is answered."""
+    """mqtts:// with EDGE_MQTT_CA_FILE naming the broker's CA: connected, images answered."""
     broker = Mosquitto(tmp_path, tls=True)
     server = None
     try:

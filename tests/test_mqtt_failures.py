@@ -45,8 +45,7 @@ def _on(topic: str, payload: bytes | None = None) -> Callable[[Received], bool]:
 def test_sigkill_makes_the_broker_publish_the_last_will_offline(
     models_dir: Path, runtime: str, broker: Mosquitto
 ) -> None:
-    """The service says `online`; killed with SIGKILL (no goodbye), its Last Will `offline`
-    reaches subscribers, retained."""
+    """Killed with SIGKILL, the service's Last Will `offline` reaches subscribers, retained."""
     watcher = Recorder(broker.anonymous_port)
     watcher.subscribe("edge-server/killed/status")
     server = _server(models_dir, runtime, node_id="killed", mqtt_url=broker.url())
@@ -102,10 +101,7 @@ class HttpTraffic:
 def test_the_service_reconnects_after_the_broker_restarts_and_http_serves_throughout(
     models_dir: Path, runtime: str, broker: Mosquitto, photo: Photo
 ) -> None:
-    """Broker killed, down 3 s, restarted empty: HTTP answers 200 all along, /healthz shows
-    MQTT down then up, and within 15 s the service is back: resubscribed (an image is
-    classified), re-announced (its discovery configs are there again) and `online`; stopped
-    with SIGTERM, it leaves a retained `offline`."""
+    """Broker killed and restarted: back within 15 s (resubscribed, re-announced), HTTP all 200."""
     server = _server(
         models_dir, runtime, node_id="phoenix", mqtt_url=broker.url(), mqtt_reconnect_max="2"
     )
@@ -161,8 +157,7 @@ def test_the_service_reconnects_after_the_broker_restarts_and_http_serves_throug
 def test_a_wrong_password_is_a_clear_log_line_and_a_metric_and_http_is_unaffected(
     models_dir: Path, runtime: str, broker: Mosquitto, photo: Photo
 ) -> None:
-    """The password listener refuses the login: an error log line naming the cause and the
-    setting, edge_mqtt_connect_failures_total{reason="auth"}, and HTTP classifies as ever."""
+    """A refused login: an ERROR line naming EDGE_MQTT_URL, the auth metric; HTTP unaffected."""
     server = _server(
         models_dir, runtime, node_id="locked", mqtt_url=broker.url(password="not-" + PASSWORD)
     )
@@ -193,8 +188,7 @@ def test_a_wrong_password_is_a_clear_log_line_and_a_metric_and_http_is_unaffecte
 def test_without_the_mqtt_extra_the_start_stops_with_the_fix(
     models_dir: Path, runtime: str, tmp_path: Path
 ) -> None:
-    """EDGE_MQTT_URL set where aiomqtt is not installed: exit 2 before listening, saying to
-    install edge-server[mqtt]."""
+    """EDGE_MQTT_URL without aiomqtt installed: exit 2 before listening, with the pip command."""
     # Stand in for an environment without the extra: a package that cannot be imported.
     (tmp_path / "aiomqtt").mkdir()
     (tmp_path / "aiomqtt" / "__init__.py").write_text(
