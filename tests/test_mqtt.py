@@ -15,7 +15,7 @@ from paho.mqtt.properties import Properties
 
 from edge_server.mqtt.topics import source_name
 
-from conftest import ServerProcess, free_port, metric, server_env
+from conftest import SMALL_MODEL, ServerProcess, free_port, metric, server_env
 from mosquitto import PASSWORD, Mosquitto, Received, Recorder
 
 Photo = Callable[[str], bytes]
@@ -358,3 +358,39 @@ def test_mqtts_with_the_brokers_ca_file_connects_and_classifies(
         "prefix": "edge-server/tls",
     }
     assert json.loads(results[0].payload)["predictions"][0]["label"] == "military uniform"
+
+
+def test_after_a_model_reload_the_configs_name_the_new_model(
+    models_dir: Path, runtime: str, broker: Mosquitto, photo: Photo
+) -> None:
+    """POST /v1/models/reload to another model: the next result re-announces, naming it."""
+    key = "mqtt-reload-test-key-0123456789"
+    server = _mqtt_server(
+        models_dir, runtime, node_id="reloads", mqtt_url=broker.url(), api_key=key
+    )
+    watcher = Recorder(broker.anonymous_port)
+    try:
+        watcher.subscribe("edge-server/reloads/result/cam", "homeassistant/sensor/+/config")
+        time.sleep(0.2)
+        watcher.publish("edge-server/reloads/classify/cam", photo("grace_hopper.jpg"))
+        assert watcher.wait_for(_on("edge-server/reloads/result/cam"))
+        reloaded = httpx.post(
+            server.url + "/v1/models/reload",
+            json={"model": SMALL_MODEL},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
+        )
+        assert reloaded.status_code == 200, reloaded.text
+        watcher.publish("edge-server/reloads/classify/cam", photo("grace_hopper.jpg"))
+
+        def names_small_model(message: Received) -> bool:
+            config = json.loads(message.payload) if message.topic.startswith("home") else {}
+            return "reloads_cam_label" in message.topic and (
+                config.get("device", {}).get("model") == SMALL_MODEL
+            )
+
+        renamed = watcher.wait_for(names_small_model)
+    finally:
+        watcher.close()
+        server.stop()
+    assert renamed

@@ -94,6 +94,7 @@ class MqttConnection:
         self._held_other = 0
         self._inbox: asyncio.Queue[aiomqtt.Message] | None = None  # the current client's
         self._failing = False  # whether the last attempt failed (log the first failure only)
+        self._announced_model: str | None = None  # the model the published configs name
         self.frigate = FrigateBridge(self) if settings.frigate_url else None
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -315,7 +316,11 @@ class MqttConnection:
         self, source: str, answer: ClassifyResponse, topic: str, **extra: Any
     ) -> None:
         """A source's result (retained: Home Assistant's state) and its event."""
-        if source not in self.sources:
+        if self.identity().model != self._announced_model:
+            # A reload changed the served model, which every config's device block names.
+            self.sources.setdefault(source, None)
+            await self.announce()
+        elif source not in self.sources:
             self.sources[source] = None
             await self.announce([source])
         await self._publish(
@@ -331,6 +336,7 @@ class MqttConnection:
         if not self.settings.mqtt_discovery:
             return
         identity = self.identity()
+        self._announced_model = identity.model
         for source in sources if sources is not None else list(self.sources):
             for topic, config in discovery.configs(self.topics, identity, source):
                 await self._publish(topic, payloads.dumps(config), "discovery", retain=True)
