@@ -7,7 +7,7 @@ MODELS_FROM ?= $(EDGE_MODELS_FROM)
 TEST_MODELS ?= ../shared/models
 PULL_FROM = $(if $(MODELS_FROM),--from $(MODELS_FROM),)
 
-.PHONY: serve setup test test-litert test-tflite lint bench clean deploy-check prove prove-container prove-systemd
+.PHONY: serve setup test test-deps test-litert test-tflite lint bench clean deploy-check prove prove-container prove-systemd
 
 ## serve: set up the venv, pull the default model (sha256-verified) and start the service
 serve: setup
@@ -22,8 +22,12 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet .
 	touch $@
 
-## test: lint, then the whole suite under LiteRT (numpy 2) and under tflite-runtime (numpy < 2)
-test: lint test-litert test-tflite
+## test: lint, then the whole suite under LiteRT (numpy 2) and under tflite-runtime (numpy < 2);
+## first installs the Debian packages the tests run (as root), or stops with the command to run
+test: test-deps lint test-litert test-tflite
+
+test-deps:
+	deploy/test-deps.sh
 
 .venv-litert/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv-litert
@@ -42,13 +46,13 @@ lint: .venv-litert/.installed
 	.venv-litert/bin/ruff format --check edge_server tests benchmarks deploy
 	.venv-litert/bin/mypy
 
-test-litert: .venv-litert/.installed
+test-litert: test-deps .venv-litert/.installed
 	# The same pull mechanism a user runs, from the shared models folder (read-only in CI).
 	.venv-litert/bin/edge-server models pull --from $(TEST_MODELS)
 	EDGE_RUNTIME=litert EDGE_TEST_MODELS_DIR=$(TEST_MODELS) .venv-litert/bin/python -m pytest
 
 # The LAN surfaces and deployment checks do not depend on the runtime: they run once, above.
-test-tflite: .venv-tflite/.installed
+test-tflite: test-deps .venv-tflite/.installed
 	EDGE_RUNTIME=tflite EDGE_TEST_MODELS_DIR=$(TEST_MODELS) .venv-tflite/bin/python -m pytest -m "not lan"
 
 ## deploy-check: static checks of Dockerfile.arm64 and systemd/ (hadolint, shellcheck,

@@ -25,6 +25,7 @@ from . import (
     deepstack,
     kserve,
     kserve_repository,
+    mqtt,
     page,
     problems,
 )
@@ -133,10 +134,16 @@ def server_timing(timing_ms: dict[str, float]) -> str:
     response_model_exclude_none=True,
     summary="Liveness (never runs the model)",
 )
-def healthz(service: ServiceDep) -> Health:
-    """The process is up and serving HTTP; on a Raspberry Pi, with the board's health."""
+def healthz(request: Request, service: ServiceDep) -> Health:
+    """The process is up and serving HTTP; on a Raspberry Pi, with the board's health; with
+    MQTT configured, whether the broker is connected (HTTP serves either way)."""
     board = read_board(service.settings.sysfs_root)
-    return Health(status="ok", board=None if board is None else board.as_dict())
+    link = getattr(request.state, "mqtt", None)
+    return Health(
+        status="ok",
+        board=None if board is None else board.as_dict(),
+        mqtt=None if link is None else link.health(),
+    )
 
 
 @router.get(
@@ -254,6 +261,8 @@ def create_app(
     service = Service(settings, metrics, ApiKeys.from_settings(settings), decoders)
     metrics.registry.register(BoardCollector(settings.sysfs_root))
     advertised = advertisement.plan(settings)
+    # Built now, so a missing `mqtt` extra stops the start (exit 2) before the port opens.
+    link = mqtt.connection(service) if settings.mqtt_url is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -266,12 +275,16 @@ def create_app(
                     Classifier.load, spec.settings, name=spec.name, decoders=service.models.decoders
                 )
                 service.models.install(spec, classifier)
+        if link is not None:
+            await link.start()  # connects in the background; HTTP never waits for the broker
         with _reload_on_sighup(service):
             announcer = None
             try:
                 announcer = advertisement.advertise(service, advertised)
-                yield {"service": service}
+                yield {"service": service, "mqtt": link}
             finally:
+                if link is not None:
+                    await link.stop()
                 if announcer is not None:
                     await announcer.close()  # goodbye before the model goes
                 await service.shutdown()

@@ -68,13 +68,16 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**given)
 
 
+# Settings whose value is never echoed back (a broker URL carries a password).
+_SECRETS = {name for name, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation)}
+
+
 def _settings_problem(exc: ValidationError) -> str:
     lines = ["edge-server: invalid settings:"]
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else "?"
-        lines.append(
-            f"  EDGE_{name.upper()} ({_flag(name)}): {error['msg']} (got {error.get('input')!r})"
-        )
+        given = "(hidden)" if name in _SECRETS else repr(error.get("input"))
+        lines.append(f"  EDGE_{name.upper()} ({_flag(name)}): {error['msg']} (got {given})")
     lines.append("  fix: correct the value in the environment or on the command line")
     return "\n".join(lines)
 

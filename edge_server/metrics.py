@@ -95,6 +95,57 @@ class Metrics:
             registry=self.registry,
         )
 
+        # The MQTT surface (zero while EDGE_MQTT_URL is unset).
+        self.mqtt_connected = Gauge(
+            "edge_mqtt_connected",
+            "1 while connected to the MQTT broker, else 0.",
+            registry=self.registry,
+        )
+        self.mqtt_connect_failures = Counter(
+            "edge_mqtt_connect_failures",
+            "Failed or lost MQTT connections by reason (auth, refused, tls, network, lost).",
+            ("reason",),
+            registry=self.registry,
+        )
+        self.mqtt_received = Counter(
+            "edge_mqtt_messages_received",
+            "MQTT messages received by kind (classify, frigate, birth).",
+            ("kind",),
+            registry=self.registry,
+        )
+        self.mqtt_published = Counter(
+            "edge_mqtt_messages_published",
+            "MQTT messages published by kind (result, error, event, response, discovery, status).",
+            ("kind",),
+            registry=self.registry,
+        )
+        self.mqtt_dropped = Counter(
+            "edge_mqtt_messages_dropped",
+            "MQTT messages not handled, by kind and reason (queue_full: over "
+            "EDGE_MQTT_MAX_PENDING; overloaded: EDGE_MAX_QUEUE reached).",
+            ("kind", "reason"),
+            registry=self.registry,
+        )
+        self.mqtt_errors = Counter(
+            "edge_mqtt_classify_errors",
+            "Images received by MQTT that could not be classified, by status (as HTTP would "
+            "answer: 400 bad image, 413 too large...).",
+            ("status",),
+            registry=self.registry,
+        )
+        self.frigate_events = Counter(
+            "edge_frigate_events",
+            "Frigate events by outcome (classified, unchanged, ignored, failed).",
+            ("outcome",),
+            registry=self.registry,
+        )
+        self.frigate_sub_labels = Counter(
+            "edge_frigate_sub_labels",
+            "Sub labels written back to Frigate, by result (ok, failed).",
+            ("result",),
+            registry=self.registry,
+        )
+
     def observe_stages(self, timing_ms: dict[str, float], model: str) -> None:
         """Record one classification's stage times."""
         for stage, ms in timing_ms.items():

@@ -98,6 +98,10 @@ class Health(BaseModel):
         dict[str, Any] | None,
         Field(description="Raspberry Pi temperature, CPU frequency and throttling flags."),
     ] = None
+    mqtt: Annotated[
+        dict[str, Any] | None,
+        Field(description="With EDGE_MQTT_URL set: `connected` (bool), `broker` and `prefix`."),
+    ] = None
 
 
 class ReloadRequest(BaseModel):

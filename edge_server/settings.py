@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, FilePath, SecretStr, field_validator
+from pydantic import Field, FilePath, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .mqtt.broker import parse_broker_url
+from .mqtt.topics import check_filter, check_prefix, split_list
 
 DEFAULT_MODEL = "mobilenet_v2_1.0_224_quant"
 
@@ -147,6 +151,98 @@ class Settings(BaseSettings):
         description="Instance name that browsers show; default 'edge-server on <hostname>' "
         "(a number is appended when another instance has the name).",
     )
+
+    public_url: str | None = Field(
+        None,
+        description="The service's address as LAN devices reach it (Home Assistant's link to "
+        "the page); default: http://<host name>:<port>/.",
+    )
+    # MQTT (the `mqtt` extra): off unless a broker is configured.
+    mqtt_url: SecretStr | None = Field(
+        None,
+        description="MQTT broker, mqtt://[user:password@]host[:1883] or mqtts://...[:8883]; "
+        "unset = MQTT off.",
+    )
+    mqtt_ca_file: FilePath | None = Field(
+        None, description="CA certificate(s) for an mqtts:// broker; default: the system's."
+    )
+    mqtt_prefix: str | None = Field(
+        None, description="Topic prefix; default: edge-server/<node id>."
+    )
+    mqtt_discovery_prefix: str = Field(
+        "homeassistant", description="Home Assistant's discovery prefix."
+    )
+    mqtt_discovery: bool = Field(True, description="Whether to announce Home Assistant entities.")
+    mqtt_client_id: str | None = Field(
+        None, description="MQTT client id; default: edge-server-<node id>."
+    )
+    mqtt_protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="MQTT version: 3.1.1 or 5.")
+    mqtt_topics: str = Field(
+        "",
+        description="More topic filters whose messages are images to classify, comma-separated "
+        "(e.g. a camera's snapshot topic).",
+    )
+    mqtt_max_pending: Annotated[int, Field(ge=1, le=1000)] = Field(
+        8,
+        description="Image messages held at once (waiting or being classified); more are dropped.",
+    )
+    mqtt_reconnect_max: Annotated[float, Field(ge=0.1, le=3600)] = Field(
+        30.0, description="Longest wait between reconnection attempts, in seconds."
+    )
+    # The Frigate bridge: on when frigate_url is set (needs MQTT).
+    frigate_url: str | None = Field(
+        None, description="Frigate's HTTP address (e.g. http://frigate:5000); unset = bridge off."
+    )
+    frigate_topic_prefix: str = Field("frigate", description="Frigate's MQTT topic prefix.")
+    frigate_cameras: str = Field(
+        "", description="Frigate cameras to follow, comma-separated; empty = all."
+    )
+    frigate_labels: str = Field(
+        "bird", description="Frigate object labels to classify, comma-separated."
+    )
+    frigate_model: str = Field("birds", description="Model that classifies Frigate snapshots.")
+    frigate_sub_label: bool = Field(
+        True, description="Whether to write the species back as the event's sub label."
+    )
+    frigate_min_score: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.7, description="Lowest score written back as a sub label."
+    )
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _broker_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_broker_url(value.get_secret_value())  # ValueError names the problem
+        return value
+
+    @field_validator("mqtt_topics")
+    @classmethod
+    def _topic_filters(cls, value: str) -> str:
+        for pattern in split_list(value):
+            check_filter(pattern)
+        return value
+
+    @field_validator("mqtt_prefix", "mqtt_discovery_prefix", "frigate_topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_prefix(value)
+        return value
+
+    @field_validator("frigate_url", "public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("frigate_url")
+    @classmethod
+    def _frigate_needs_mqtt(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # (mqtt_url is absent from info.data when it failed its own check: no second error)
+        if value is not None and "mqtt_url" in info.data and info.data["mqtt_url"] is None:
+            raise ValueError("needs EDGE_MQTT_URL too: Frigate's events come by MQTT")
+        return value
 
     @field_validator("mdns_name")
     @classmethod

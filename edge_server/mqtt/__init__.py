@@ -1,0 +1,32 @@
+"""The MQTT surface: classify images that LAN devices publish, announce to Home Assistant, and
+name what Frigate sees.
+
+Only the pure modules (broker URL, topics, payloads, discovery) are imported without the
+`mqtt` extra; `connection` and `frigate` need aiomqtt and httpx, and `start` says how to get them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import StartupError
+
+if TYPE_CHECKING:
+    from ..service import Service
+    from .connection import MqttConnection
+
+
+def connection(service: Service) -> MqttConnection:
+    """The MQTT connection for these settings (not started), or a StartupError with the fix."""
+    try:
+        from .connection import MqttConnection
+    except ModuleNotFoundError as exc:
+        if exc.name not in {"aiomqtt", "paho", "httpx"} and not str(exc.name).startswith(
+            ("paho.", "aiomqtt.")
+        ):
+            raise  # a broken install of something else: not this problem
+        raise StartupError(
+            f"EDGE_MQTT_URL is set but the MQTT extra is not installed ({exc.name} is missing)",
+            fix="pip install 'edge-server[mqtt]' (or unset EDGE_MQTT_URL)",
+        ) from None
+    return MqttConnection(service)

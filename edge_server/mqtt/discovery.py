@@ -1,0 +1,116 @@
+"""Home Assistant MQTT discovery: the config payloads that make each source show up by itself.
+
+Per source, three entities of one device (this edge-server): a `sensor` whose state is the top
+label, a `sensor` for its score, and an `event` entity for automations. Single-component
+discovery (one retained config per entity) because sources appear as images arrive; every
+config carries the full device and origin blocks and the availability topic. No `object_id`
+(deprecated by Home Assistant 2025.10): entity ids follow from the device and entity names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .payloads import EVENT_TYPE
+from .topics import Topics
+
+# Home Assistant refuses sensor states over 255 characters; the label is cut in the template
+# so the published result stays the full `/classify` answer.
+_LABEL = "{{ (value_json.predictions[0].label if value_json.predictions else 'none')[:255] }}"
+_SCORE = "{{ (value_json.predictions[0].score * 100) | round(1) if value_json.predictions else 0 }}"
+_ATTRIBUTES = (
+    "{{ {'score': value_json.predictions[0].score if value_json.predictions else none, "
+    "'top_k': value_json.predictions, 'model': value_json.model.name, "
+    "'topic': value_json.topic} | tojson }}"
+)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who announces: the node id, the software version, the model and the page's address."""
+
+    node: str
+    version: str
+    model: str
+    configuration_url: str
+
+
+def device(identity: Identity) -> dict[str, Any]:
+    """The one device block every entity of this edge-server shares."""
+    return {
+        "identifiers": [f"edge-server-{identity.node}"],
+        "name": f"edge-server {identity.node}",
+        "manufacturer": "edge-server",
+        "model": identity.model,
+        "sw_version": identity.version,
+        "configuration_url": identity.configuration_url,
+    }
+
+
+def origin(identity: Identity) -> dict[str, Any]:
+    """The software that publishes the configs (shown in Home Assistant's MQTT info)."""
+    return {"name": "edge-server", "sw_version": identity.version}
+
+
+def unique_id(identity: Identity, source: str, entity: str) -> str:
+    return f"edge_server_{identity.node}_{source}_{entity}".replace("-", "_")
+
+
+def configs(topics: Topics, identity: Identity, source: str) -> list[tuple[str, dict[str, Any]]]:
+    """(config topic, payload) of the three entities of one source."""
+    common = {
+        "availability": [
+            {
+                "topic": topics.status,
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }
+        ],
+        "device": device(identity),
+        "origin": origin(identity),
+        "qos": 1,
+    }
+    label_id = unique_id(identity, source, "label")
+    score_id = unique_id(identity, source, "score")
+    event_id = unique_id(identity, source, "classified")
+    return [
+        (
+            topics.discovery("sensor", label_id),
+            {
+                "name": f"{source} label",
+                "unique_id": label_id,
+                "state_topic": topics.result(source),
+                "value_template": _LABEL,
+                "json_attributes_topic": topics.result(source),
+                "json_attributes_template": _ATTRIBUTES,
+                "icon": "mdi:image-search-outline",
+                **common,
+            },
+        ),
+        (
+            topics.discovery("sensor", score_id),
+            {
+                "name": f"{source} score",
+                "unique_id": score_id,
+                "state_topic": topics.result(source),
+                "value_template": _SCORE,
+                "unit_of_measurement": "%",
+                "state_class": "measurement",
+                "suggested_display_precision": 1,
+                "icon": "mdi:percent-outline",
+                **common,
+            },
+        ),
+        (
+            topics.discovery("event", event_id),
+            {
+                "name": f"{source} classified",
+                "unique_id": event_id,
+                "state_topic": topics.event(source),
+                "event_types": [EVENT_TYPE],
+                "icon": "mdi:camera-iris",
+                **common,
+            },
+        ),
+    ]

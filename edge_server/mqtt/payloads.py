@@ -1,0 +1,41 @@
+"""What edge-server publishes: results, Home Assistant events and problems, as JSON bytes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..problems import title_of
+from ..schemas import ClassifyResponse, Problem
+
+EVENT_TYPE = "classified"
+
+
+def dumps(document: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def result(answer: ClassifyResponse, topic: str, **extra: Any) -> bytes:
+    """The `/classify` answer plus the topic the image came from (and any extra facts)."""
+    return dumps({**answer.model_dump(), "topic": topic, **extra})
+
+
+def event(answer: ClassifyResponse, topic: str) -> bytes:
+    """A Home Assistant `event` entity payload: the event type and the top prediction."""
+    top = answer.predictions[0] if answer.predictions else None
+    return dumps(
+        {
+            "event_type": EVENT_TYPE,
+            "label": top.label if top else None,
+            "score": top.score if top else None,
+            "model": answer.model.name,
+            "topic": topic,
+        }
+    )
+
+
+def problem(status: int, detail: str, topic: str) -> bytes:
+    """RFC 9457 problem details, as the HTTP API answers them; `instance` is the source topic."""
+    body = Problem(title=title_of(status), status=status, detail=detail, instance=topic)
+    return dumps(body.model_dump(exclude_none=True))
