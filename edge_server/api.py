@@ -247,7 +247,7 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
             expose_headers=["Server-Timing", "X-Request-ID"],
         )
-    app.add_middleware(RequestContext, metrics=metrics)
+    app.add_middleware(RequestContext, metrics=metrics, access_log_rate=settings.access_log_rate)
     return app
 
 

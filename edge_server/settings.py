@@ -112,11 +112,23 @@ class Settings(BaseSettings):
         Path("/"), description="Root of /sys and /proc for board health (tests use a fake)."
     )
     log_level: str = Field("info", description="uvicorn log level.")
+    access_log: Literal["off", "on"] | Annotated[float, Field(ge=0, le=1)] = Field(
+        "off",
+        description="Access log lines for answered requests: off, on, or the fraction to log "
+        "(0.01: one in a hundred). Errors (status >= 400) are always logged.",
+    )
     node_id: str | None = Field(
         None,
         description="This instance's id on the LAN (MQTT topics, mDNS); default: derived from "
         "the machine id, stable across restarts.",
     )
+
+    @property
+    def access_log_rate(self) -> float:
+        """The fraction of successful requests given an access log line."""
+        if isinstance(self.access_log, str):
+            return 1.0 if self.access_log == "on" else 0.0
+        return self.access_log
 
     @field_validator("log_level")
     @classmethod
