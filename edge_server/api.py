@@ -199,6 +199,7 @@ def describe(info: ModelInfo, settings: Settings) -> ModelDescription:
         backend=info.backend.name,
         backend_version=info.backend.version,
         num_threads=info.num_threads,
+        replica_threads=list(info.replica_threads or (info.num_threads,)),
         xnnpack=info.xnnpack,
         resize=settings.resize.value,
     )

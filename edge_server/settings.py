@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         default_factory=available_cpus,
         description="Interpreter threads, or auto: the fastest count of a short sweep at start.",
     )
+    replicas: Annotated[int, Field(ge=1, le=16)] | Literal["auto"] = Field(
+        "auto",
+        description="Interpreters of the model (each its own thread, invokes to the first free "
+        "one): the first with num_threads threads, the others with one; auto: 2 with 2+ CPUs.",
+    )
     resize: ResizeMode = Field(ResizeMode.squash, description="How images fit the input.")
     output: OutputKind = Field(OutputKind.auto, description="Model output kind.")
     input_mean: float = Field(127.5, description="Mean subtracted for float-input models.")
