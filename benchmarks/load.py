@@ -46,6 +46,18 @@ def multipart_request(port: int, path: str, image: bytes, field: str = "image") 
     return head.encode() + body
 
 
+def raw_request(port: int, path: str, image: bytes) -> bytes:
+    """A complete HTTP/1.1 POST of one image as the raw body (`curl --data-binary`)."""
+    head = (
+        f"POST {path} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\n"
+        "Content-Type: image/jpeg\r\n"
+        f"Content-Length: {len(image)}\r\n"
+        "\r\n"
+    )
+    return head.encode() + image
+
+
 async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     """Status and body of one response (Content-Length framed, as both servers answer)."""
     head = await reader.readuntil(b"\r\n\r\n")

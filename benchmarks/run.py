@@ -20,9 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import limit, load, photos, servers
+from benchmarks import accuracy, limit, load, photos, servers
 from benchmarks.stats import summarize, timed, timed_in_turns
-from benchmarks.targets import NAIVE, SERVICE, Measurements, Target, cpu_cost, evaluate
+from benchmarks.targets import (
+    NAIVE,
+    SERVICE,
+    SERVICE_RAW,
+    SNAPSHOT,
+    Measurements,
+    Target,
+    cpu_cost,
+    evaluate,
+)
 from edge_server.catalog import resolve_model
 from edge_server.classifier import Classifier
 from edge_server.runtime import create_interpreter, load_backend
@@ -73,6 +82,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--num-threads", type=int, default=None, help="interpreter threads (default: the service's)"
     )
     parser.add_argument(
+        "--replicas",
+        default=None,
+        help="interpreters of the service (default: the service's, EDGE_REPLICAS=auto)",
+    )
+    parser.add_argument(
         "--sizes",
         type=lambda text: text.split(","),
         default=[s.name for s in photos.SIZES],
@@ -107,6 +121,8 @@ def _server_env(args: argparse.Namespace) -> dict[str, str]:
     )
     if args.num_threads is not None:
         env["EDGE_NUM_THREADS"] = str(args.num_threads)
+    if args.replicas is not None:
+        env["EDGE_REPLICAS"] = str(args.replicas)
     return env
 
 
@@ -132,8 +148,14 @@ def _http(
     levels: list[int],
     plan: Plan,
     m: Measurements,
+    *,
+    name: str | None = None,
+    raw: bool = False,
 ) -> None:
-    requests = [load.multipart_request(server.port, "/classify", j) for j in size.jpegs]
+    """Drive one server at each concurrency level; results under `name` (the server's)."""
+    build = load.raw_request if raw else load.multipart_request
+    requests = [build(server.port, "/classify", j) for j in size.jpegs]
+    name = name or server.name
     for concurrency in levels:
         # Connections and first requests first, unmeasured, at the same concurrency.
         load.drive(server.port, requests, concurrency, total=concurrency, seconds=plan.seconds)
@@ -156,9 +178,9 @@ def _http(
             summarize(run.latencies_ms, run.wall_s, server_cpu),
             others_cpus=max(0.0, others / run.wall_s),
         )
-        m.http.setdefault(server.name, {}).setdefault(size.size.name, {})[concurrency] = summary
+        m.http.setdefault(name, {}).setdefault(size.size.name, {})[concurrency] = summary
         _progress(
-            f"  {server.name:8} {size.size.name:10} c{concurrency}: "
+            f"  {name:8} {size.size.name:10} c{concurrency}: "
             f"{summary.throughput:7.1f}/s  p50 {summary.p50:8.1f}  p99 {summary.p99:8.1f} ms"
         )
 
@@ -223,6 +245,14 @@ def measure(args: argparse.Namespace, plan: Plan) -> tuple[Measurements, dict[st
                 plan.repeat_seconds,
             )
 
+        for spec in photos.SIZES:
+            if spec.name in (photo_set.size.name for photo_set in sets) and spec.width >= 1920:
+                _progress(f"accuracy check at {spec.name} ...")
+                made = accuracy.variants(pictures, spec)
+                m.accuracy[spec.name] = accuracy.compare(
+                    interpreter, classifier, made, settings.max_image_pixels
+                )
+
         naive_port = servers.free_port()
         naive = servers.ServerProcess.start(
             NAIVE,
@@ -257,6 +287,8 @@ def measure(args: argparse.Namespace, plan: Plan) -> tuple[Measurements, dict[st
                 f"p50 {m.pipeline[name].p50:8.1f} ms"
             )
             _http(service, photo_set, args.concurrency, plan, m)
+            if name == SNAPSHOT and 1 in args.concurrency:
+                _http(service, photo_set, [1], plan, m, name=SERVICE_RAW, raw=True)
             _http(naive, photo_set, args.concurrency, plan, m)
         m.memory_mb = {SERVICE: service.memory_mb(), NAIVE: naive.memory_mb()}
     finally:
@@ -304,6 +336,7 @@ def report(m: Measurements, context: dict[str, Any], targets: list[Target]) -> d
         },
         "ready_s": {k: round(v, 3) for k, v in m.ready_s.items()},
         "memory_mb": {k: {n: round(x, 1) for n, x in v.items()} for k, v in m.memory_mb.items()},
+        "accuracy": {size: a.as_dict() for size, a in m.accuracy.items()},
         "targets": [t.as_dict() for t in targets],
         "cpu_per_image_over_pipeline_c1": {
             server: {size: round(x, 3) for size, x in sizes.items()}
@@ -324,7 +357,8 @@ def table(m: Measurements, context: dict[str, Any], targets: list[Target]) -> st
     before, after = context["load_average_before"], context["load_average_after"]
     lines = [
         f"{model['name']} on {model['backend']} {model['backend_version']}, "
-        f"{model['num_threads']} threads, XNNPACK {'on' if model['xnnpack'] else 'off'}",
+        f"{model['num_threads']} threads, XNNPACK {'on' if model['xnnpack'] else 'off'}, "
+        f"replicas of {'+'.join(str(t) for t in model.get('replica_threads', []))} threads",
         f"CPU {_cpu_name()}, {len(os.sched_getaffinity(0))} available; "
         f"load average {before[0]:.2f} before, {after[0]:.2f} after",
         "",
@@ -341,7 +375,7 @@ def table(m: Measurements, context: dict[str, Any], targets: list[Target]) -> st
         pre, naive_pre = m.service_preprocess[size], m.naive_preprocess[size]
         lines.append(f"  preprocess p50: service {pre.p50:.1f} ms, naive {naive_pre.p50:.1f} ms")
         rows = [("limit (serial pipeline)", 1, pipeline)]
-        for server in (SERVICE, NAIVE):
+        for server in (SERVICE, SERVICE_RAW, NAIVE):
             rows += [
                 (server, c, s) for c, s in sorted(m.http.get(server, {}).get(size, {}).items())
             ]
@@ -368,6 +402,14 @@ def table(m: Measurements, context: dict[str, Any], targets: list[Target]) -> st
             f" now, {memory['peak_rss_mb']:.0f} MB peak"
         )
     lines.append("(others: CPUs kept busy by other processes during that measurement)")
+    if m.accuracy:
+        lines += ["", "accuracy of the service's preprocessing against a full-size decode:"]
+    for size, a in m.accuracy.items():
+        lines.append(
+            f"  {size}: {a.variants} variants, top-1 changed in {a.top1_changed} of the "
+            f"{a.decisive} with margin >= {accuracy.MARGIN:g}; largest score change "
+            f"{a.max_change:.3f} (+-1 grey level noise: {a.noise_max_change:.3f})"
+        )
     lines += ["", "CPU time per image at c1 over the serial pipeline's (steady under load):"]
     for server, sizes in cpu_cost(m).items():
         figures = ", ".join(f"{size} {x:.2f}x" for size, x in sizes.items())

@@ -241,6 +241,7 @@ def description(classifier: Classifier, *, default: bool = True) -> ModelDescrip
         backend=info.backend.name,
         backend_version=info.backend.version,
         num_threads=info.num_threads,
+        replica_threads=list(info.replica_threads or (info.num_threads,)),
         xnnpack=info.xnnpack,
         resize=classifier.resize.value,
     )
@@ -315,7 +316,7 @@ def create_app(
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
             expose_headers=["Server-Timing", "X-Request-ID"],
         )
-    app.add_middleware(RequestContext, metrics=metrics)
+    app.add_middleware(RequestContext, metrics=metrics, access_log_rate=settings.access_log_rate)
     return app
 
 

@@ -1,21 +1,24 @@
-"""The loaded model: its spec, its labels and the one thread that runs every invoke.
+"""The loaded model: its spec, its labels and the threads that run every invoke.
 
-The TFLite interpreter is not thread-safe. A single-worker executor owns it: invokes run one at
-a time in arrival order (a FIFO, so no request starves the way it can behind a plain lock),
-never on the event loop, while other requests decode on a pool of one thread per CPU, also in
-arrival order.
+The TFLite interpreter is not thread-safe. Each interpreter (replica) of the model is owned by
+one thread (`owners.Owners`): an invoke goes to the first free replica, and while all are busy
+invokes wait in one arrival-ordered queue (a FIFO, so no request starves the way it can behind
+a plain lock), never on the event loop, while other requests decode on a pool of one thread
+per CPU, also in arrival order. How many replicas, and how many threads each, is
+`replica_threads`'s policy.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +27,7 @@ from . import bench, imaging, quantization
 from .catalog import resolve_model, sha256_of
 from .errors import InferenceFailed, StartupError
 from .labels import align_labels, load_labels
+from .owners import Owners
 from .quantization import Quantization
 from .region import Region
 from .runtime import Backend, Interpreter, create_interpreter, load_backend, zeros_for
@@ -64,8 +68,14 @@ class ModelInfo:
     labels: list[str]
     output_kind: OutputKind
     backend: Backend
-    num_threads: int
+    num_threads: int  # of the first replica, the one a lone request runs on
     xnnpack: bool
+    replica_threads: tuple[int, ...] = ()  # threads of each interpreter; () = one, num_threads
+
+    @property
+    def replicas(self) -> int:
+        """How many interpreters of the model serve invokes."""
+        return max(1, len(self.replica_threads))
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -93,25 +103,26 @@ class Inference:
 
 
 class Classifier:
-    """A loaded, warmed-up model and the thread that owns its interpreter."""
+    """A loaded, warmed-up model and the threads that own its interpreters."""
 
     def __init__(
         self,
         info: ModelInfo,
         interpreter: Interpreter,
         *,
+        replicas: Sequence[Interpreter] = (),
         resize: ResizeMode = ResizeMode.squash,
         input_mean: float = 127.5,
         input_std: float = 127.5,
         decoders: Executor | None = None,
     ) -> None:
         self.info = info
-        self._interpreter = interpreter
+        # The first interpreter is preferred when several are free: it has the most threads.
+        self._owners = Owners([interpreter, *replicas], name="edge-invoke")
         self.resize = resize
         self._mean = input_mean
         self._std = input_std
-        self._owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-invoke")
-        # Called on the owner thread after each invoke (the service counts them in metrics).
+        # Called on an owner thread after each invoke (the service counts them in metrics).
         self.on_invoke: Callable[[], None] | None = None
         # Several models share the service's decode pool; one used alone has its own.
         self._owns_decoders = decoders is None
@@ -149,6 +160,13 @@ class Classifier:
             interpreter.get_tensor(output_spec.index), output_spec.quantization
         )
         output_kind = _output_kind(settings.output, output_spec, warm)
+        plan = replica_threads(available_cpus(), threads, settings.replicas)
+        replicas = []
+        for count in plan[1:]:
+            replica = create_interpreter(backend, str(path), count).interpreter
+            replica.set_tensor(input_spec.index, zeros_for(inputs[0]))
+            replica.invoke()
+            replicas.append(replica)
         name = name or path.name.removesuffix(".tflite")
         info = ModelInfo(
             name=name,
@@ -161,19 +179,22 @@ class Classifier:
             backend=backend,
             num_threads=threads,
             xnnpack=created.xnnpack,
+            replica_threads=plan,
         )
         log.info(
-            "loaded %s (%s %s, %d threads, XNNPACK %s) in %.0f ms",
+            "loaded %s (%s %s, %d interpreter(s) of %s threads, XNNPACK %s) in %.0f ms",
             name,
             backend.name,
             backend.version,
-            threads,
+            len(plan),
+            "+".join(str(t) for t in plan),
             "on" if created.xnnpack else "off",
             (time.perf_counter() - started) * 1000,
         )
         return cls(
             info,
             interpreter,
+            replicas=replicas,
             resize=settings.resize,
             input_mean=settings.input_mean,
             input_std=settings.input_std,
@@ -230,11 +251,13 @@ class Classifier:
                 elif value is not None:
                     result.set_result(value)
 
-        def run_invoke(prepared: Prepared, queued: float) -> None:  # on the owner thread
+        def run_invoke(
+            prepared: Prepared, queued: float, interpreter: Interpreter, _: int
+        ) -> None:  # on an owner thread
             if result.cancelled():
                 return
             try:
-                inference = self._invoke(prepared.tensor, queued)
+                inference = self._invoke(interpreter, prepared.tensor, queued)
             except BaseException as exc:
                 settle(None, exc)
                 return
@@ -245,7 +268,7 @@ class Classifier:
                 return
             try:
                 prepared = self.prepare(data, **options)
-                self._owner.submit(run_invoke, prepared, time.perf_counter())
+                self._owners.submit(functools.partial(run_invoke, prepared, time.perf_counter()))
             except BaseException as exc:  # a bad image, or shut down meanwhile
                 settle(None, exc)
 
@@ -253,8 +276,9 @@ class Classifier:
         return result
 
     def submit(self, tensor: npt.NDArray[Any]) -> Future[Inference]:
-        """Queue an invoke on the owner thread; FIFO with every other request."""
-        return self._owner.submit(self._invoke, tensor, time.perf_counter())
+        """Queue an invoke for the first free replica; FIFO with every other request."""
+        queued = time.perf_counter()
+        return self._owners.submit(lambda interpreter, _: self._invoke(interpreter, tensor, queued))
 
     def scores(self, raw: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
         """Class scores (probabilities) from a raw output tensor."""
@@ -270,12 +294,14 @@ class Classifier:
         labels = self.info.labels
         return [(i, labels[i], s) for i, s in quantization.top_k(self.scores(raw), k, threshold)]
 
-    def _invoke(self, tensor: npt.NDArray[Any], submitted: float) -> Inference:
+    def _invoke(
+        self, interpreter: Interpreter, tensor: npt.NDArray[Any], submitted: float
+    ) -> Inference:
         started = time.perf_counter()
         try:
-            self._interpreter.set_tensor(self.info.input.index, tensor)
-            self._interpreter.invoke()
-            raw = self._interpreter.get_tensor(self.info.output.index)
+            interpreter.set_tensor(self.info.input.index, tensor)
+            interpreter.invoke()
+            raw = interpreter.get_tensor(self.info.output.index)
         except Exception as exc:
             log.exception("invoke failed")
             raise InferenceFailed(f"the model failed on this input: {exc}") from exc
@@ -288,7 +314,22 @@ class Classifier:
         """Finish queued decodes and invokes, and stop the threads (a shared pool stays)."""
         if self._owns_decoders:
             self._decoders.shutdown(wait=True)
-        self._owner.shutdown(wait=True)
+        self._owners.shutdown()
+
+
+def replica_threads(cpus: int, threads: int, replicas: int | Literal["auto"]) -> tuple[int, ...]:
+    """Interpreter threads of each replica: the first has `threads`, any others one each.
+
+    A lone request runs on the first replica, with every thread it was given (the lowest
+    latency); while it is busy, the next request runs on a one-thread replica instead of
+    waiting, so a burst keeps every core busy. One thread per extra replica because an invoke
+    split over threads that other invokes and decodes keep descheduled waits for the slowest.
+    "auto": one extra replica when there are two CPUs or more (measured on 2 CPUs in the
+    README's Performance section; a 4-core Pi gets the same: 4 + 1 threads).
+    """
+    if replicas == "auto":
+        replicas = 2 if cpus >= 2 else 1
+    return (threads,) + (1,) * (replicas - 1)
 
 
 def decode_pool() -> ThreadPoolExecutor:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -25,7 +25,7 @@ from .classifier import Classifier, decode_pool
 from .errors import Conflict, NotFound, NotReady, ReloadFailed, StartupError
 from .metrics import Metrics
 from .settings import Settings
-from .specs import ModelsConfig, ModelSpec, read_config, serving_name, spec_for, thread_share
+from .specs import ModelsConfig, ModelSpec, cpu_share, read_config, serving_name, spec_for
 
 log = logging.getLogger("edge_server")
 V = TypeVar("V")
@@ -223,18 +223,18 @@ class ModelRepository:
     def _loadable(self, name: str) -> ModelSpec:
         """The spec of a repository model: a config name, a catalog name or alias, or a file
         name (without .tflite) in EDGE_MODELS_DIR. Never an arbitrary path from a request."""
-        threads = thread_share(self.settings, len(self._models) + 1)
+        share = cpu_share(self.settings, len(self._models) + 1)
         if name in self.config.models or lookup(name) is not None:
-            return self._spec(name, threads)
+            return self._spec(name, share)
         path = self.settings.models_dir / f"{name}.tflite"
         if "/" not in name and "\\" not in name and not name.startswith(".") and path.is_file():
-            return self._spec(str(path), threads)
+            return self._spec(str(path), share)
         known = ", ".join(e.name for e in self.index()) or "none"
         raise NotFound(f"no model named {name!r} in the repository; it has: {known}")
 
-    def _spec(self, name: str, threads: int | Literal["auto"]) -> ModelSpec:
+    def _spec(self, name: str, share: dict[str, object]) -> ModelSpec:
         try:
-            return spec_for(name, self.settings, self.config, threads)
+            return spec_for(name, self.settings, self.config, share)
         except StartupError as exc:
             raise ReloadFailed(f"{exc.problem}. Fix: {exc.fix}") from exc
 

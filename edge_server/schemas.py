@@ -79,7 +79,11 @@ class ModelDescription(BaseModel):
     labels: int = Field(description="Number of labels.")
     backend: str
     backend_version: str
-    num_threads: int
+    num_threads: int = Field(description="Interpreter threads of the first replica.")
+    replica_threads: list[int] = Field(
+        description="Interpreter threads of each replica (interpreters of the model; an invoke "
+        "runs on the first free one, the first preferred)."
+    )
     xnnpack: bool = Field(description="Whether the runtime reported the XNNPACK delegate.")
     resize: str
 

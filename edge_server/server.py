@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from types import FrameType
 
 import uvicorn
@@ -44,6 +45,13 @@ def serve(settings: Settings) -> int:
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
+        ws="none",  # no WebSocket routes: websockets need not be imported
+        access_log=False,  # the app's own, sampled (EDGE_ACCESS_LOG; middleware.py)
+        # httptools' C parser and uvloop (uvicorn[standard]): uvicorn's pure-Python h11 parser
+        # and asyncio's loop cost a measurable share of a request. Wheels exist for aarch64;
+        # uvicorn's defaults elsewhere.
+        http="httptools" if find_spec("httptools") else "h11",
+        loop="uvloop" if find_spec("uvloop") else "asyncio",
     )
     server = Server(config)
     server.run()  # the app closes the models and the decode pool when it shuts down

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         default_factory=available_cpus,
         description="Interpreter threads, or auto: the fastest count of a short sweep at start.",
     )
+    replicas: Annotated[int, Field(ge=1, le=16)] | Literal["auto"] = Field(
+        "auto",
+        description="Interpreters of the model (each its own thread, invokes to the first free "
+        "one): the first with num_threads threads, the others with one; auto: 2 with 2+ CPUs.",
+    )
     resize: ResizeMode = Field(ResizeMode.squash, description="How images fit the input.")
     output: OutputKind = Field(OutputKind.auto, description="Model output kind.")
     input_mean: float = Field(127.5, description="Mean subtracted for float-input models.")
@@ -131,6 +136,11 @@ class Settings(BaseSettings):
         Path("/"), description="Root of /sys and /proc for board health (tests use a fake)."
     )
     log_level: str = Field("info", description="uvicorn log level.")
+    access_log: Literal["off", "on"] | Annotated[float, Field(ge=0, le=1)] = Field(
+        "off",
+        description="Access log lines for answered requests: off, on, or the fraction to log "
+        "(0.01: one in a hundred). Errors (status >= 400) are always logged.",
+    )
     node_id: str | None = Field(
         None,
         description="This instance's id on the LAN (MQTT topics, mDNS); default: derived from "
@@ -258,6 +268,13 @@ class Settings(BaseSettings):
         if "." in value:  # python-zeroconf would split the label at the dot
             raise ValueError("must not contain a dot")
         return value
+
+    @property
+    def access_log_rate(self) -> float:
+        """The fraction of successful requests given an access log line."""
+        if isinstance(self.access_log, str):
+            return 1.0 if self.access_log == "on" else 0.0
+        return self.access_log
 
     @field_validator("log_level")
     @classmethod

@@ -44,6 +44,7 @@ class ModelOptions(BaseModel):
     model: str | None = Field(None, description="Catalog name, alias or .tflite path.")
     labels: Path | None = None
     num_threads: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] | None = None
+    replicas: Annotated[int, Field(ge=1, le=16)] | Literal["auto"] | None = None
     resize: ResizeMode | None = None
     output: OutputKind | None = None
     input_mean: float | None = None
@@ -130,8 +131,8 @@ def model_specs(settings: Settings) -> list[ModelSpec]:
             "EDGE_LABELS is set but several models are served; it would apply to all of them",
             fix="set `labels` per model in the EDGE_MODELS_CONFIG file instead",
         )
-    threads = thread_share(settings, len(names))
-    specs = [spec_for(name, settings, config, threads) for name in names]
+    share = cpu_share(settings, len(names))
+    specs = [spec_for(name, settings, config, share) for name in names]
     seen: dict[str, str] = {}
     for name, spec in zip(names, specs, strict=True):
         if spec.name in seen:
@@ -144,7 +145,7 @@ def model_specs(settings: Settings) -> list[ModelSpec]:
 
 
 def spec_for(
-    name: str, settings: Settings, config: ModelsConfig, threads: int | Literal["auto"]
+    name: str, settings: Settings, config: ModelsConfig, share: dict[str, object]
 ) -> ModelSpec:
     """The spec of one name: a config table, a catalog name or alias, or a .tflite path."""
     options = config.models.get(name)
@@ -167,7 +168,8 @@ def spec_for(
             fix="name it with letters, digits, '.', '_' and '-' (a [models.NAME] table "
             "can give a file a plain name)",
         )
-    overrides.setdefault("num_threads", threads)
+    for option, value in share.items():  # the model's own options win over its share
+        overrides.setdefault(option, value)
     return ModelSpec(served, settings.model_copy(update={"model": model, **overrides}))
 
 
@@ -185,12 +187,19 @@ def _check_table_name(name: str, options: ModelOptions) -> None:
         )
 
 
-def thread_share(settings: Settings, models: int) -> int | Literal["auto"]:
-    """Interpreter threads per model unless set: the CPUs split between the models.
+def cpu_share(settings: Settings, models: int) -> dict[str, object]:
+    """Each model's interpreter threads and replicas, unless set: the CPUs split between models.
 
-    Each model has its own owner thread, so when all are busy at once their invokes run side by
-    side; more threads in all than CPUs would only make them take turns at a higher cost.
+    Each model has its own owner threads, so when all are busy at once their invokes run side by
+    side; more threads in all than CPUs would only make them take turns at a higher cost. For
+    the same reason a model served beside others gets no extra replica by default: the other
+    models' interpreters already keep the cores busy in a burst.
     """
-    if "num_threads" in settings.model_fields_set or models == 1:
-        return settings.num_threads
-    return max(1, available_cpus() // models)
+    if models == 1:
+        return {}
+    share: dict[str, object] = {}
+    if "num_threads" not in settings.model_fields_set:
+        share["num_threads"] = max(1, available_cpus() // models)
+    if "replicas" not in settings.model_fields_set:
+        share["replicas"] = 1
+    return share

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.accuracy import Agreement
 from benchmarks.stats import Summary, summarize
-from benchmarks.targets import HD, NAIVE, PHONE, SERVICE, Measurements, evaluate
+from benchmarks.targets import HD, NAIVE, PHONE, SERVICE, SERVICE_RAW, Measurements, evaluate
 
 from conftest import ROOT, SMALL_MODEL
 
@@ -47,11 +48,14 @@ def test_smoke_run_writes_table_json_and_chart(
     assert "targets (ratios from this run):" in result.stdout
     [report] = tmp_path.glob("bench-*.json")
     document = json.loads(report.read_text())
-    assert set(document["http"]) == {SERVICE, NAIVE}
+    assert set(document["http"]) == {SERVICE, SERVICE_RAW, NAIVE}
     for server in (SERVICE, NAIVE):
         assert set(document["http"][server]) == {"640x480", HD, PHONE}
         assert set(document["http"][server][PHONE]) == {"1", "2", "4", "8"}
-    assert len(document["targets"]) == 11
+    assert set(document["http"][SERVICE_RAW]) == {HD}
+    assert set(document["accuracy"]) == {HD, PHONE}
+    assert all(a["variants"] == 8 for a in document["accuracy"].values())  # one photo
+    assert len(document["targets"]) == 16
     assert all(isinstance(t["met"], bool) for t in document["targets"])
     assert document["memory_mb"][SERVICE]["peak_rss_mb"] > 0
     if importlib.util.find_spec("matplotlib") is not None:
@@ -74,14 +78,20 @@ def test_targets_are_ratios_of_the_named_figures() -> None:
                 HD: {1: _flat(10.5, 95), 4: _flat(20, 150, p99=40), 8: _flat(40, 140)},
                 PHONE: {4: _flat(60, 50, p99=66), 8: _flat(120, 40, p99=150)},
             },
+            SERVICE_RAW: {HD: {1: _flat(11.5, 87)}},
             NAIVE: {PHONE: {8: _flat(800, 10, p99=1000)}},
         },
         ready_s={SERVICE: 1.5},
         memory_mb={SERVICE: {"peak_rss_mb": 160.0}},
+        accuracy={
+            HD: Agreement(32, 30, 1, max_change=0.05, noise_max_change=0.1),
+            PHONE: Agreement(32, 31, 0, max_change=0.12, noise_max_change=0.1),
+        },
     )
     got = {t.name: (round(t.value or 0, 3), t.met) for t in evaluate(m)}
     assert list(got.values()) == [
-        (1.05, True),  # c1 service p50 / pipeline p50
+        (1.05, True),  # c1 service p50 / pipeline p50, multipart
+        (1.15, False),  # the same, raw body
         (1.4, True),  # c8 HD throughput / serial
         (1.212, False),  # c8 12 MP throughput / serial
         (2.0, False),  # c4 HD p99 / p50
@@ -90,6 +100,10 @@ def test_targets_are_ratios_of_the_named_figures() -> None:
         (0.15, True),  # p99 vs naive
         (0.2, True),  # 12 MP preprocessing
         (0.3, True),  # HD preprocessing
+        (1.0, False),  # HD top-1 changes where the margin is >= 0.05
+        (0.5, True),  # HD largest score change / noise floor's
+        (0.0, True),  # 12 MP top-1 changes
+        (1.2, False),  # 12 MP largest score change / noise floor's
         (160.0, False),  # RSS
         (1.5, True),  # ready
     ]

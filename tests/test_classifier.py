@@ -6,12 +6,12 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
 
-from edge_server.classifier import Classifier, ModelInfo, TensorSpec
+from edge_server.classifier import Classifier, ModelInfo, TensorSpec, replica_threads
 from edge_server.errors import BadImage, InferenceFailed
 from edge_server.quantization import Quantization
 from edge_server.runtime import Backend
@@ -237,3 +237,149 @@ def test_prepare_and_submit_decodes_then_invokes_or_fails(
     assert classifier.rank(inference.raw, 1)[0][1] == "macaw"
     with pytest.raises(BadImage):
         classifier.prepare_and_submit(b"not an image", max_pixels=50_000_000).result()
+
+
+# --- replicas: several interpreters of one model, one FIFO ---------------------------------
+
+
+class EchoInterpreter:
+    """Answers the first value of its input; logs each invoke's input in a shared list."""
+
+    def __init__(self, log: list[int], lock: threading.Lock, gate: threading.Event) -> None:
+        self.log, self.lock, self.gate = log, lock, gate
+        self.invokes = 0
+        self.active = 0
+        self.max_active = 0
+        self._value = 0
+
+    def allocate_tensors(self) -> None:
+        pass
+
+    def get_input_details(self) -> list[dict[str, Any]]:
+        return []
+
+    def get_output_details(self) -> list[dict[str, Any]]:
+        return []
+
+    def set_tensor(self, index: int, value: np.ndarray, /) -> None:
+        self._value = int(value.reshape(-1)[0])
+
+    def invoke(self) -> None:
+        with self.lock:
+            self.log.append(self._value)
+            self.invokes += 1
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        self.gate.wait(10)
+        threading.Event().wait(0.002)
+        with self.lock:
+            self.active -= 1
+
+    def get_tensor(self, index: int, /) -> np.ndarray:
+        return np.array([[self._value, 0, 0]], np.float32)
+
+
+def _replicated(count: int) -> tuple[Classifier, list[EchoInterpreter], list[int], threading.Event]:
+    log: list[int] = []
+    lock, gate = threading.Lock(), threading.Event()
+    gate.set()
+    fakes = [EchoInterpreter(log, lock, gate) for _ in range(count)]
+    classifier, _ = _fake_classifier(np.zeros((1, 3), np.float32), OutputKind.probabilities)
+    classifier.close()
+    info = classifier.info
+    return Classifier(info, fakes[0], replicas=fakes[1:]), fakes, log, gate
+
+
+def _tensor(value: int) -> np.ndarray:
+    return np.full((1, 2, 2, 3), value, np.uint8)
+
+
+def test_replicas_answer_every_request_with_its_own_result_in_arrival_order() -> None:
+    """Three replicas, 60 invokes at once: each answer is its own, each starts within two
+    places of its arrival (FIFO over three servers), no replica runs two at once, all work."""
+    classifier, fakes, log, _ = _replicated(3)
+    futures = [classifier.submit(_tensor(i)) for i in range(60)]
+    answers = [int(f.result().raw[0][0]) for f in futures]
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = list(pool.map(lambda i: classifier.submit(_tensor(i)).result(), range(60)))
+    classifier.close()
+    assert answers == list(range(60))
+    assert [int(a.raw[0][0]) for a in concurrent] == list(range(60))
+    assert all(abs(log.index(i) - i) <= 2 for i in range(60))
+    assert [f.max_active for f in fakes] == [1, 1, 1]
+    assert all(f.invokes > 0 for f in fakes)
+
+
+def test_a_lone_request_runs_on_the_first_replica() -> None:
+    """One request at a time always gets the first replica (the one with the most threads)."""
+    classifier, fakes, _, _ = _replicated(2)
+    for i in range(10):
+        classifier.submit(_tensor(i)).result()
+    classifier.close()
+    assert [f.invokes for f in fakes] == [10, 0]
+
+
+def test_a_cancelled_waiting_invoke_never_runs_and_close_drains_the_queue() -> None:
+    """With every replica busy, a cancelled invoke is skipped; close() runs the rest first."""
+    classifier, _, log, gate = _replicated(2)
+    gate.clear()
+    busy = [classifier.submit(_tensor(i)) for i in (1, 2)]
+    dropped = classifier.submit(_tensor(3))
+    queued = [classifier.submit(_tensor(i)) for i in (4, 5, 6)]
+    assert dropped.cancel()
+    gate.set()
+    classifier.close()
+    assert [int(f.result().raw[0][0]) for f in busy + queued] == [1, 2, 4, 5, 6]
+    assert 3 not in log
+    with pytest.raises(RuntimeError, match="shutdown"):
+        classifier.submit(_tensor(7))
+
+
+@pytest.mark.parametrize(
+    ("cpus", "threads", "replicas", "plan"),
+    [
+        (1, 1, "auto", (1,)),
+        (2, 2, "auto", (2, 1)),
+        (4, 4, "auto", (4, 1)),
+        (4, 3, 3, (3, 1, 1)),
+        (2, 2, 1, (2,)),
+    ],
+)
+def test_replica_threads_policy(
+    cpus: int, threads: int, replicas: int | Literal["auto"], plan: tuple[int, ...]
+) -> None:
+    """The first replica has the configured threads, extra ones one each; auto adds one
+    replica when there are two CPUs or more."""
+    assert replica_threads(cpus, threads, replicas) == plan
+
+
+@pytest.mark.slow
+def test_replicas_of_the_real_model_answer_like_one_interpreter(
+    models_dir: Path, runtime: str, photo: Photo
+) -> None:
+    """Two interpreters of the real model, 16 photos at once: every answer equals the
+    one-at-a-time answer for that photo."""
+    loaded = _load(models_dir, runtime, DEFAULT_MODEL, replicas=2)
+    uploads = [
+        photo("parrot.jpg"),
+        photo("grace_hopper.jpg"),
+        variants.progressive_jpeg(photo("parrot.jpg")),
+        variants.cmyk_jpeg(photo("grace_hopper.jpg")),
+    ] * 4
+    try:
+        assert loaded.info.replica_threads == (1, 1)
+        serial = [
+            loaded.prepare_and_submit(u, max_pixels=50_000_000).result()[1].raw for u in uploads
+        ]
+        with ThreadPoolExecutor(8) as pool:
+            concurrent = list(
+                pool.map(
+                    lambda u: loaded.prepare_and_submit(u, max_pixels=50_000_000).result()[1].raw,
+                    uploads,
+                )
+            )
+    finally:
+        loaded.close()
+    assert loaded.rank(serial[0], 1)[0][1] == "macaw"
+    for alone, together in zip(serial, concurrent, strict=True):
+        np.testing.assert_array_equal(alone, together)

@@ -84,12 +84,58 @@ def test_transparency_is_composited_onto_white() -> None:
     assert imaging.to_rgb(image).getpixel((0, 0)) == (255, 255, 255)
 
 
-def test_large_jpeg_is_decoded_at_reduced_scale(photo: Photo) -> None:
-    """A 4032x3024 JPEG for a 224 input is decoded at 1/4 scale, still >= 448 on each side."""
-    big = variants.upscaled_jpeg(photo("parrot.jpg"), 4032, 3024)
+@pytest.mark.parametrize(
+    ("size", "decoded_size"),
+    [
+        ((4032, 3024), (504, 378)),  # 1/8 scale
+        ((3024, 4032), (378, 504)),
+        ((1920, 1080), (480, 270)),  # 1/4
+        ((1280, 720), (1280, 720)),  # 1/4 would leave 180 < 224: full size, never 1/2
+        ((640, 480), (640, 480)),
+    ],
+)
+def test_large_jpeg_is_decoded_at_the_smallest_scale_covering_the_input(
+    photo: Photo, size: tuple[int, int], decoded_size: tuple[int, int]
+) -> None:
+    """A JPEG is decoded at 1/8 or 1/4 scale when that keeps >= 224 on each side, else whole."""
+    big = variants.upscaled_jpeg(photo("parrot.jpg"), *size)
     decoded = imaging.decode(big, min_size=224, max_pixels=LIMIT)
-    assert (decoded.width, decoded.height) == (4032, 3024)
-    assert decoded.picture.size == (1008, 756)
+    assert (decoded.width, decoded.height) == size
+    assert decoded.picture.size == decoded_size
+
+
+def test_draft_sets_the_size_really_decoded_before_load(photo: Photo) -> None:
+    """After draft_scale, the image's size is the size load() then decodes (memory budget)."""
+    big = variants.upscaled_jpeg(photo("grace_hopper.jpg"), 4032, 3024)
+    with Image.open(io.BytesIO(big)) as image:
+        imaging.draft_scale(image, 224)
+        announced = image.size
+        image.load()
+        assert image.im.size == announced == (504, 378)
+
+
+@pytest.mark.parametrize("name", ["parrot.jpg", "grace_hopper.jpg"])
+@pytest.mark.parametrize("size", [(1920, 1080), (1080, 1920), (4032, 3024)])
+def test_reduced_scale_decode_fits_like_the_full_decode(
+    photo: Photo, name: str, size: tuple[int, int]
+) -> None:
+    """The model input from a reduced-scale decode is within a grey level or so of the
+    full-size decode's on average, and rarely more than a few levels anywhere."""
+    big = variants.upscaled_jpeg(photo(name), *size)
+    fast = imaging.fit(
+        imaging.decode(big, min_size=224, max_pixels=LIMIT).picture, (224, 224), ResizeMode.squash
+    )
+    full = imaging.fit(variants.open_rgb(big), (224, 224), ResizeMode.squash)
+    diff = np.abs(np.asarray(fast, np.int16) - np.asarray(full, np.int16))
+    assert diff.mean() < 1.5
+    assert np.percentile(diff, 99) <= 10
+
+
+def test_non_jpeg_formats_are_decoded_at_full_size(photo: Photo) -> None:
+    """A large PNG has no reduced-scale decode: its picture is the whole image."""
+    big = variants.open_rgb(variants.upscaled_jpeg(photo("parrot.jpg"), 1920, 1080))
+    decoded = imaging.decode(variants.encode(big, "PNG"), min_size=224, max_pixels=LIMIT)
+    assert decoded.picture.size == (1920, 1080)
 
 
 def test_pixel_limit_is_checked_from_the_header() -> None:

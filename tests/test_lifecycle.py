@@ -21,6 +21,7 @@ from edge_server.catalog import load_catalog
 from edge_server.classifier import Classifier
 from edge_server.errors import ReloadFailed
 from edge_server.metrics import Metrics
+from edge_server.runtime import create_interpreter, load_backend
 from edge_server.service import Service
 from edge_server.settings import RuntimeChoice, Settings
 from edge_server.specs import ModelSpec
@@ -186,9 +187,13 @@ def test_reload_over_http_needs_keys(server: ServerProcess) -> None:
 @pytest.fixture
 def faulty_app(models_dir: Path, runtime: str) -> Iterator[tuple[httpx.Client, list[int]]]:
     """The real app and model served in-process, the interpreter made to fail once."""
-    settings = Settings(models_dir=models_dir, runtime=RuntimeChoice(runtime), num_threads=1)
-    classifier = Classifier.load(settings)
-    interpreter = classifier._interpreter
+    settings = Settings(
+        models_dir=models_dir, runtime=RuntimeChoice(runtime), num_threads=1, replicas=1
+    )
+    loaded = Classifier.load(settings)
+    loaded.close()
+    backend = load_backend(settings.runtime)
+    interpreter = create_interpreter(backend, str(loaded.info.path), 1).interpreter
     real_invoke = interpreter.invoke
     failures = [1]
 
@@ -204,7 +209,7 @@ def faulty_app(models_dir: Path, runtime: str) -> Iterator[tuple[httpx.Client, l
                 raise RuntimeError("Node number 12 (DEPTHWISE_CONV_2D) failed to invoke.")
             real_invoke()
 
-    classifier._interpreter = Faulty()  # type: ignore[assignment]  # fault injection
+    classifier = Classifier(loaded.info, Faulty())  # type: ignore[arg-type]  # fault injection
     port = free_port()
     app = create_app(settings, models=[(ModelSpec(classifier.info.name, settings), classifier)])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))

@@ -46,11 +46,15 @@ def test_a_list_with_aliases_and_paths_keeps_its_order(tmp_path: Path) -> None:
 
 
 def test_the_cpus_are_split_between_models_unless_threads_are_set(tmp_path: Path) -> None:
-    """Two models share the CPUs (at least one thread each); EDGE_NUM_THREADS overrides."""
+    """Two models share the CPUs (at least one thread each, one interpreter each);
+    EDGE_NUM_THREADS and EDGE_REPLICAS override, and a lone model keeps the settings as set."""
     shared = model_specs(_settings(tmp_path, model=f"birds,{DEFAULT}"))
     assert {s.settings.num_threads for s in shared} == {max(1, available_cpus() // 2)}
-    fixed = model_specs(_settings(tmp_path, model=f"birds,{DEFAULT}", num_threads=3))
-    assert {s.settings.num_threads for s in fixed} == {3}
+    assert {s.settings.replicas for s in shared} == {1}
+    fixed = model_specs(_settings(tmp_path, model=f"birds,{DEFAULT}", num_threads=3, replicas=2))
+    assert {(s.settings.num_threads, s.settings.replicas) for s in fixed} == {(3, 2)}
+    (alone,) = model_specs(_settings(tmp_path))
+    assert alone.settings.replicas == "auto"
 
 
 def test_the_config_file_names_models_and_sets_their_options(tmp_path: Path) -> None:
