@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import tomllib
 
+from edge_server.api import create_app
 from edge_server.catalog import load_catalog
 from edge_server.settings import DEFAULT_MODEL, Settings
 
@@ -13,6 +15,9 @@ UNIT = (ROOT / "systemd" / "edge-server.service").read_text()
 INSTALL = (ROOT / "systemd" / "install.sh").read_text()
 EXAMPLE = (ROOT / "systemd" / "edge-server.env").read_text()
 DOCKERFILE = (ROOT / "Dockerfile.arm64").read_text()
+SWARM = ROOT / "deploy" / "swarm"
+STACK = (SWARM / "stack.yml").read_text()
+HAPROXY = (SWARM / "haproxy.cfg").read_text()
 
 
 def _shell_value(script: str, name: str) -> str:
@@ -58,6 +63,58 @@ def test_readme_deploy_checks_are_the_ci_checks() -> None:
     """The deployment commands the README documents are the ones .ci/run runs."""
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    for target in ("deploy-check", "prove-systemd", "prove-container"):
+    for target in ("deploy-check", "prove-systemd", "prove-container", "prove-swarm"):
         assert f"`make {target}`" in readme, target
         assert re.search(rf"^make .*\b{target}\b", ci, re.MULTILINE), target
+
+
+def _app_paths() -> set[str]:
+    return set(create_app(Settings()).openapi()["paths"])
+
+
+def _stack_value(key: str) -> str:
+    match = re.search(rf"^\s+-? ?{key}: (.+)$", STACK, re.MULTILINE)
+    assert match, key
+    return match.group(1).strip().strip('"')
+
+
+def test_swarm_health_checks_ask_readyz_on_the_image_port() -> None:
+    """The stack's health check and the front door's both ask /readyz, on the image's port."""
+    assert "/readyz" in _app_paths()
+    image_port = re.search(r"EDGE_PORT=(\d+)", DOCKERFILE)
+    assert image_port
+    assert "127.0.0.1:%s/readyz' % os.environ['EDGE_PORT']" in STACK
+    assert re.search(rf"ports:\n\s+- target: {image_port.group(1)}\n", STACK)
+    assert "option httpchk GET /readyz" in HAPROXY
+    servers = re.findall(r'^\s+server \S+ "\$\{\w+-[\w.]+\}:(\d+)"$', HAPROXY, re.MULTILINE)
+    assert servers and set(servers) == {image_port.group(1)}
+
+
+def test_swarm_secret_is_the_api_key_file_readable_by_the_image_user() -> None:
+    """EDGE_API_KEY_FILE is where the secret is mounted, owned by the image's numeric user."""
+    assert "api_key_file" in Settings.model_fields
+    user = re.search(r"^USER (\d+):(\d+)$", DOCKERFILE, re.MULTILINE)
+    assert user
+    secret = re.search(r"secrets:\n\s+- source: (\S+)\n\s+target: (\S+)", STACK)
+    assert secret
+    assert _stack_value("EDGE_API_KEY_FILE") == f"/run/secrets/{secret.group(2)}"
+    assert (_stack_value("uid"), _stack_value("gid")) == user.groups()
+    assert _stack_value("mode") == "0400"
+
+
+def test_swarm_models_config_is_mounted_where_the_setting_points() -> None:
+    """EDGE_MODELS_CONFIG names the config's mount point, and the file is TOML about the
+    default model."""
+    config = re.search(r"configs:\n\s+- source: (\S+)\n\s+target: (\S+)", STACK)
+    assert config
+    assert _stack_value("EDGE_MODELS_CONFIG") == config.group(2)
+    models = tomllib.loads((SWARM / "models.toml").read_text())["models"]
+    assert DEFAULT_MODEL in models
+
+
+def test_front_door_never_replays_a_reload() -> None:
+    """Classifications are replayed on another node; the reload path is not, and exists."""
+    assert "retry-on conn-failure empty-response response-timeout 503" in HAPROXY
+    assert "option redispatch 1" in HAPROXY
+    reload = re.search(r"disable-l7-retry if \{ path_beg (\S+) \}", HAPROXY)
+    assert reload and reload.group(1) in _app_paths()
