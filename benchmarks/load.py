@@ -114,3 +114,18 @@ def drive(
 ) -> Run:
     """Send up to `total` requests over `concurrency` connections, stopping after `seconds`."""
     return asyncio.run(_drive(port, requests, concurrency, total, seconds))
+
+
+def drive_together(
+    port: int, groups: Sequence[tuple[Sequence[bytes], int]], *, total: int, seconds: float
+) -> list[Run]:
+    """Several closed loops at once (each its requests and connections), one Run per group."""
+
+    async def all_groups() -> list[Run]:
+        return list(
+            await asyncio.gather(
+                *(_drive(port, requests, n, total, seconds) for requests, n in groups)
+            )
+        )
+
+    return asyncio.run(all_groups())

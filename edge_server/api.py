@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
 
 import numpy as np
@@ -17,19 +18,29 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, batch, deepstack, kserve, page, problems
+from . import (
+    __version__,
+    advertisement,
+    batch,
+    deepstack,
+    kserve,
+    kserve_repository,
+    page,
+    problems,
+)
 from .auth import ApiKeys
 from .board import BoardCollector, read_board
-from .classifier import Classifier, ModelInfo, TensorSpec
+from .classifier import Classifier, TensorSpec
 from .deps import (
     Authorized,
+    ModelQuery,
     RegionDep,
     ServiceDep,
     ThresholdQuery,
     TopKQuery,
     require_key_for_metrics,
 )
-from .errors import Forbidden, ReloadFailed
+from .errors import Forbidden
 from .metrics import STAGES, Metrics
 from .middleware import RequestContext
 from .schemas import (
@@ -43,6 +54,7 @@ from .schemas import (
 )
 from .service import Service
 from .settings import Settings
+from .specs import ModelSpec, model_specs
 from .upload import BINARY, form_content, openapi_body, read_image
 
 log = logging.getLogger("edge_server")
@@ -79,7 +91,7 @@ _IMAGE_BODY = openapi_body(
 @protected.post(
     "/classify",
     response_model=ClassifyResponse,
-    responses=problems.openapi_responses(400, 408, 413, 415, 422, 500, 503, 504),
+    responses=problems.openapi_responses(400, 404, 408, 413, 415, 422, 500, 503, 504),
     openapi_extra=_IMAGE_BODY,
     summary="Classify an image",
 )
@@ -89,10 +101,11 @@ async def classify(
     region: RegionDep,
     top_k_: TopKQuery = None,
     threshold: ThresholdQuery = 0.0,
+    model: ModelQuery = None,
 ) -> JSONResponse:
     """Classify one image sent as multipart field `image` (or `file`), as JSON
     `{"image": "<base64>"}` or as a raw image body."""
-    service.ready_classifier()  # 503 before reading a body that could not be used
+    service.ready_classifier(model)  # 503 or 404 before reading a body that could not be used
     answer = await service.guarded(
         request,
         lambda: read_image(request, service.settings.max_upload_bytes),
@@ -102,6 +115,7 @@ async def classify(
             threshold=threshold,
             started=request.state.request_started,
             region=region,
+            model=model,
         ),
     )
     timing = answer.timing_ms.model_dump()
@@ -133,36 +147,50 @@ def healthz(service: ServiceDep) -> Health:
     summary="Readiness: the model is loaded and warmed up",
 )
 async def readyz(service: ServiceDep) -> Health:
-    """200 once the model is loaded and warmed up, 503 before and while shutting down."""
+    """200 once the models are loaded and warmed up, 503 before and while shutting down."""
     service.ready_classifier()
     return Health(status="ready")
 
 
 @protected.get("/v1/models", response_model=ModelList, responses=problems.openapi_responses(503))
 async def models(service: ServiceDep) -> ModelList:
-    """The loaded model, its tensors and how it runs."""
-    classifier = service.ready_classifier()
-    return ModelList(models=[describe(classifier.info, service.settings)])
+    """The loaded models (the default first), their tensors and how they run."""
+    service.ready_classifier()
+    return ModelList(models=[describe(service, name) for name in service.model_names()])
 
 
 @protected.post(
     "/v1/models/reload",
     response_model=ModelList,
-    responses=problems.openapi_responses(400, 403, 422, 503),
+    responses=problems.openapi_responses(400, 403, 404, 422, 503),
     summary="Load a model beside the current one and swap without downtime",
 )
 async def reload(
     service: ServiceDep, body: Annotated[ReloadRequest | None, Body()] = None
 ) -> ModelList:
-    """Reload the configured model file, or switch to `model` (a catalog name or a file name
-    in EDGE_MODELS_DIR). In-flight requests finish on the old model; a model that fails to
-    load leaves the old one serving and the answer says why."""
+    """Reload a served model's file (`name`, default: the default model), or load `model` (a
+    catalog name or a file name in EDGE_MODELS_DIR) in its place. In-flight requests finish on
+    the old model; a model that fails to load leaves the old one serving and the answer says
+    why."""
     if not service.keys.enabled:
         raise Forbidden(
             "reloading over HTTP needs EDGE_API_KEY; without keys, send SIGHUP to the process"
         )
-    new = await service.reload(body.model if body else None)
-    return ModelList(models=[describe(new.info, service.settings)])
+    body = body or ReloadRequest()
+    new = await service.reload(body.model, name=body.name)
+    return ModelList(models=[describe(service, new.info.name)])
+
+
+# After /v1/models/reload, so a wrong method there is answered with that route's Allow header.
+@protected.get(
+    "/v1/models/{name}",
+    response_model=ModelDescription,
+    responses=problems.openapi_responses(404, 503),
+    summary="One loaded model",
+)
+async def model(service: ServiceDep, name: str) -> ModelDescription:
+    """A loaded model by name or alias, its tensors and how it runs."""
+    return describe(service, service.models.resolve(name))
 
 
 @router.get(
@@ -186,9 +214,16 @@ def _tensor_info(spec: TensorSpec) -> TensorInfo:
     )
 
 
-def describe(info: ModelInfo, settings: Settings) -> ModelDescription:
+def describe(service: Service, name: str) -> ModelDescription:
     """The public description of a loaded model."""
+    return description(service.ready_classifier(name), default=name == service.default_model)
+
+
+def description(classifier: Classifier, *, default: bool = True) -> ModelDescription:
+    """The public description of a model, whether served or loaded by the CLI."""
+    info = classifier.info
     return ModelDescription(
+        default=default,
         name=info.name,
         file=info.path.name,
         sha256=info.sha256,
@@ -200,26 +235,45 @@ def describe(info: ModelInfo, settings: Settings) -> ModelDescription:
         backend_version=info.backend.version,
         num_threads=info.num_threads,
         xnnpack=info.xnnpack,
-        resize=settings.resize.value,
+        resize=classifier.resize.value,
     )
 
 
-def create_app(settings: Settings, *, classifier: Classifier | None = None) -> FastAPI:
-    """Build the app; it owns the classifier (loaded by the lifespan when not given)."""
+def create_app(
+    settings: Settings,
+    *,
+    models: Sequence[tuple[ModelSpec, Classifier]] | None = None,
+    decoders: ThreadPoolExecutor | None = None,
+) -> FastAPI:
+    """Build the app; it owns the models (loaded by the lifespan when not given) and the
+    decode pool they were loaded with.
+
+    Settings that make the LAN advertisement impossible fail here, before the port opens.
+    """
     metrics = Metrics()
-    service = Service(settings, metrics, ApiKeys.from_settings(settings))
+    service = Service(settings, metrics, ApiKeys.from_settings(settings), decoders)
     metrics.registry.register(BoardCollector(settings.sysfs_root))
+    advertised = advertisement.plan(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        if classifier is not None:
-            service.install(classifier)
+        if models is not None:
+            for spec, classifier in models:
+                service.models.install(spec, classifier)
         else:
-            service.install(await run_in_threadpool(Classifier.load, settings))
+            for spec in model_specs(settings):
+                classifier = await run_in_threadpool(
+                    Classifier.load, spec.settings, name=spec.name, decoders=service.models.decoders
+                )
+                service.models.install(spec, classifier)
         with _reload_on_sighup(service):
+            announcer = None
             try:
+                announcer = advertisement.advertise(service, advertised)
                 yield {"service": service}
             finally:
+                if announcer is not None:
+                    await announcer.close()  # goodbye before the model goes
                 await service.shutdown()
 
     # FastAPIOffline: /docs with its assets served from the package, not a CDN. No ReDoc: its
@@ -236,6 +290,7 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
     app.include_router(batch.router)
     app.include_router(deepstack.router)
     app.include_router(kserve.router)
+    app.include_router(kserve_repository.router)
     app.include_router(page.router)
     problems.install(app)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
@@ -253,13 +308,12 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
 
 @contextmanager
 def _reload_on_sighup(service: Service) -> Iterator[None]:
-    """SIGHUP reloads the model (the usual daemon convention), where signals can be handled."""
+    """SIGHUP reloads every model (the usual daemon convention), where signals can be handled."""
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
 
     async def reload() -> None:
-        with suppress(ReloadFailed):  # already logged; the old model keeps serving
-            await service.reload()
+        await service.models.reload_all()  # a failure is logged; the old copy keeps serving
 
     def on_sighup() -> None:
         task = loop.create_task(reload())

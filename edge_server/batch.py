@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from . import problems
-from .deps import Authorized, RegionDep, ServiceDep, ThresholdQuery, TopKQuery
+from .deps import Authorized, ModelQuery, RegionDep, ServiceDep, ThresholdQuery, TopKQuery
 from .errors import ServiceError, UnsupportedMediaType
 from .region import Region
 from .schemas import BatchItem, BatchResponse
@@ -33,7 +33,7 @@ _BATCH_BODY = openapi_body(
 @router.post(
     "/classify/batch",
     response_model=BatchResponse,
-    responses=problems.openapi_responses(400, 408, 413, 415, 422, 503, 504),
+    responses=problems.openapi_responses(400, 404, 408, 413, 415, 422, 503, 504),
     openapi_extra=_BATCH_BODY,
     summary="Classify several images in one request",
 )
@@ -43,9 +43,10 @@ async def classify_batch(
     region: RegionDep,
     top_k_: TopKQuery = None,
     threshold: ThresholdQuery = 0.0,
+    model: ModelQuery = None,
 ) -> JSONResponse:
     """Classify each file of the repeated multipart field `images`; answers in the same order."""
-    service.ready_classifier()
+    service.ready_classifier(model)
     if media_type(request) != "multipart/form-data":
         raise UnsupportedMediaType(
             f"send the images as multipart form data, one '{BATCH_FIELD}' field per image "
@@ -66,7 +67,7 @@ async def classify_batch(
         return list(
             await asyncio.gather(
                 *(
-                    _classify_one(request, service, name, data, top_k_, threshold, region)
+                    _classify_one(request, service, name, data, top_k_, threshold, region, model)
                     for name, data in files
                 )
             )
@@ -85,6 +86,7 @@ async def _classify_one(
     top_k: int | None,
     threshold: float,
     region: Region | None,
+    model: str | None,
 ) -> BatchItem:
     try:
         answer = await service.classify(
@@ -93,6 +95,7 @@ async def _classify_one(
             threshold=threshold,
             started=request.state.request_started,
             region=region,
+            model=model,
         )
     except ServiceError as exc:
         status = int(exc.status)

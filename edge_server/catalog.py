@@ -35,12 +35,33 @@ class CatalogEntry:
     input_size: int
     labels: str
     description: str
+    aliases: tuple[str, ...] = ()
 
 
 def load_catalog() -> dict[str, CatalogEntry]:
     """The catalog shipped with the package (`models/catalog.json` in the source tree)."""
     text = resources.files("edge_server").joinpath("catalog.json").read_text(encoding="utf-8")
-    return {m["name"]: CatalogEntry(**m) for m in json.loads(text)["models"]}
+    return {
+        m["name"]: CatalogEntry(**{**m, "aliases": tuple(m.get("aliases", ()))})
+        for m in json.loads(text)["models"]
+    }
+
+
+def lookup(name: str) -> CatalogEntry | None:
+    """The catalog entry a name or a short alias (`birds`) stands for, or None."""
+    catalog = load_catalog()
+    entry = catalog.get(name)
+    if entry is not None:
+        return entry
+    return next((e for e in catalog.values() if name in e.aliases), None)
+
+
+def known_names() -> str:
+    """The catalog's names with their aliases, for messages that ask for one of them."""
+    return ", ".join(
+        e.name + (f" ({', '.join(e.aliases)})" if e.aliases else "")
+        for e in sorted(load_catalog().values(), key=lambda e: e.name)
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -53,9 +74,8 @@ def sha256_of(path: Path) -> str:
 
 
 def resolve_model(model: str, models_dir: Path) -> Path:
-    """The file behind a model setting: a catalog name in models_dir, or a path."""
-    catalog = load_catalog()
-    entry = catalog.get(model)
+    """The file behind a model setting: a catalog name or alias in models_dir, or a path."""
+    entry = lookup(model)
     path = models_dir / entry.file if entry else Path(model)
     if path.is_file():
         return path
@@ -68,7 +88,7 @@ def resolve_model(model: str, models_dir: Path) -> Path:
     raise StartupError(
         f"model file {path} does not exist",
         fix="set EDGE_MODEL (--model) to a .tflite file or one of the catalog names: "
-        + ", ".join(sorted(catalog)),
+        + known_names(),
     )
 
 
@@ -87,12 +107,10 @@ def pull(name: str, models_dir: Path, source: str | None = None) -> PullResult:
     `source` is a folder or a base URL holding the catalog's file name; None means the
     official URL. A file already present with the right digest is left as it is.
     """
-    catalog = load_catalog()
-    entry = catalog.get(name)
+    entry = lookup(name)
     if entry is None:
         raise StartupError(
-            f"{name!r} is not in the model catalog",
-            fix="choose one of: " + ", ".join(sorted(catalog)),
+            f"{name!r} is not in the model catalog", fix="choose one of: " + known_names()
         )
     target = models_dir / entry.file
     if target.is_file() and sha256_of(target) == entry.sha256:

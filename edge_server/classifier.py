@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,25 +103,28 @@ class Classifier:
         resize: ResizeMode = ResizeMode.squash,
         input_mean: float = 127.5,
         input_std: float = 127.5,
+        decoders: Executor | None = None,
     ) -> None:
         self.info = info
         self._interpreter = interpreter
-        self._resize = resize
+        self.resize = resize
         self._mean = input_mean
         self._std = input_std
         self._owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-invoke")
         # Called on the owner thread after each invoke (the service counts them in metrics).
         self.on_invoke: Callable[[], None] | None = None
-        # One decoder per CPU, fed in arrival order. More (starlette's threadpool has 40) would
-        # decode every waiting photo at once: each finishes late, the interpreter idles and
-        # then gets them all together, and each decoded photo is held in memory meanwhile.
-        self._decoders = ThreadPoolExecutor(
-            max_workers=available_cpus(), thread_name_prefix="edge-decode"
-        )
+        # Several models share the service's decode pool; one used alone has its own.
+        self._owns_decoders = decoders is None
+        self._decoders = decoders or decode_pool()
 
     @classmethod
-    def load(cls, settings: Settings) -> Classifier:
-        """Load the configured model, check its labels and warm it up."""
+    def load(
+        cls, settings: Settings, *, name: str | None = None, decoders: Executor | None = None
+    ) -> Classifier:
+        """Load the configured model, check its labels and warm it up.
+
+        `name` is what requests call it (default: the file name without `.tflite`).
+        """
         path = resolve_model(settings.model, settings.models_dir)
         backend = load_backend(settings.runtime)
         started = time.perf_counter()
@@ -146,7 +149,7 @@ class Classifier:
             interpreter.get_tensor(output_spec.index), output_spec.quantization
         )
         output_kind = _output_kind(settings.output, output_spec, warm)
-        name = path.name.removesuffix(".tflite")
+        name = name or path.name.removesuffix(".tflite")
         info = ModelInfo(
             name=name,
             path=path,
@@ -174,6 +177,7 @@ class Classifier:
             resize=settings.resize,
             input_mean=settings.input_mean,
             input_std=settings.input_std,
+            decoders=decoders,
         )
 
     # --- the three stages of a request -------------------------------------------------
@@ -197,7 +201,7 @@ class Classifier:
             region=region,
         )
         decoded = time.perf_counter()
-        fitted = imaging.fit(image.picture, (width, height), self._resize)
+        fitted = imaging.fit(image.picture, (width, height), self.resize)
         tensor = quantization.to_input(
             imaging.pixels(fitted), self.info.input.dtype, mean=self._mean, std=self._std
         )
@@ -281,9 +285,20 @@ class Classifier:
         return Inference(raw, (started - submitted) * 1000, (finished - started) * 1000)
 
     def close(self) -> None:
-        """Finish queued decodes and invokes, and stop the threads."""
-        self._decoders.shutdown(wait=True)
+        """Finish queued decodes and invokes, and stop the threads (a shared pool stays)."""
+        if self._owns_decoders:
+            self._decoders.shutdown(wait=True)
         self._owner.shutdown(wait=True)
+
+
+def decode_pool() -> ThreadPoolExecutor:
+    """One decoder thread per CPU, fed in arrival order.
+
+    More (starlette's threadpool has 40) would decode every waiting photo at once: each
+    finishes late, the interpreters idle and then get them all together, and each decoded
+    photo is held in memory meanwhile.
+    """
+    return ThreadPoolExecutor(max_workers=available_cpus(), thread_name_prefix="edge-decode")
 
 
 def _checked_input(spec: TensorSpec, path: Path) -> TensorSpec:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import ValidationError
 
@@ -17,9 +17,11 @@ from . import __version__
 from .catalog import load_catalog, pull
 from .classifier import Classifier
 from .client import IMAGE_STATUSES, Client, ClientError
+from .discovery import DEFAULT_TIMEOUT, Instance
 from .errors import ServiceError, StartupError
 from .region import parse_region
 from .settings import Settings, available_cpus
+from .specs import ModelSpec, model_specs
 
 EXIT_USAGE = 2  # bad settings or a failed start, as argparse does for bad arguments
 
@@ -96,15 +98,19 @@ def _classify(args: argparse.Namespace, settings: Settings) -> int:
         print(f"edge-server: {exc.detail}", file=sys.stderr)
         return EXIT_USAGE
     _configure_logging("warning")
-    classifier = Classifier.load(settings)
+    classifier = Classifier.load(_first_spec(settings).settings)
     results: list[dict[str, Any]] = []
     failures = 0
     try:
         for name in args.images:
             try:
                 data = Path(name).read_bytes()
+                # The server's input limits, so a file refused over HTTP is refused here too.
                 prepared = classifier.prepare(
-                    data, max_pixels=settings.max_image_pixels, region=region
+                    data,
+                    max_pixels=settings.max_image_pixels,
+                    min_side=settings.min_image_side,
+                    region=region,
                 )
                 inference = classifier.submit(prepared.tensor).result()
             except (OSError, ServiceError) as exc:
@@ -136,6 +142,11 @@ def _classify(args: argparse.Namespace, settings: Settings) -> int:
 
 def _classify_remote(args: argparse.Namespace) -> int:
     """Classify the files with the server at --url; stop at the first failure not about an image."""
+    if args.url == "auto":
+        found = _only_instance(args.discover_timeout)
+        if isinstance(found, int):
+            return found
+        args.url = found.url
     try:
         client = Client(args.url, api_key=args.api_key, timeout=args.timeout)
     except ClientError as exc:
@@ -152,7 +163,11 @@ def _classify_remote(args: argparse.Namespace) -> int:
             continue
         try:
             answer = client.classify(
-                data, top_k=args.top_k, threshold=args.threshold or None, crop=args.crop
+                data,
+                top_k=args.top_k,
+                threshold=args.threshold or None,
+                crop=args.crop,
+                model=args.setting_model,
             )
         except ClientError as exc:
             failures += 1
@@ -175,22 +190,92 @@ def _classify_remote(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _first_spec(settings: Settings) -> ModelSpec:
+    """The model a local command uses: the default one of those configured."""
+    return model_specs(settings)[0]
+
+
+def _catalog_name(spec: ModelSpec) -> str:
+    """What `models pull` fetches for a configured model: its catalog name or alias."""
+    return spec.settings.model
+
+
+def _only_instance(timeout: float) -> Instance | int:
+    """The one edge-server on the LAN, or the exit status after saying why there is none."""
+    try:
+        instances = Client.discover(timeout)
+    except ClientError as exc:
+        print(f"edge-server: {exc}", file=sys.stderr)
+        return 1
+    if len(instances) == 1:
+        return instances[0]
+    if not instances:
+        print(f"edge-server: {_NONE_FOUND.format(timeout=timeout)}", file=sys.stderr)
+        return 1
+    print(
+        f"edge-server: --url auto found {len(instances)} edge-servers; choose one with --url:",
+        file=sys.stderr,
+    )
+    _print_instances(instances, sys.stderr)
+    return EXIT_USAGE
+
+
+_NONE_FOUND = (
+    "no edge-server answered on the LAN within {timeout:g} s (a server advertises itself when "
+    "it listens on a LAN address, e.g. EDGE_HOST=0.0.0.0, unless EDGE_MDNS=off; mDNS does not "
+    "cross routers)"
+)
+
+
+def _discover(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        instances = Client.discover(args.timeout)
+    except ClientError as exc:
+        print(f"edge-server: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([i.as_dict() for i in instances], indent=2))
+    else:
+        _print_instances(instances, sys.stdout)
+    if not instances:
+        print(f"edge-server: {_NONE_FOUND.format(timeout=args.timeout)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_instances(instances: Sequence[Instance], out: TextIO) -> None:
+    rows = [
+        (
+            i.name,
+            i.url,
+            i.version or "?",
+            i.model or "?",
+            {True: "key required", False: "no key", None: "?"}[i.api_key_required],
+        )
+        for i in instances
+    ]
+    widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]) - 1)] if rows else []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]), file=out)
+
+
 def _print_predictions(predictions: list[dict[str, Any]]) -> None:
     for p in predictions:
         print(f"  {p['score']:6.3f}  {p['label']}  [{p['index']}]")
 
 
 def _info(args: argparse.Namespace, settings: Settings) -> int:
-    from .api import describe
+    from .api import description
 
     _configure_logging("warning")
-    classifier = Classifier.load(settings)
+    classifier = Classifier.load(_first_spec(settings).settings)
     classifier.close()
-    description = describe(classifier.info, settings).model_dump()
+    described = description(classifier).model_dump()
     if args.json:
-        print(json.dumps(description, indent=2))
+        print(json.dumps(described, indent=2))
     else:
-        for key, value in description.items():
+        for key, value in described.items():
             print(f"{key:16} {value}")
     return 0
 
@@ -201,7 +286,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from .runtime import load_backend
 
     _configure_logging("warning")
-    path = resolve_model(settings.model, settings.models_dir)
+    path = resolve_model(_first_spec(settings).settings.model, settings.models_dir)
     backend = load_backend(settings.runtime)
     max_threads = args.max_threads or available_cpus()
     timings = bench.sweep(
@@ -256,7 +341,7 @@ def _models_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _models_pull(args: argparse.Namespace, settings: Settings) -> int:
-    names = args.names or [settings.model]
+    names = args.names or [_catalog_name(spec) for spec in model_specs(settings)]
     for name in names:
         result = pull(name, settings.models_dir, args.source or settings.models_from)
         if result.already_present:
@@ -278,6 +363,7 @@ def _configure_logging(level: str) -> None:
 
 _MODEL_FIELDS = (
     "model",
+    "models_config",
     "models_dir",
     "labels",
     "runtime",
@@ -287,6 +373,7 @@ _MODEL_FIELDS = (
     "input_mean",
     "input_std",
     "max_image_pixels",
+    "min_image_side",
 )
 
 
@@ -312,11 +399,29 @@ def _parser() -> argparse.ArgumentParser:
         "--crop", metavar="X0,Y0,X1,Y1", help="region of interest, as fractions 0..1"
     )
     remote = classify.add_argument_group("with a running server instead of a local model")
-    remote.add_argument("--url", help="the server, e.g. http://192.168.1.20:8080")
+    remote.add_argument(
+        "--url",
+        help="the server, e.g. http://192.168.1.20:8080, or auto: the only one found on the LAN",
+    )
     remote.add_argument("--api-key", help="sent as Authorization: Bearer KEY")
     remote.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    remote.add_argument(
+        "--discover-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds to look for servers with --url auto",
+    )
     _add_settings_flags(classify, _MODEL_FIELDS)
     classify.set_defaults(run=_classify)
+
+    discover = commands.add_parser(
+        "discover", help="list the edge-servers on the LAN (mDNS/DNS-SD); exit 1 when none"
+    )
+    discover.add_argument("--json", action="store_true", help="print JSON for scripts")
+    discover.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for answers"
+    )
+    discover.set_defaults(run=_discover)
 
     info = commands.add_parser("info", help="describe the configured model and runtime")
     info.add_argument("--json", action="store_true", help="print JSON")

@@ -1,8 +1,10 @@
-"""A small client of a running edge-server, for scripts on the LAN (standard library only).
+"""A small client of a running edge-server, for scripts on the LAN (standard library only,
+and python-zeroconf to find servers).
 
 from edge_server.client import Client
 answer = Client("http://192.168.1.20:8080").classify(open("photo.jpg", "rb").read())
 print(answer.predictions[0].label)
+servers = Client.discover()  # found by mDNS: [Instance(name='edge-server on pi', ...)]
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from .schemas import ClassifyResponse, ModelList
+
+if TYPE_CHECKING:
+    from .discovery import Instance
 
 # Statuses that are about the image sent, not the server or the credentials: other images of
 # the same run may still succeed.
@@ -49,6 +54,18 @@ class Client:
     api_key: str | None = None
     timeout: float = 60.0
 
+    @staticmethod
+    def discover(timeout: float = 3.0) -> list[Instance]:
+        """The edge-servers that answer on the LAN (mDNS/DNS-SD) within `timeout` seconds, by
+        name; each has a `url` to make a Client with."""
+        # Imported on use: a script that never discovers never loads zeroconf.
+        from .discovery import discover
+
+        try:
+            return discover(timeout)
+        except (OSError, RuntimeError) as exc:  # no interface to listen on, port 5353 refused
+            raise ClientError(f"cannot look for edge-servers by mDNS: {exc}") from exc
+
     def __post_init__(self) -> None:
         scheme = urllib.parse.urlsplit(self.url).scheme
         if scheme not in ("http", "https"):
@@ -61,20 +78,19 @@ class Client:
         top_k: int | None = None,
         threshold: float | None = None,
         crop: str | None = None,
+        model: str | None = None,
     ) -> ClassifyResponse:
-        """Classify one encoded image (JPEG, PNG, ...); raises ClientError on failure."""
-        query = {
-            name: str(value)
-            for name, value in (("top_k", top_k), ("threshold", threshold), ("crop", crop))
-            if value is not None
-        }
+        """Classify one encoded image (JPEG, PNG, ...) with the default model or the one named;
+        raises ClientError on failure."""
+        parameters = (("top_k", top_k), ("threshold", threshold), ("crop", crop), ("model", model))
+        query = {name: str(value) for name, value in parameters if value is not None}
         path = "/classify" + ("?" + urllib.parse.urlencode(query) if query else "")
         # A raw body: no multipart encoding to get wrong, and the server sniffs the format.
         answer = self._request("POST", path, image, {"Content-Type": "application/octet-stream"})
         return _parsed(ClassifyResponse, answer, self.url)
 
     def models(self) -> ModelList:
-        """The loaded model and how it runs (`GET /v1/models`)."""
+        """The loaded models, the default first, and how they run (`GET /v1/models`)."""
         return _parsed(ModelList, self._request("GET", "/v1/models"), self.url)
 
     def _request(

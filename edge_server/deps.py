@@ -66,3 +66,13 @@ TopKQuery = Annotated[
 ThresholdQuery = Annotated[
     float, Query(ge=0.0, le=1.0, description="Minimum score of a prediction.")
 ]
+
+ModelQuery = Annotated[
+    str | None,
+    Query(
+        alias="model",
+        description="The model to use, by name or alias (GET /v1/models lists them); "
+        "default: the default model.",
+        max_length=64,
+    ),
+]

@@ -113,3 +113,9 @@ class NotFound(ServiceError):
     """The named model (or version) is not the one this server has loaded."""
 
     status = HTTPStatus.NOT_FOUND
+
+
+class Conflict(ServiceError):
+    """The action contradicts the service's state (unloading the default model, one too many)."""
+
+    status = HTTPStatus.CONFLICT

@@ -33,9 +33,9 @@ from .upload import decode_base64, read_body
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
-MODEL_VERSION = "1"  # one model is loaded at a time; its sha256 is in /v1/models
+MODEL_VERSION = "1"  # a model has one version, the file loaded; its sha256 is in /v1/models
 PLATFORM = "tflite"
-EXTENSIONS = ["classification", "binary_tensor_data"]
+EXTENSIONS = ["classification", "binary_tensor_data", "model_repository"]
 HEADER_LENGTH = "inference-header-content-length"
 _LENGTH_PREFIX = struct.Struct("<I")
 
@@ -92,7 +92,7 @@ class InferenceRequest(BaseModel):
     outputs: list[RequestOutput] | None = None
 
 
-def _render_error(request: Request, status: int, detail: str, headers: dict[str, str]) -> Response:
+def render_error(request: Request, status: int, detail: str, headers: dict[str, str]) -> Response:
     return JSONResponse({"error": detail}, status_code=status, headers=headers)
 
 
@@ -105,7 +105,7 @@ class ErrorAnswer(BaseModel):
 router = APIRouter(
     prefix="/v2",
     tags=["KServe v2"],
-    route_class=error_dialect(_render_error),
+    route_class=error_dialect(render_error),
     responses={
         status: {"model": ErrorAnswer}
         for status in (400, 401, 404, 408, 413, 415, 422, 500, 503, 504)
@@ -200,7 +200,7 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
             classes if any(k == 0 for k, _ in outputs) else min(max(k for k, _ in outputs), classes)
         )
         answers = await asyncio.gather(
-            *(_classify(service, request, image, top_k) for image in images)
+            *(_classify(service, request, image, top_k, classifier.info.name) for image in images)
         )
         return _response(classifier, inference, answers, classes, outputs)
 
@@ -235,18 +235,19 @@ def _response(
 
 
 def _model(service: Service, name: str, version: str) -> Classifier:
-    classifier = service.ready_classifier()
-    loaded = classifier.info.name
-    if name != loaded:
-        raise NotFound(f"no model named {name!r}; this server has {loaded!r}")
+    classifier = service.ready_classifier(name)
     if version not in ("", MODEL_VERSION):
-        raise NotFound(f"model {loaded!r} has no version {version!r}; it has {MODEL_VERSION!r}")
+        raise NotFound(
+            f"model {classifier.info.name!r} has no version {version!r}; it has {MODEL_VERSION!r}"
+        )
     return classifier
 
 
-async def _classify(service: Service, request: Request, image: bytes, k: int) -> ClassifyResponse:
+async def _classify(
+    service: Service, request: Request, image: bytes, k: int, model: str
+) -> ClassifyResponse:
     return await service.classify(
-        image, top_k=k, threshold=0.0, started=request.state.request_started
+        image, top_k=k, threshold=0.0, started=request.state.request_started, model=model
     )
 
 

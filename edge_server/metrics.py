@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -42,14 +43,21 @@ class Metrics:
         self.stage_seconds = Histogram(
             "edge_classify_stage_seconds",
             "Time per classification stage (queue, decode, preprocess, inference, "
-            "postprocess, total).",
-            ("stage",),
+            "postprocess, total), by model.",
+            ("stage", "model"),
             buckets=_BUCKETS,
             registry=self.registry,
         )
         self.admitted = Gauge(
             "edge_classify_admitted",
             "Classify requests admitted and not yet answered (bounded by EDGE_MAX_QUEUE).",
+            registry=self.registry,
+        )
+        # The limit beside the count, so a fleet's dashboards and alerts can tell how full each
+        # instance's queue is whatever its EDGE_MAX_QUEUE.
+        self.queue_limit = Gauge(
+            "edge_classify_queue_limit",
+            "Classify requests that may be admitted at once (EDGE_MAX_QUEUE).",
             registry=self.registry,
         )
         self.rejected = Counter(
@@ -70,32 +78,34 @@ class Metrics:
         )
         self.invokes = Counter(
             "edge_model_invokes",
-            "Model invocations run by the interpreter.",
+            "Model invocations run by the interpreter, by model.",
+            ("model",),
             registry=self.registry,
         )
         self.reloads = Counter(
             "edge_model_reloads",
-            "Model reloads by result (ok, failed).",
-            ("result",),
+            "Model loads and reloads after start-up, by model and result (ok, failed).",
+            ("model", "result"),
             registry=self.registry,
         )
         self.model = Info(
             "edge_model",
-            "The loaded model and runtime.",
+            "The loaded models and their runtime, one series per model.",
+            ("model",),
             registry=self.registry,
         )
 
-    def observe_stages(self, timing_ms: dict[str, float]) -> None:
+    def observe_stages(self, timing_ms: dict[str, float], model: str) -> None:
         """Record one classification's stage times."""
         for stage, ms in timing_ms.items():
-            self.stage_seconds.labels(stage).observe(ms / 1000)
+            self.stage_seconds.labels(stage, model).observe(ms / 1000)
 
     def set_model(self, classifier: Classifier) -> None:
-        """Describe the serving model and count its invokes."""
+        """Describe a serving model and count its invokes."""
         info = classifier.info
-        self.model.info(
+        self.model.labels(info.name).info(
             {
-                "name": info.name,
+                "file": info.path.name,
                 "sha256": info.sha256,
                 "backend": info.backend.name,
                 "backend_version": info.backend.version,
@@ -103,4 +113,9 @@ class Metrics:
                 "xnnpack": str(info.xnnpack).lower(),
             }
         )
-        classifier.on_invoke = self.invokes.inc
+        classifier.on_invoke = self.invokes.labels(info.name).inc
+
+    def forget_model(self, name: str) -> None:
+        """A model no longer served has no info series (its counters keep their history)."""
+        with suppress(KeyError):  # never described
+            self.model.remove(name)

@@ -67,9 +67,10 @@ class TensorInfo(BaseModel):
 
 
 class ModelDescription(BaseModel):
-    """The loaded model and how it runs (`GET /v1/models`)."""
+    """A loaded model and how it runs (`GET /v1/models`)."""
 
-    name: str
+    name: str = Field(description="What requests call it (`?model=`).")
+    default: bool = Field(description="Whether requests that name no model get this one.")
     file: str
     sha256: str
     input: TensorInfo
@@ -100,11 +101,17 @@ class Health(BaseModel):
 
 
 class ReloadRequest(BaseModel):
-    """`POST /v1/models/reload`: which model to load (default: the configured one)."""
+    """`POST /v1/models/reload`: which served model to reload, and from which file."""
 
+    name: Annotated[
+        str | None, Field(description="The served model to reload; default: the default model.")
+    ] = None
     model: Annotated[
         str | None,
-        Field(description="A catalog name or a .tflite file name in EDGE_MODELS_DIR."),
+        Field(
+            description="Load this instead of the model's current file: a catalog name or "
+            "alias, or a .tflite file name in EDGE_MODELS_DIR."
+        ),
     ] = None
 
 

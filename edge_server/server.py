@@ -7,8 +7,9 @@ from types import FrameType
 import uvicorn
 
 from .api import create_app
-from .classifier import Classifier
+from .classifier import Classifier, decode_pool
 from .settings import Settings
+from .specs import ModelSpec, model_specs
 
 
 class Server(uvicorn.Server):
@@ -24,8 +25,19 @@ class Server(uvicorn.Server):
 
 
 def serve(settings: Settings) -> int:
-    """Load the model, then serve until a signal; the exit status of the process."""
-    app = create_app(settings, classifier=Classifier.load(settings))
+    """Load the models, then serve until a signal; the exit status of the process."""
+    specs = model_specs(settings)  # every name and option checked before the first load
+    decoders = decode_pool()
+    loaded: list[tuple[ModelSpec, Classifier]] = []
+    try:
+        for spec in specs:
+            loaded.append((spec, Classifier.load(spec.settings, name=spec.name, decoders=decoders)))
+    except BaseException:
+        for _, classifier in loaded:
+            classifier.close()
+        decoders.shutdown()
+        raise
+    app = create_app(settings, models=loaded, decoders=decoders)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -34,5 +46,5 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
     )
     server = Server(config)
-    server.run()  # the app closes the classifier when it shuts down
+    server.run()  # the app closes the models and the decode pool when it shuts down
     return 0 if server.started else 1

@@ -1,4 +1,4 @@
-"""The service every HTTP surface shares: settings, metrics, the model, and the classify pipeline.
+"""The service every surface shares: settings, metrics, the models, and the classify pipeline.
 
 Routes (the native API and any compatible one) only translate requests and answers; admission,
 deadlines, decoding, queueing for the interpreter, ranking and timing happen here once.
@@ -9,28 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from .auth import ApiKeys
-from .catalog import load_catalog
 from .classifier import Classifier
-from .errors import (
-    ClientGone,
-    DeadlineExceeded,
-    NotReady,
-    Overloaded,
-    ReloadFailed,
-    StartupError,
-    UploadTimeout,
-)
+from .errors import ClientGone, DeadlineExceeded, Overloaded, UploadTimeout
 from .metrics import Metrics
 from .region import Region
+from .repository import ModelRepository
 from .schemas import ClassifyResponse, ImageInfo, ModelRef, Prediction, Timing
 from .settings import Settings
 
@@ -40,80 +31,48 @@ U = TypeVar("U")
 
 
 class Service:
-    """What the routes share: settings, metrics and the loaded model (None until ready)."""
+    """What the routes share: settings, metrics, API keys and the models being served."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, keys: ApiKeys) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        keys: ApiKeys,
+        decoders: ThreadPoolExecutor | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.keys = keys
-        self._classifier: Classifier | None = None
-        self._users: Counter[Classifier] = Counter()
+        self.models = ModelRepository(settings, metrics, decoders)
         self._admitted = 0
-        self._reload_lock = asyncio.Lock()
+        metrics.queue_limit.set(settings.max_queue)
 
-    # --- the model and its life cycle ------------------------------------------------------
+    # --- the models -------------------------------------------------------------------------
 
-    def install(self, classifier: Classifier) -> None:
-        """Make a loaded model the one new requests get."""
-        self._classifier = classifier
-        self.metrics.set_model(classifier)
+    def ready_classifier(self, model: str | None = None) -> Classifier:
+        """A loaded model by name (the default for None): 503 while none is, 404 if unknown."""
+        return self.models.get(model)
 
-    def ready_classifier(self) -> Classifier:
-        """The loaded model, or 503 while there is none."""
-        if self._classifier is None:
-            raise NotReady("the model is not loaded yet", headers={"Retry-After": "1"})
-        return self._classifier
+    @property
+    def default_model(self) -> str:
+        """The name of the model used when a request names none."""
+        return self.models.default
 
-    @asynccontextmanager
-    async def lease(self) -> AsyncIterator[Classifier]:
-        """The current model, kept open until the request is done even if a reload swaps it."""
-        classifier = self.ready_classifier()
-        self._users[classifier] += 1
-        try:
-            yield classifier
-        finally:
-            self._users[classifier] -= 1
-            if self._users[classifier] == 0:
-                del self._users[classifier]
-            await self._close_if_retired(classifier)
+    def model_names(self) -> list[str]:
+        """The loaded models, the default first."""
+        return self.models.names()
 
-    async def _close_if_retired(self, classifier: Classifier) -> None:
-        """Close a model that a reload or shutdown replaced, once its last request is done."""
-        if classifier is not self._classifier and self._users[classifier] == 0:
-            await run_in_threadpool(classifier.close)
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` on the event loop after every model load, unload and reload."""
+        self.models.add_listener(listener)
 
-    async def reload(self, model: str | None = None) -> Classifier:
-        """Load and warm a model beside the current one, then swap; the old one drains.
-
-        A model that fails to load leaves the current one serving (ReloadFailed says why).
-        """
-        async with self._reload_lock:
-            settings = self.settings
-            if model is not None:
-                settings = settings.model_copy(update={"model": _model_within(model, settings)})
-            old = self._classifier
-            try:
-                new = await run_in_threadpool(Classifier.load, settings)
-            except StartupError as exc:
-                self.metrics.reloads.labels("failed").inc()
-                serving = f"{old.info.name} ({old.info.sha256[:12]})" if old else "nothing"
-                log.error("reload failed: %s; still serving %s", exc, serving)
-                raise ReloadFailed(
-                    f"{exc.problem}; still serving {serving}. Fix: {exc.fix}"
-                ) from exc
-            self.settings = settings
-            self.install(new)
-            self.metrics.reloads.labels("ok").inc()
-            log.info("reloaded: now serving %s (%s)", new.info.name, new.info.sha256[:12])
-            if old is not None:
-                await self._close_if_retired(old)
-            return new
+    async def reload(self, model: str | None = None, *, name: str | None = None) -> Classifier:
+        """Reload a model (the default for no name), or load `model` in its place."""
+        return await self.models.reload(name, model)
 
     async def shutdown(self) -> None:
         """Stop taking requests and close every model (queued invokes finish first)."""
-        current, self._classifier = self._classifier, None
-        if current is not None:
-            await self._close_if_retired(current)
+        await self.models.shutdown()
 
     # --- one request ------------------------------------------------------------------------
 
@@ -187,14 +146,16 @@ class Service:
         threshold: float,
         started: float,
         region: Region | None = None,
+        model: str | None = None,
     ) -> ClassifyResponse:
-        """Decode (decode pool), invoke (owner thread, FIFO), rank and time one image.
+        """Decode (decode pool), invoke (the model's owner thread, FIFO), rank and time one image.
 
         `started` is the request's arrival (time.perf_counter()), so `total` covers reading
         the upload too. With a region, only that part of the upright image is classified.
+        `model` names the model (the default for None).
         """
         settings = self.settings
-        async with self.lease() as classifier:
+        async with self.models.lease(model) as classifier:
             # Decode on the classifier's decoder pool, which queues the invoke itself: the
             # event loop hears back once, when both are done.
             prepared, inference = await asyncio.wrap_future(
@@ -222,7 +183,7 @@ class Service:
             "postprocess": (finished - post_started) * 1000,
             "total": (finished - started) * 1000,
         }
-        self.metrics.observe_stages(timing)
+        self.metrics.observe_stages(timing, info.name)
         image = prepared.image
         return ClassifyResponse(
             model=ModelRef(name=info.name, sha256=info.sha256),
@@ -243,17 +204,3 @@ async def _disconnect(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
-
-
-def _model_within(model: str, settings: Settings) -> str:
-    """A reload target: a catalog name or a file name inside EDGE_MODELS_DIR, nothing else.
-
-    Reload is reachable over HTTP; it must not become a way to load arbitrary files.
-    """
-    if model in load_catalog():
-        return model
-    if "/" in model or "\\" in model or model.startswith(".") or not model.endswith(".tflite"):
-        raise ReloadFailed(
-            f"{model!r} is neither a catalog model nor a .tflite file name in EDGE_MODELS_DIR"
-        )
-    return str(settings.models_dir / model)

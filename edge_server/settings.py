@@ -45,6 +45,14 @@ class OutputKind(StrEnum):
     logits = "logits"
 
 
+class MdnsMode(StrEnum):
+    """Whether the service advertises itself on the LAN with mDNS/DNS-SD."""
+
+    auto = "auto"  # when it listens on a LAN address, not when it listens on loopback only
+    on = "on"  # as auto, but a failure to advertise stops the start
+    off = "off"
+
+
 class Settings(BaseSettings):
     """Every knob of the service; each field is `EDGE_<NAME>` in the environment."""
 
@@ -52,7 +60,14 @@ class Settings(BaseSettings):
 
     model: str = Field(
         DEFAULT_MODEL,
-        description="Catalog name (looked up in models_dir) or path of a .tflite file.",
+        description="Model(s) to serve, comma-separated, the default first: catalog names or "
+        "aliases (looked up in models_dir), .tflite paths, or names from models_config.",
+    )
+    models_config: FilePath | None = Field(
+        None, description="TOML file with per-model names and options (README: Several models)."
+    )
+    max_models: Annotated[int, Field(ge=1, le=32)] = Field(
+        4, description="Most models loaded at once; more are refused, not an out-of-memory kill."
     )
     models_dir: Path = Field(Path("models"), description="Folder holding pulled models.")
     models_from: str | None = Field(
@@ -117,6 +132,36 @@ class Settings(BaseSettings):
         description="This instance's id on the LAN (MQTT topics, mDNS); default: derived from "
         "the machine id, stable across restarts.",
     )
+    mdns: MdnsMode = Field(
+        MdnsMode.auto,
+        description="Advertise on the LAN with mDNS/DNS-SD: auto (when EDGE_HOST is not "
+        "loopback), on (a failure to advertise stops the start), off.",
+    )
+    mdns_interfaces: str = Field(
+        "",
+        description="Comma-separated interface names or addresses to advertise on; empty = "
+        "every non-loopback interface the service listens on.",
+    )
+    mdns_name: str | None = Field(
+        None,
+        description="Instance name that browsers show; default 'edge-server on <hostname>' "
+        "(a number is appended when another instance has the name).",
+    )
+
+    @field_validator("mdns_name")
+    @classmethod
+    def _dns_sd_instance_name(cls, value: str | None) -> str | None:
+        # RFC 6763 4.1.1: one DNS label of UTF-8, at most 63 bytes, no control characters.
+        if value is None:
+            return None
+        value = value.strip()
+        if not value or len(value.encode()) > 63:
+            raise ValueError("must be 1 to 63 bytes of UTF-8")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise ValueError("must not contain control characters")
+        if "." in value:  # python-zeroconf would split the label at the dot
+            raise ValueError("must not contain a dot")
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -140,6 +140,26 @@ class ServerProcess:
         return self.process.returncode
 
 
+PI_MODEL = "Raspberry Pi 4 Model B Rev 1.4\x00"
+
+
+def fake_pi(root: Path, *, throttled: str | None = "50005\n") -> Path:
+    """A Raspberry Pi 4's sysfs and device tree under root: 48.312 C, 1.5 GHz, the firmware's
+    throttling word (0x50005 = under-voltage and throttled now and since boot)."""
+    files = {
+        "proc/device-tree/model": PI_MODEL,
+        "sys/class/thermal/thermal_zone0/temp": "48312\n",
+        "sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq": "1500000\n",
+    }
+    if throttled is not None:
+        files["sys/devices/platform/soc/soc:firmware/get_throttled"] = throttled
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
 def server_env(models_dir: Path, runtime: str, **settings: str) -> dict[str, str]:
     """The environment of a server child: this one, minus stray EDGE_ settings, plus these."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}

@@ -12,29 +12,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from edge_server.board import BoardCollector, parse_throttled, read_board
 
-from conftest import ServerProcess, free_port, metric, server_env
-
-PI_MODEL = "Raspberry Pi 4 Model B Rev 1.4\x00"
-
-
-def _fake_pi(root: Path, *, throttled: str | None = "50005\n") -> Path:
-    files = {
-        "proc/device-tree/model": PI_MODEL,
-        "sys/class/thermal/thermal_zone0/temp": "48312\n",
-        "sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq": "1500000\n",
-    }
-    if throttled is not None:
-        files["sys/devices/platform/soc/soc:firmware/get_throttled"] = throttled
-    for relative, text in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
+from conftest import ServerProcess, fake_pi, free_port, metric, server_env
 
 
 def test_a_pi_reports_temperature_frequency_and_flags(tmp_path: Path) -> None:
     """The fake Pi: 48.312 C, 1.5 GHz, under-voltage and throttling now and since boot."""
-    board = read_board(_fake_pi(tmp_path))
+    board = read_board(fake_pi(tmp_path))
     assert board is not None
     assert board.model == "Raspberry Pi 4 Model B Rev 1.4"
     assert board.temperature_celsius == pytest.approx(48.312)
@@ -62,7 +45,7 @@ def test_vcgencmd_is_the_fallback_for_throttling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without the firmware sysfs node, `vcgencmd get_throttled` is asked."""
-    root = _fake_pi(tmp_path / "root", throttled=None)
+    root = fake_pi(tmp_path / "root", throttled=None)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     tool = bin_dir / "vcgencmd"
@@ -86,7 +69,7 @@ def test_server_on_a_fake_pi_exposes_board_health(
     models_dir: Path, runtime: str, tmp_path: Path
 ) -> None:
     """EDGE_SYSFS_ROOT at a fake Pi: /healthz has a board detail and /metrics the gauges."""
-    env = server_env(models_dir, runtime, sysfs_root=str(_fake_pi(tmp_path)))
+    env = server_env(models_dir, runtime, sysfs_root=str(fake_pi(tmp_path)))
     process = ServerProcess(env, free_port())
     process.wait_ready()
     try:

@@ -51,10 +51,19 @@ def _serve(models_dir: Path, *flags: str, **env: str) -> subprocess.CompletedPro
         ),
         (("--model", "{tmp}/missing.tflite"), "does not exist"),
         (("--model", "{tmp}/not-a-model.tflite"), "not a TFLite model"),
-        (("--model", "mobilenet_v1_1.0_224_quant_nonexistent"), "does not exist"),
+        (("--model", "mobilenet_v1_1.0_224_quant_nonexistent"), "unknown model"),
         (("--num-threads", "zero"), "EDGE_NUM_THREADS (--num-threads)"),
         (("--resize", "stretch"), "EDGE_RESIZE (--resize)"),
         (("--runtime", "onnx"), "EDGE_RUNTIME (--runtime)"),
+        (("--models-config", "{tmp}/bad.toml"), "is not valid TOML"),
+        (("--model", "birds,mobilenet_v2_1.0_224_inat_bird_quant"), "both stand for"),
+        (("--model", "birds,tiny,imagenet", "--max-models", "2"), "at most 2 may be loaded"),
+        (("--mdns", "on"), "EDGE_MDNS=on, but EDGE_HOST=127.0.0.1"),
+        (
+            ("--mdns", "on", "--host", "0.0.0.0", "--mdns-interfaces", "no-such-if0"),  # noqa: S104
+            "match no interface address",
+        ),
+        (("--mdns-name", "kitchen.pi"), "EDGE_MDNS_NAME (--mdns-name)"),
     ],
     ids=[
         "labels-mismatch",
@@ -64,6 +73,12 @@ def _serve(models_dir: Path, *flags: str, **env: str) -> subprocess.CompletedPro
         "threads",
         "resize",
         "runtime",
+        "models-config",
+        "duplicate-alias",
+        "too-many-models",
+        "mdns-on-loopback",
+        "mdns-no-interface",
+        "mdns-name",
     ],
 )
 def test_serve_refuses_to_start_with_a_clear_message(
@@ -71,6 +86,7 @@ def test_serve_refuses_to_start_with_a_clear_message(
 ) -> None:
     """Bad model, labels or settings: serve exits non-zero, says what is wrong and a fix."""
     (tmp_path / "not-a-model.tflite").write_text("this is a README, not a model\n" * 10)
+    (tmp_path / "bad.toml").write_text("[models.feeder\nmodel = birds\n")
     args = [f.format(models=models_dir, tmp=tmp_path) for f in flags]
     result = _serve(models_dir, *args)
     assert result.returncode == 2, result.stderr

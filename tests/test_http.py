@@ -251,9 +251,11 @@ def test_metrics_show_requests_and_stage_histograms(http: httpx.Client, photo: P
     assert value(route.format("200")) >= 1
     assert value(route.format("400")) >= 1
     for stage in STAGES:
-        assert value(rf'edge_classify_stage_seconds_count\{{stage="{stage}"\}}') >= 1
+        labels = rf'model="{DEFAULT_MODEL}",stage="{stage}"'
+        assert value(rf"edge_classify_stage_seconds_count\{{{labels}\}}") >= 1
     assert "edge_http_requests_in_flight" in text
-    assert f'name="{DEFAULT_MODEL}"' in text
+    info = next(line for line in text.splitlines() if line.startswith("edge_model_info{"))
+    assert f'model="{DEFAULT_MODEL}"' in info
 
 
 def test_server_stops_cleanly_on_sigterm(models_dir: object, runtime: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import threading
@@ -15,9 +16,14 @@ import pytest
 import uvicorn
 
 from edge_server.api import create_app
+from edge_server.auth import ApiKeys
 from edge_server.catalog import load_catalog
 from edge_server.classifier import Classifier
+from edge_server.errors import ReloadFailed
+from edge_server.metrics import Metrics
+from edge_server.service import Service
 from edge_server.settings import RuntimeChoice, Settings
+from edge_server.specs import ModelSpec
 
 import variants
 from conftest import DEFAULT_MODEL, SMALL_MODEL, ServerProcess, free_port, metric, server_env
@@ -167,7 +173,7 @@ def test_sighup_reloads_a_replaced_model_file(
         server.stop()
     assert model["sha256"] == catalog[SMALL_MODEL].sha256
     assert {status for status, _ in traffic.answers} == {200}
-    assert 'edge_model_reloads_total{result="ok"} 1.0' in reloads
+    assert 'edge_model_reloads_total{model="current",result="ok"} 1.0' in reloads
 
 
 def test_reload_over_http_needs_keys(server: ServerProcess) -> None:
@@ -200,7 +206,7 @@ def faulty_app(models_dir: Path, runtime: str) -> Iterator[tuple[httpx.Client, l
 
     classifier._interpreter = Faulty()  # type: ignore[assignment]  # fault injection
     port = free_port()
-    app = create_app(settings, classifier=classifier)
+    app = create_app(settings, models=[(ModelSpec(classifier.info.name, settings), classifier)])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run)
     thread.start()
@@ -228,3 +234,29 @@ def test_an_inference_error_is_a_clear_500_and_the_next_request_works(
     assert client.get("/readyz").status_code == 200
     ok = client.post("/classify", files={"image": photo("coffee.png")})
     assert ok.json()["predictions"][0]["label"] == "espresso"
+
+
+def test_listeners_hear_of_a_swap_not_of_a_failed_reload(
+    settings_for: Callable[..., Settings],
+) -> None:
+    """What describes the models (the mDNS TXT record) is told after a load, a reload that
+    swapped and an unload, never after a failed reload."""
+    settings = settings_for(DEFAULT_MODEL)
+    service = Service(settings, Metrics(), ApiKeys.from_settings(settings))
+    service.models.install(ModelSpec(DEFAULT_MODEL, settings), Classifier.load(settings))
+    heard: list[list[str]] = []
+    service.add_listener(lambda: heard.append(service.model_names()))
+
+    async def changes() -> None:
+        try:
+            await service.reload(SMALL_MODEL)
+            with pytest.raises(ReloadFailed):
+                await service.reload("missing.tflite")
+            await service.models.load("birds")
+            await service.models.unload("birds")
+        finally:
+            await service.shutdown()
+
+    asyncio.run(changes())
+    birds = "mobilenet_v2_1.0_224_inat_bird_quant"
+    assert heard == [[SMALL_MODEL], [SMALL_MODEL, birds], [SMALL_MODEL]]

@@ -49,6 +49,7 @@ def test_a_full_queue_answers_503_with_retry_after_at_once(
         r.json()["predictions"][0]["label"] == "macaw" for r in responses if r.status_code == 200
     )
     assert metric(text, "edge_classify_rejected_total") == len(refused)
+    assert metric(text, "edge_classify_queue_limit") == 2
 
 
 def test_requests_over_the_deadline_get_504(models_dir: Path, runtime: str, photo: Photo) -> None:

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, Request, sync_playwright
 
-from conftest import DEFAULT_MODEL, ROOT, ServerProcess
+from conftest import DEFAULT_MODEL, ROOT, ServerProcess, free_port, server_env
+
+BIRDS = "mobilenet_v2_1.0_224_inat_bird_quant"
 
 ARTIFACTS = ROOT / "test-artifacts"
 # Chromium must not phone home during the test: the page is meant for an offline LAN.
@@ -154,3 +156,31 @@ def test_docs_render_without_the_internet(
     assert {"/classify", "/classify/batch", "/v1/vision/scene"} <= {p.strip() for p in paths}
     _screenshot(tab, "docs.png")
     assert outside == []
+
+
+def test_page_offers_the_models_and_classifies_with_the_chosen_one(
+    browser: BrowserContext, models_dir: Path, runtime: str, images_dir: Path
+) -> None:
+    """With two models served, the page lists both and the bird model names the macaw."""
+    server = ServerProcess(
+        server_env(models_dir, runtime, model=f"{DEFAULT_MODEL},birds"), free_port()
+    )
+    server.wait_ready()
+    tab = browser.new_page()
+    try:
+        tab.goto(server.url + "/")
+        choice = tab.locator("#model-choice")
+        choice.locator("option").nth(1).wait_for(state="attached", timeout=30_000)
+        assert tab.locator("#model-choice-label").is_visible()
+        options = choice.locator("option").all_inner_texts()
+        choice.select_option(BIRDS)
+        tab.set_input_files("#file", str(images_dir / "parrot.jpg"))
+        first = tab.locator("#results li").first
+        first.wait_for(timeout=30_000)
+        label = first.locator(".label").inner_text()
+        _screenshot(tab, "page-models.png")
+    finally:
+        tab.close()
+        server.stop()
+    assert options == [f"{DEFAULT_MODEL} (default)", BIRDS]
+    assert label == "Ara macao (Scarlet Macaw)"

@@ -1,0 +1,196 @@
+"""Which models to serve, under which names, with which options.
+
+EDGE_MODEL names one model or several, comma-separated: catalog names, aliases such as `birds`,
+`.tflite` paths, or names defined in the EDGE_MODELS_CONFIG file. The first is the default.
+The config file (TOML) sets options per model where models need different ones:
+
+    default = "doorbell"             # optional; else the first model listed
+
+    [models.doorbell]                # the name requests use: /classify?model=doorbell
+    model = "mobilenet_v2_1.0_224_quant"
+
+    [models.feeder]
+    model = "birds"                  # a catalog name, an alias or a .tflite path
+    resize = "center-crop"
+    num_threads = 1
+
+Without EDGE_MODEL, the config file's models are served in the order written. Everything here is
+checked before the first model loads, so a mistake stops the start with the fix.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .catalog import known_names, lookup
+from .errors import StartupError
+from .settings import OutputKind, ResizeMode, Settings, available_cpus
+
+# Names travel in URL paths, query strings and MQTT topics: keep them plain.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class ModelOptions(BaseModel):
+    """One `[models.NAME]` table: what to load and how (unset options follow EDGE_*)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="Catalog name, alias or .tflite path.")
+    labels: Path | None = None
+    num_threads: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] | None = None
+    resize: ResizeMode | None = None
+    output: OutputKind | None = None
+    input_mean: float | None = None
+    input_std: Annotated[float, Field(gt=0)] | None = None
+
+
+class ModelsConfig(BaseModel):
+    """The EDGE_MODELS_CONFIG file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: str | None = None
+    models: dict[str, ModelOptions] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to serve: the name requests use and the settings it loads with."""
+
+    name: str
+    settings: Settings
+
+
+def serving_name(model: str) -> str:
+    """The name a model is served under when nobody named it: catalog name or file stem."""
+    entry = lookup(model)
+    if entry is not None:
+        return entry.name
+    return Path(model).name.removesuffix(".tflite")
+
+
+def read_config(path: Path) -> ModelsConfig:
+    """The models config file, checked; a mistake is a StartupError naming the line or field."""
+    fix = f"correct {path} (EDGE_MODELS_CONFIG); the README's 'Several models' has an example"
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise StartupError(
+            f"cannot read the models config {path}: {exc.strerror}", fix=fix
+        ) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise StartupError(f"{path} is not valid TOML: {exc}", fix=fix) from exc
+    try:
+        config = ModelsConfig.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise StartupError(f"{path} has invalid entries: {problems}", fix=fix) from exc
+    base = path.parent
+    for name, options in config.models.items():
+        if options.labels is not None and not options.labels.is_absolute():
+            config.models[name] = options.model_copy(update={"labels": base / options.labels})
+    return config
+
+
+def model_specs(settings: Settings) -> list[ModelSpec]:
+    """Every model to serve, the default first, with its settings and share of the CPUs."""
+    config = read_config(settings.models_config) if settings.models_config else ModelsConfig()
+    if "model" in settings.model_fields_set or not config.models:
+        names = [n.strip() for n in settings.model.split(",") if n.strip()]
+    else:
+        names = list(config.models)
+        if config.default is not None:
+            if config.default not in config.models:
+                raise StartupError(
+                    f"the models config's default {config.default!r} is not one of its models "
+                    f"({', '.join(config.models)})",
+                    fix="name one of the [models.NAME] tables as default",
+                )
+            names.remove(config.default)
+            names.insert(0, config.default)
+    if not names:
+        raise StartupError("EDGE_MODEL names no model", fix="set EDGE_MODEL to a model name")
+    if len(names) > settings.max_models:
+        raise StartupError(
+            f"{len(names)} models are configured ({', '.join(names)}); at most "
+            f"{settings.max_models} may be loaded (EDGE_MAX_MODELS)",
+            fix="serve fewer models, or raise EDGE_MAX_MODELS if the board has the memory "
+            "(see the README's 'Several models' for each model's cost)",
+        )
+    if len(names) > 1 and settings.labels is not None:
+        raise StartupError(
+            "EDGE_LABELS is set but several models are served; it would apply to all of them",
+            fix="set `labels` per model in the EDGE_MODELS_CONFIG file instead",
+        )
+    threads = thread_share(settings, len(names))
+    specs = [spec_for(name, settings, config, threads) for name in names]
+    seen: dict[str, str] = {}
+    for name, spec in zip(names, specs, strict=True):
+        if spec.name in seen:
+            raise StartupError(
+                f"{name!r} and {seen[spec.name]!r} both stand for the model named {spec.name!r}",
+                fix="list each model once in EDGE_MODEL",
+            )
+        seen[spec.name] = name
+    return specs
+
+
+def spec_for(
+    name: str, settings: Settings, config: ModelsConfig, threads: int | Literal["auto"]
+) -> ModelSpec:
+    """The spec of one name: a config table, a catalog name or alias, or a .tflite path."""
+    options = config.models.get(name)
+    if options is not None:
+        _check_table_name(name, options)
+        model = options.model or name
+        overrides = options.model_dump(exclude_none=True, exclude={"model"})
+        served = name
+    elif lookup(name) is not None or name.endswith(".tflite"):
+        model, overrides, served = name, {}, serving_name(name)
+    else:
+        defined = f"; the models config defines {', '.join(config.models)}" if config.models else ""
+        raise StartupError(
+            f"unknown model {name!r}: not a catalog name, an alias or a .tflite path{defined}",
+            fix="use one of the catalog names: " + known_names(),
+        )
+    if not _NAME.fullmatch(served):
+        raise StartupError(
+            f"the model name {served!r} cannot be used in URLs and topics",
+            fix="name it with letters, digits, '.', '_' and '-' (a [models.NAME] table "
+            "can give a file a plain name)",
+        )
+    overrides.setdefault("num_threads", threads)
+    return ModelSpec(served, settings.model_copy(update={"model": model, **overrides}))
+
+
+def _check_table_name(name: str, options: ModelOptions) -> None:
+    """A table named like a catalog model or alias must be that model, or names clash."""
+    entry = lookup(name)
+    if entry is None or options.model is None:
+        return
+    target = lookup(options.model)
+    if target is None or target.name != entry.name:
+        raise StartupError(
+            f"[models.{name}] loads {options.model!r}, but {name!r} is the catalog's name "
+            f"for {entry.name}",
+            fix=f"give the table another name than {name!r}",
+        )
+
+
+def thread_share(settings: Settings, models: int) -> int | Literal["auto"]:
+    """Interpreter threads per model unless set: the CPUs split between the models.
+
+    Each model has its own owner thread, so when all are busy at once their invokes run side by
+    side; more threads in all than CPUs would only make them take turns at a higher cost.
+    """
+    if "num_threads" in settings.model_fields_set or models == 1:
+        return settings.num_threads
+    return max(1, available_cpus() // models)

@@ -1,0 +1,133 @@
+"""Which models to serve: EDGE_MODEL's list, aliases, the models config file, and its mistakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_server.catalog import load_catalog, lookup
+from edge_server.errors import StartupError
+from edge_server.settings import ResizeMode, Settings, available_cpus
+from edge_server.specs import model_specs, read_config
+
+BIRDS = "mobilenet_v2_1.0_224_inat_bird_quant"
+DEFAULT = "mobilenet_v2_1.0_224_quant"
+
+
+def _settings(tmp_path: Path, config: str | None = None, **values: object) -> Settings:
+    if config is not None:
+        (tmp_path / "models.toml").write_text(config)
+        values["models_config"] = tmp_path / "models.toml"
+    return Settings(models_dir=tmp_path, **values)  # type: ignore[arg-type]  # checked by pydantic
+
+
+def test_catalog_aliases_are_unique_and_name_no_other_model() -> None:
+    """Every alias stands for one catalog model and is not another model's name."""
+    catalog = load_catalog()
+    aliases = [alias for entry in catalog.values() for alias in entry.aliases]
+    assert len(aliases) == len(set(aliases))
+    assert not set(aliases) & set(catalog)
+    birds = lookup("birds")
+    assert birds is not None and birds.name == BIRDS
+
+
+def test_one_model_is_the_default_as_before(tmp_path: Path) -> None:
+    """No list, no config: the one default model, with every CPU's thread setting."""
+    (spec,) = model_specs(_settings(tmp_path))
+    assert spec.name == DEFAULT and spec.settings.num_threads == available_cpus()
+
+
+def test_a_list_with_aliases_and_paths_keeps_its_order(tmp_path: Path) -> None:
+    """EDGE_MODEL=birds,default,x.tflite: three models named by catalog name or file stem."""
+    specs = model_specs(_settings(tmp_path, model=f"birds, {DEFAULT},{tmp_path}/mine.tflite"))
+    assert [s.name for s in specs] == [BIRDS, DEFAULT, "mine"]
+    assert specs[0].settings.model == "birds"
+
+
+def test_the_cpus_are_split_between_models_unless_threads_are_set(tmp_path: Path) -> None:
+    """Two models share the CPUs (at least one thread each); EDGE_NUM_THREADS overrides."""
+    shared = model_specs(_settings(tmp_path, model=f"birds,{DEFAULT}"))
+    assert {s.settings.num_threads for s in shared} == {max(1, available_cpus() // 2)}
+    fixed = model_specs(_settings(tmp_path, model=f"birds,{DEFAULT}", num_threads=3))
+    assert {s.settings.num_threads for s in fixed} == {3}
+
+
+def test_the_config_file_names_models_and_sets_their_options(tmp_path: Path) -> None:
+    """Tables give names and options; `default` goes first; unset options follow EDGE_*."""
+    config = f"""
+default = "feeder"
+[models.doorbell]
+model = "{DEFAULT}"
+[models.feeder]
+model = "birds"
+resize = "center-crop"
+num_threads = 1
+labels = "birds.txt"
+"""
+    specs = model_specs(_settings(tmp_path, config, resize="letterbox"))
+    assert [s.name for s in specs] == ["feeder", "doorbell"]
+    feeder, doorbell = (s.settings for s in specs)
+    assert feeder.model == "birds" and feeder.resize is ResizeMode.center_crop
+    assert feeder.num_threads == 1 and feeder.labels == tmp_path / "birds.txt"
+    assert doorbell.resize is ResizeMode.letterbox
+
+
+def test_edge_model_picks_from_the_config_file(tmp_path: Path) -> None:
+    """EDGE_MODEL lists config names, catalog names or both; the config sets their options."""
+    config = '[models.feeder]\nmodel = "birds"\nresize = "center-crop"\n'
+    specs = model_specs(_settings(tmp_path, config, model=f"{DEFAULT},feeder"))
+    assert [s.name for s in specs] == [DEFAULT, "feeder"]
+    assert specs[1].settings.resize is ResizeMode.center_crop
+
+
+@pytest.mark.parametrize(
+    ("config", "values", "message"),
+    [
+        ("[models.a\n", {}, "is not valid TOML"),
+        ('[models.a]\nmodel = "birds"\nthreads = 2\n', {}, "models.a.threads: Extra inputs"),
+        ('[models.a]\nmodel = "birds"\nresize = "stretch"\n', {}, "models.a.resize"),
+        ('default = "b"\n[models.a]\nmodel = "birds"\n', {}, "default 'b' is not one of"),
+        ('[models.birds]\nmodel = "tiny"\n', {}, "'birds' is the catalog's name"),
+        ('[models."my model"]\nmodel = "birds"\n', {}, "cannot be used in URLs"),
+        (None, {"model": "birds," + BIRDS}, "both stand for the model named"),
+        (None, {"model": "birds,resnet50"}, "unknown model 'resnet50'"),
+        (None, {"model": "birds,tiny,imagenet", "max_models": 2}, "at most 2 may be loaded"),
+        (None, {"model": "birds,tiny", "labels": "x.txt"}, "EDGE_LABELS is set but several"),
+        (None, {"model": " , "}, "names no model"),
+    ],
+    ids=[
+        "toml",
+        "unknown-option",
+        "bad-option",
+        "default",
+        "alias-clash",
+        "bad-name",
+        "duplicate",
+        "unknown-name",
+        "too-many",
+        "labels",
+        "empty",
+    ],
+)
+def test_config_mistakes_stop_the_start_with_a_fix(
+    tmp_path: Path, config: str | None, values: dict[str, object], message: str
+) -> None:
+    """Each mistake is a StartupError that names it and says how to fix it."""
+    with pytest.raises(StartupError) as caught:
+        model_specs(_settings(tmp_path, config, **values))
+    assert message in caught.value.problem
+    assert caught.value.fix
+
+
+def test_a_missing_config_file_is_a_settings_error(tmp_path: Path) -> None:
+    """EDGE_MODELS_CONFIG must name a file that exists (checked with the other settings)."""
+    with pytest.raises(ValueError, match="models_config"):
+        Settings(models_config=tmp_path / "missing.toml")
+
+
+def test_unreadable_config_bytes_are_refused(tmp_path: Path) -> None:
+    """A config that is not UTF-8 text is refused like any other bad TOML."""
+    (tmp_path / "models.toml").write_bytes(b"\xff\xfe[models]")
+    with pytest.raises(StartupError, match="not valid TOML"):
+        read_config(tmp_path / "models.toml")
