@@ -28,9 +28,6 @@ service=${stack}_edge-server
 started=$SECONDS
 
 run=$(mktemp -d /var/tmp/edge-swarm.XXXXXX)
-# The nodes' images and containers live in memory (about 1.5 GB): loading them is faster, and
-# deleting them takes no time (from disk: a minute here).
-mount -t tmpfs -o size=3g,mode=0700 edge-swarm "$run"
 door=edge-door-$$
 nodes=(edge-pi1-$$ edge-pi2-$$)
 addrs=(10.77.0.11 10.77.0.12)
@@ -58,17 +55,20 @@ cleanup() {
     # Whatever still runs in a namespace (a container shim, a stray client) is ended by its PID.
     local ns pid
     for ns in "$door" "${nodes[@]}"; do
-        ip netns list | grep -qw "$ns" || continue
+        ip netns list | awk '{ print $1 }' | grep -qx "$ns" || continue
         for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2>/dev/null; done
         ip netns del "$ns"
     done
     findmnt -rn -o TARGET | grep "^$run/" | sort -r | xargs -r -n1 umount -l
-    umount "$run"
-    rmdir "$run"
+    mountpoint -q "$run" && umount "$run"
+    rm -rf "$run"
 }
 trap cleanup EXIT
 # An interrupted run still stops what it started (through the EXIT trap).
 trap 'exit 130' INT TERM
+# The nodes' images and containers live in memory (each node holds the image once): loading
+# them is faster, and deleting them takes no time (from disk: a minute here).
+mount -t tmpfs -o size=3g,mode=0700 edge-swarm "$run"
 
 # on I ARGS...: the Docker client against node I's daemon.
 on() {
@@ -107,7 +107,8 @@ t=$SECONDS
 DOCKER_BUILDKIT=1 docker build --platform linux/amd64 --network none -f "$src/Dockerfile.arm64" \
     --build-arg BASE_IMAGE=edge-base:bookworm-amd64 \
     --build-arg PIP_OPTIONS="--no-index --find-links=wheels" \
-    -t "$image" "$src" >"$run/build.log" 2>&1 || { tail -40 "$run/build.log" >&2; die "build failed"; }
+    -t "$image" "$src" >"$run/build.log" 2>&1 ||
+    { tail -40 "$run/build.log" >&2; die "build failed"; }
 # Two more versions on top of it: v2 differs only by a label (a release with the same code),
 # and a broken release whose start never finishes: its labels file is a FIFO nobody writes, so
 # the process runs but its port never opens (like a model on a hung network mount).
@@ -155,9 +156,10 @@ done
 # DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 skips the pull, as on Pis fed by `docker load`.
 for i in 0 1; do
     mkdir -p "$run/n$i"
-    DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 nsenter --net="/var/run/netns/${nodes[$i]}" dockerd --data-root "$run/n$i/data" \
-        --exec-root "$run/n$i/exec" --pidfile "$run/n$i/docker.pid" \
-        -H "unix://$run/n$i/docker.sock" --storage-driver overlay2 >"$run/n$i/dockerd.log" 2>&1 &
+    DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 nsenter --net="/var/run/netns/${nodes[$i]}" \
+        dockerd --data-root "$run/n$i/data" --exec-root "$run/n$i/exec" \
+        --pidfile "$run/n$i/docker.pid" -H "unix://$run/n$i/docker.sock" \
+        --storage-driver overlay2 >"$run/n$i/dockerd.log" 2>&1 &
     node_pids[i]=$!
 done
 for i in 0 1; do
@@ -169,14 +171,16 @@ load0=$!
 on 1 load -i "$run/images.tar" >/dev/null
 wait "$load0"
 rm "$run/images.tar"
-log "dockerd $(on 0 version --format '{{.Server.Version}}') in ${nodes[*]} (pids ${node_pids[*]});" \
+log "dockerd $(on 0 version --format '{{.Server.Version}}') in ${nodes[*]}" \
+    "(pids ${node_pids[*]});" \
     "docker load on both: $((SECONDS - t)) s"
 t=$(date +%s.%N)
 on 0 swarm init --advertise-addr "${addrs[0]}" >/dev/null
 on 1 swarm join --advertise-addr "${addrs[1]}" --token "$(on 0 swarm join-token -q worker)" \
     "${addrs[0]}:2377" >/dev/null
 for i in 0 1; do
-    on 0 node update --label-add edge-server=true "$(on "$i" info --format '{{.Swarm.NodeID}}')" >/dev/null
+    id=$(on "$i" info --format '{{.Swarm.NodeID}}')
+    on 0 node update --label-add edge-server=true "$id" >/dev/null
 done
 log "swarm of $(on 0 node ls -q | wc -l) nodes in $(elapsed "$t") s"
 
@@ -188,8 +192,9 @@ on 0 secret create edge-api-key "$run/api-keys.txt" >/dev/null
 export EDGE_NODE_ARCH=x86_64 EDGE_HEALTH_INTERVAL=2s EDGE_HEALTH_START_PERIOD=20s \
     EDGE_UPDATE_DELAY=5s EDGE_UPDATE_MONITOR=5s
 deploy() {
-    EDGE_IMAGE=$1 docker -H "unix://$run/n0/docker.sock" stack deploy --resolve-image never -c "$src/deploy/swarm/stack.yml" "$stack" \
-        >>"$run/deploy.log" 2>&1 || { tail -20 "$run/deploy.log" >&2; die "stack deploy failed"; }
+    EDGE_IMAGE=$1 docker -H "unix://$run/n0/docker.sock" stack deploy --resolve-image never \
+        -c "$src/deploy/swarm/stack.yml" "$stack" >>"$run/deploy.log" 2>&1 ||
+        { tail -20 "$run/deploy.log" >&2; die "stack deploy failed"; }
 }
 # task_image I, task_id I: the image and id of the service's running container on node I.
 task_image() {
@@ -259,11 +264,11 @@ load_done() {
     touch "$run/$name.stop"
     wait "$load_pid" || rc=$?
     load_pid=''
-    log "$name: $(json "$run/$name.json" requests) requests in $(json "$run/$name.json" seconds) s," \
-        "$(json "$run/$name.json" failed) failed $(json "$run/$name.json" failures);" \
-        "answered by $(json "$run/$name.json" served_by);" \
-        "front door retries $(json "$run/$name.json" retries)," \
-        "redispatches $(json "$run/$name.json" redispatches)"
+    local out=$run/$name.json
+    log "$name: $(json "$out" requests) requests in $(json "$out" seconds) s," \
+        "$(json "$out" failed) failed $(json "$out" failures);" \
+        "answered by $(json "$out" served_by);" \
+        "front door retries $(json "$out" retries), redispatches $(json "$out" redispatches)"
     [ "$rc" = 0 ] || die "$name: failed requests"
 }
 
@@ -271,8 +276,8 @@ load spread --requests 100 --concurrency 2 --pause 0
 wait "$load_pid" || true
 touch "$run/spread.stop"
 load_pid=''
-log "spread: $(json "$run/spread.json" requests) requests, answered by $(json "$run/spread.json" served_by)," \
-    "$(json "$run/spread.json" failed) failed"
+log "spread: $(json "$run/spread.json" requests) requests," \
+    "answered by $(json "$run/spread.json" served_by), $(json "$run/spread.json" failed) failed"
 python3 -c 'import json, sys
 s = json.load(open(sys.argv[1]))
 sys.exit(not (s["failed"] == 0 and s["requests"] == 100 and
