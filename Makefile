@@ -7,7 +7,8 @@ MODELS_FROM ?= $(EDGE_MODELS_FROM)
 TEST_MODELS ?= ../shared/models
 PULL_FROM = $(if $(MODELS_FROM),--from $(MODELS_FROM),)
 
-.PHONY: serve setup test test-deps test-litert test-tflite lint bench clean deploy-check prove prove-container prove-systemd
+.PHONY: serve setup test test-deps test-litert test-tflite lint bench clean deploy-check prove prove-container \
+	prove-systemd prove-swarm
 
 ## serve: set up the venv, pull the default model (sha256-verified) and start the service
 serve: setup
@@ -61,8 +62,9 @@ deploy-check: .venv-litert/.installed
 	deploy/host-tools.sh static
 	PATH="$(CURDIR)/.venv-litert/bin:$$PATH" deploy/check-static.sh
 
-## prove: the arm64 image under qemu and the systemd unit in a booted Debian (root; see README)
-prove: prove-systemd prove-container
+## prove: the arm64 image under qemu, the systemd unit in a booted Debian and the stack on a
+## two-node Docker Swarm behind HAProxy (root; see README)
+prove: prove-systemd prove-container prove-swarm
 
 prove-container:
 	deploy/host-tools.sh
@@ -71,6 +73,10 @@ prove-container:
 prove-systemd:
 	deploy/host-tools.sh
 	deploy/prove-systemd.sh
+
+prove-swarm:
+	deploy/host-tools.sh swarm
+	deploy/prove-swarm.sh
 
 ## bench: the side-by-side benchmark (limit, service, naive) on the default model; a few minutes
 bench: setup

@@ -1,6 +1,6 @@
 """Probe a running edge-server: wait for /readyz, classify one photo, check the top label.
 
-    python3 deploy/probe.py URL IMAGE LABEL [--model NAME] [--timeout SECONDS]
+    python3 deploy/probe.py URL IMAGE LABEL [--model NAME] [--timeout SECONDS] [--api-key-file F]
 
 Standard library only, so it runs with any Python 3.10+: on the host, or inside the image with
 the image's own interpreter. Exit status 0 when the top label (and model) are as expected.
@@ -35,14 +35,15 @@ def wait_ready(url: str, timeout: float) -> float:
         time.sleep(0.5)
 
 
-def classify(url: str, image: Path, timeout: float = 120.0) -> dict[str, Any]:
+def classify(
+    url: str, image: Path, timeout: float = 120.0, api_key: str | None = None
+) -> dict[str, Any]:
     """POST the image as a raw body to /classify and return the decoded answer."""
-    content_type = mimetypes.guess_type(image.name)[0] or "application/octet-stream"
+    headers = {"Content-Type": mimetypes.guess_type(image.name)[0] or "application/octet-stream"}
+    if api_key:
+        headers["X-API-Key"] = api_key
     request = urllib.request.Request(
-        url + "/classify?top_k=3",
-        data=image.read_bytes(),
-        headers={"Content-Type": content_type},
-        method="POST",
+        url + "/classify?top_k=3", data=image.read_bytes(), headers=headers, method="POST"
     )
     with urllib.request.urlopen(request, timeout=timeout) as answer:
         result: dict[str, Any] = json.load(answer)
@@ -57,13 +58,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("label", help="the expected top label")
     parser.add_argument("--model", help="the expected model name")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for ready")
+    parser.add_argument("--api-key-file", type=Path, help="file whose first line is the API key")
     args = parser.parse_args(argv)
     url = args.url.rstrip("/")
     if not url.startswith(("http://", "https://")):
         parser.error(f"{url} is not an http(s) URL")
+    api_key = None
+    if args.api_key_file:
+        api_key = args.api_key_file.read_text(encoding="utf-8").splitlines()[0].strip()
     try:
         waited = wait_ready(url, args.timeout)
-        answer = classify(url, args.image)
+        answer = classify(url, args.image, api_key=api_key)
     except (TimeoutError, urllib.error.URLError, OSError) as exc:
         print(f"probe: {exc}", file=sys.stderr)
         return 1

@@ -12,8 +12,12 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 platforms=()
 for v in $(seq 17 36); do platforms+=(--platform "manylinux_2_${v}_${arch}"); done
 mkdir -p "$dest"
-python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
-    "${platforms[@]}" --platform "manylinux2014_${arch}" --platform "linux_${arch}" \
-    --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
-    -d "$dest" hatchling "$src"
+download() {
+    python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+        "${platforms[@]}" --platform "manylinux2014_${arch}" --platform "linux_${arch}" \
+        --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+        -d "$dest" "$@" hatchling "$src"
+}
+# A wheelhouse that already holds a full set is used as it is (a repeat run needs no index).
+download --no-index --find-links "$dest" >/dev/null 2>&1 || download
 echo "$dest: $(find "$dest" -name '*.whl' | wc -l) wheels for $arch"
