@@ -248,6 +248,7 @@ def create_app(settings: Settings, *, classifier: Classifier | None = None) -> F
             expose_headers=["Server-Timing", "X-Request-ID"],
         )
     app.add_middleware(RequestContext, metrics=metrics)
+    app.state.metrics = metrics  # the server adds its connection and log metrics to these
     return app
 
 

@@ -8,11 +8,11 @@ arrival order.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from . import bench, imaging, quantization
 from .catalog import resolve_model, sha256_of
 from .errors import InferenceFailed, StartupError
 from .labels import align_labels, load_labels
+from .memory import Charge, MemoryBudget
 from .quantization import Quantization
 from .region import Region
 from .runtime import Backend, Interpreter, create_interpreter, load_backend, zeros_for
@@ -112,6 +113,8 @@ class Classifier:
         self._owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-invoke")
         # Called on the owner thread after each invoke (the service counts them in metrics).
         self.on_invoke: Callable[[], None] | None = None
+        # What decodes are charged against (the service's; none: unbounded, as in tools).
+        self.memory: MemoryBudget | None = None
         # One decoder per CPU, fed in arrival order. More (starlette's threadpool has 40) would
         # decode every waiting photo at once: each finishes late, the interpreter idles and
         # then gets them all together, and each decoded photo is held in memory meanwhile.
@@ -189,20 +192,28 @@ class Classifier:
         """Decode, crop and preprocess an upload (thread-safe; runs on any worker thread)."""
         width, height = self.info.input_size
         started = time.perf_counter()
-        image = imaging.decode(
-            data,
-            min_size=max(width, height),
-            max_pixels=max_pixels,
-            min_side=min_side,
-            region=region,
+        budget = self.memory
+        held: contextlib.AbstractContextManager[Charge | None] = (
+            budget.charge() if budget is not None else contextlib.nullcontext()
         )
-        decoded = time.perf_counter()
-        fitted = imaging.fit(image.picture, (width, height), self._resize)
-        tensor = quantization.to_input(
-            imaging.pixels(fitted), self.info.input.dtype, mean=self._mean, std=self._std
-        )
+        with held as charge:
+            image = imaging.decode(
+                data,
+                min_size=max(width, height),
+                max_pixels=max_pixels,
+                min_side=min_side,
+                region=region,
+                charge=charge,
+            )
+            decoded = time.perf_counter()
+            fitted = imaging.fit(image.picture, (width, height), self._resize)
+            tensor = quantization.to_input(
+                imaging.pixels(fitted), self.info.input.dtype, mean=self._mean, std=self._std
+            )
+            facts = image.facts
+            del image, fitted  # the pixels go before their charge does
         done = time.perf_counter()
-        return Prepared(tensor, image.facts, (decoded - started) * 1000, (done - decoded) * 1000)
+        return Prepared(tensor, facts, (decoded - started) * 1000, (done - decoded) * 1000)
 
     def prepare_and_submit(self, data: bytes, **options: Any) -> Future[tuple[Prepared, Inference]]:
         """`prepare(data, **options)` on the decode pool, then the invoke queued from there.
@@ -220,7 +231,7 @@ class Classifier:
 
         def settle(value: tuple[Prepared, Inference] | None, error: BaseException | None) -> None:
             # The event loop may cancel `result` at any moment from its own thread.
-            with suppress(InvalidStateError):
+            with contextlib.suppress(InvalidStateError):
                 if error is not None:
                     result.set_exception(error)
                 elif value is not None:

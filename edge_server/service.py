@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from .auth import ApiKeys
 from .catalog import load_catalog
@@ -29,6 +29,7 @@ from .errors import (
     StartupError,
     UploadTimeout,
 )
+from .memory import MemoryBudget, budget_bytes
 from .metrics import Metrics
 from .region import Region
 from .schemas import ClassifyResponse, ImageInfo, ModelRef, Prediction, Timing
@@ -50,6 +51,10 @@ class Service:
         self._users: Counter[Classifier] = Counter()
         self._admitted = 0
         self._reload_lock = asyncio.Lock()
+        # One budget for every model's decodes: memory is the process's, not a model's.
+        self.memory = MemoryBudget(
+            budget_bytes(settings.decode_memory_mb, settings.sysfs_root), metrics.registry
+        )
 
     # --- the model and its life cycle ------------------------------------------------------
 
@@ -57,6 +62,7 @@ class Service:
         """Make a loaded model the one new requests get."""
         self._classifier = classifier
         self.metrics.set_model(classifier)
+        classifier.memory = self.memory
 
     def ready_classifier(self) -> Classifier:
         """The loaded model, or 503 while there is none."""
@@ -158,6 +164,10 @@ class Service:
                     f"the upload did not finish within {timeout:g} s (EDGE_REQUEST_TIMEOUT)",
                     headers={"Connection": "close"},
                 ) from None
+            except ClientDisconnect:
+                # Hung up mid-upload, or closed by the server for stalling (EDGE_BODY_TIMEOUT).
+                self.metrics.abandoned.inc()
+                raise ClientGone("the client disconnected during the upload") from None
             remaining = max(0.0, timeout - (time.perf_counter() - started))
             task = asyncio.ensure_future(work(upload))
             gone = asyncio.ensure_future(_disconnect(request))
