@@ -104,6 +104,7 @@ class Classifier:
         resize: ResizeMode = ResizeMode.squash,
         input_mean: float = 127.5,
         input_std: float = 127.5,
+        decode_threads: int | None = None,
     ) -> None:
         self.info = info
         self._interpreter = interpreter
@@ -119,7 +120,7 @@ class Classifier:
         # decode every waiting photo at once: each finishes late, the interpreter idles and
         # then gets them all together, and each decoded photo is held in memory meanwhile.
         self._decoders = ThreadPoolExecutor(
-            max_workers=available_cpus(), thread_name_prefix="edge-decode"
+            max_workers=decode_threads or available_cpus(), thread_name_prefix="edge-decode"
         )
 
     @classmethod
@@ -177,6 +178,7 @@ class Classifier:
             resize=settings.resize,
             input_mean=settings.input_mean,
             input_std=settings.input_std,
+            decode_threads=settings.decode_threads,
         )
 
     # --- the three stages of a request -------------------------------------------------

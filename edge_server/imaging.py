@@ -111,9 +111,6 @@ def decode(
             f"{max_pixels:,} (EDGE_MAX_IMAGE_PIXELS)"
         )
     fmt = image.format or "unknown"
-    orientation = _orientation(image)
-    if orientation in _TRANSPOSING_ORIENTATIONS:
-        width, height = height, width
     try:
         if fmt in ("JPEG", "MPO"):
             # DCT-domain scaling to >= 2x the input on both sides, as Image.thumbnail's
@@ -122,8 +119,14 @@ def decode(
             wanted = math.ceil(DRAFT_GAP * min_size / (region.smallest_fraction if region else 1))
             image.draft("RGB", (wanted, wanted))
         if charge is not None:
-            charge(decode_bytes(image.mode, image.size, transposed=orientation != 1))
+            charge(decode_bytes(image.mode, image.size, transposed=False))
         image.load()
+        # Read once the pixels are in: a PNG's EXIF may follow them, and reading it decodes
+        # the whole image (which must be charged first).
+        orientation = _orientation(image)
+        if charge is not None and orientation != 1:
+            turned = decode_bytes(image.mode, image.size, transposed=True)
+            charge(turned - decode_bytes(image.mode, image.size, transposed=False))
         upright = ImageOps.exif_transpose(image) if orientation != 1 else image
         picture = to_rgb(upright)
         if region is not None:
@@ -132,6 +135,8 @@ def decode(
         raise
     except Exception as exc:  # truncated data, bad CRCs, decoder errors of every kind
         raise BadImage(f"the {fmt} image is truncated or corrupt: {exc}") from exc
+    if orientation in _TRANSPOSING_ORIENTATIONS:
+        width, height = height, width
     return DecodedImage(picture, width, height, fmt, orientation != 1)
 
 

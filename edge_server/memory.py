@@ -7,7 +7,7 @@ and the reduced-scale decode that will really be used) before a pixel is decoded
 for room or is refused with 503 while the budget is spent.
 
 The budget is a share of the memory the process may use: its cgroup's limit (systemd's
-`MemoryHigh`/`MemoryMax`, a container's `--memory`) where there is one, else the RAM.
+`MemoryMax`, a container's `--memory`) where there is one, else the RAM.
 """
 
 from __future__ import annotations
@@ -32,8 +32,13 @@ log = logging.getLogger("edge_server")
 # The share of the memory limit that images being decoded may take: the rest is the runtime,
 # the model, request bodies and the allocator's slack.
 BUDGET_SHARE = 0.4
-# How long a decode waits for room before its request is refused.
-WAIT_SECONDS = 5.0
+# What the process takes besides decoding: Python, the runtime, the model, request bodies.
+RUNTIME_BYTES = 128 * 2**20
+# How long a decode waits for room before its request is refused: short, since a waiting
+# decode holds a decoder thread that small images queue behind.
+WAIT_SECONDS = 1.0
+# After a decode this large, with none other in progress, the heap is trimmed.
+TRIM_AFTER = 64 * 2**20
 # glibc's mallopt parameter: allocations at least this large get their own mapping, returned
 # to the system when freed (the default threshold grows to 32 MB after the first large free,
 # and freed image buffers then stay in the heap).
@@ -124,6 +129,9 @@ class MemoryBudget:
             self._used -= nbytes
             self.used_gauge.set(self._used)
             self._room.notify_all()
+            idle = self._used == 0
+        if idle and nbytes >= TRIM_AFTER:
+            trim()
 
 
 class Charge:
@@ -146,19 +154,30 @@ class Charge:
 
 
 def memory_limit(root: Path = Path("/")) -> int | None:
-    """Bytes this process may use: its cgroup's limit (v2 memory.high/max, v1), else the RAM."""
+    """Bytes this process may use: its cgroup's limit (v2 memory.max, v1), else the RAM."""
     limits = [v for v in (*_cgroup_limits(root), _ram(root)) if v is not None]
     return min(limits) if limits else None
 
 
-def budget_bytes(setting_mb: int | None, root: Path = Path("/")) -> int:
-    """The decode budget: the setting, else a share of the memory limit (256 MiB if unknown)."""
+def budget_bytes(setting_mb: int | None, largest: int, root: Path = Path("/")) -> int:
+    """The decode budget: the setting, else a share of the memory limit (256 MiB if unknown).
+
+    A derived budget holds the `largest` image allowed and a quarter more for small ones
+    meanwhile: an image the limits accept must not be refused for ever.
+    """
     if setting_mb is not None:
         return setting_mb * 2**20
     limit = memory_limit(root)
-    if limit is None:
-        return 256 * 2**20
-    return int(limit * BUDGET_SHARE)
+    share = 256 * 2**20 if limit is None else int(limit * BUDGET_SHARE)
+    budget = max(share, largest + largest // 4)
+    if limit is not None and budget + RUNTIME_BYTES > limit:
+        log.warning(
+            "decoding the largest image allowed takes %d MiB of the %d MiB this process may use; "
+            "lower EDGE_MAX_IMAGE_PIXELS or raise the memory limit",
+            largest // 2**20,
+            limit // 2**20,
+        )
+    return budget
 
 
 def _cgroup_limits(root: Path) -> list[int | None]:
@@ -173,8 +192,7 @@ def _cgroup_limits(root: Path) -> list[int | None]:
         relative = path.lstrip("/")
         if controllers == "":  # cgroup v2: the unified hierarchy
             folder = root / "sys/fs/cgroup" / relative
-            for name in ("memory.high", "memory.max"):
-                values.append(_read_limit(folder / name))
+            values.append(_read_limit(folder / "memory.max"))
         elif "memory" in controllers.split(","):
             for folder in (root / "sys/fs/cgroup/memory" / relative, root / "sys/fs/cgroup/memory"):
                 if folder.is_dir():
@@ -204,6 +222,26 @@ def _ram(root: Path) -> int | None:
     return None
 
 
+def _glibc() -> ctypes.CDLL | None:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+def trim() -> None:
+    """Return the free parts of glibc's heaps to the system (a no-op elsewhere).
+
+    The mmap threshold returns the image buffers themselves; this returns the smaller blocks
+    a large decode left scattered over the threads' heaps.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 def return_freed_memory() -> bool:
     """Make glibc give large freed blocks back to the system at once (False elsewhere).
 
@@ -212,13 +250,9 @@ def return_freed_memory() -> bool:
     few MB with a fixed 1 MiB mmap threshold (malloc_trim after each image did too, but costs
     300 ms a call).
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    libc = _glibc()
+    if libc is None:
         return False
     if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
         return True  # the operator chose; keep it
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-    except (OSError, AttributeError) as exc:
-        log.warning("cannot set the allocator's mmap threshold: %s", exc)
-        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))

@@ -42,9 +42,12 @@ class Server(uvicorn.Server):
         for server in getattr(self, "servers", []):
             for listening in server.sockets:
                 # A duplicate of the descriptor: the same socket, closed without closing it.
-                with suppress(OSError), socket.fromfd(
-                    listening.fileno(), listening.family, listening.type
-                ) as duplicate:
+                with (
+                    suppress(OSError),
+                    socket.fromfd(
+                        listening.fileno(), listening.family, listening.type
+                    ) as duplicate,
+                ):
                     duplicate.listen(LISTEN_QUEUE)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +30,7 @@ from .errors import (
     StartupError,
     UploadTimeout,
 )
+from .imaging import decode_bytes
 from .memory import MemoryBudget, budget_bytes
 from .metrics import Metrics
 from .region import Region
@@ -52,8 +54,11 @@ class Service:
         self._admitted = 0
         self._reload_lock = asyncio.Lock()
         # One budget for every model's decodes: memory is the process's, not a model's.
+        side = math.isqrt(settings.max_image_pixels)
+        largest = decode_bytes("RGB", (side, side), transposed=False)
         self.memory = MemoryBudget(
-            budget_bytes(settings.decode_memory_mb, settings.sysfs_root), metrics.registry
+            budget_bytes(settings.decode_memory_mb, largest, settings.sysfs_root),
+            metrics.registry,
         )
 
     # --- the model and its life cycle ------------------------------------------------------

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
         default_factory=available_cpus,
         description="Interpreter threads, or auto: the fastest count of a short sweep at start.",
     )
+    decode_threads: Annotated[int, Field(ge=1, le=64)] | None = Field(
+        None, description="Threads decoding uploads; default: one per CPU the service may use."
+    )
     resize: ResizeMode = Field(ResizeMode.squash, description="How images fit the input.")
     output: OutputKind = Field(OutputKind.auto, description="Model output kind.")
     input_mean: float = Field(127.5, description="Mean subtracted for float-input models.")
@@ -116,7 +119,8 @@ class Settings(BaseSettings):
     decode_memory_mb: Annotated[int, Field(ge=16)] | None = Field(
         None,
         description="MiB that images being decoded may take at once; default: 40% of the "
-        "memory limit (cgroup, else RAM). Images wait for room, then get 503.",
+        "memory limit (cgroup, else RAM), and room for the largest image allowed. Images wait "
+        "a second for room, then get 503.",
     )
     shutdown_timeout: Annotated[float, Field(ge=0, le=3600)] = Field(
         10.0, description="Seconds in-flight requests get to finish after SIGTERM."

@@ -26,14 +26,14 @@ def _open_files(pid: int) -> int:
     return len(list(Path(f"/proc/{pid}/fd").iterdir()))
 
 
-async def _slow_client(port: int, request: bytes, trickle: bool, stop: asyncio.Event) -> Counter[str]:
+async def _slow_client(
+    port: int, request: bytes, trickle: bool, stop: asyncio.Event
+) -> Counter[str]:
     """One slot of the attack: connect, send `request`, then trickle or stall; again when closed."""
     seen: Counter[str] = Counter()
     while not stop.is_set():
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", port), 5
-            )
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
         except (OSError, TimeoutError):
             seen["connect failed"] += 1
             await asyncio.sleep(0.5)
