@@ -11,6 +11,7 @@ metric either way.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter
 LOGGERS = ("asyncio", "uvicorn.error", "edge_server")
 
 
+_NUMBERS = re.compile(r"\d+")
 # Exceptions the event loop logs about sockets (accept failures, resets).
 _QUIET = {
     "OSError",
@@ -110,4 +112,4 @@ def _first_line(record: logging.LogRecord) -> str:
         message = str(record.msg)
     line = message.split("\n", 1)[0][:200]
     # Addresses, ports and counts vary between otherwise identical records.
-    return "".join("#" if c.isdigit() else c for c in line)
+    return _NUMBERS.sub("#", line)

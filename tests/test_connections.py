@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from edge_server.filelimit import connection_cap
 
 from conftest import ServerProcess, free_port, metric, server_env
 
@@ -153,3 +157,35 @@ def test_slow_connections_beyond_the_file_limit_do_not_stop_the_service(
     assert after <= baseline, (baseline, after)
     for reason in ("header_timeout", "body_timeout"):
         assert metric(text, "edge_connections_closed_total", reason=reason) > 0, reason
+
+
+@pytest.mark.parametrize(
+    ("wanted", "file_limit", "in_use", "cap"),
+    [
+        (1000, 1024, 10, 1024 - 10 - 2 * 128 - 64),
+        (1000, 8192, 10, 1000),
+        (1000, resource.RLIM_INFINITY, 10, 1000),
+        (1000, 300, 10, 1),
+    ],
+)
+def test_connections_are_capped_below_the_open_file_limit(
+    wanted: int, file_limit: int, in_use: int, cap: int
+) -> None:
+    """The cap leaves room for files in use, two accept bursts and a reserve."""
+    assert connection_cap(wanted, file_limit, in_use, backlog=128) == cap
+
+
+def test_the_soft_open_file_limit_is_raised_to_the_hard_one() -> None:
+    """A process started with 1,024 soft and 4,096 hard runs with 4,096."""
+    code = (
+        "import resource; from edge_server.filelimit import raise_open_files; "
+        "print(raise_open_files(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 4096))
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], preexec_fn=limit, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["4096", "4096"]
