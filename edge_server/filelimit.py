@@ -42,10 +42,11 @@ def open_files() -> int:
 def connection_cap(wanted: int, file_limit: int, in_use: int, backlog: int) -> int:
     """The connections allowed: `wanted`, lowered so that they and the reserve fit the limit.
 
-    asyncio accepts up to `backlog` sockets at each wake-up, and can wake twice before the
-    server counts them.
+    asyncio accepts up to `backlog` sockets at each wake-up, and wakes up to three times
+    before the server sees the first of them (a task, then a callback, per socket). Running
+    out of files makes it stop accepting for a whole second.
     """
     if file_limit == resource.RLIM_INFINITY:
         return wanted
-    room = file_limit - in_use - 2 * backlog - RESERVED_FILES
+    room = file_limit - in_use - 3 * backlog - RESERVED_FILES
     return max(1, min(wanted, room))

@@ -20,7 +20,7 @@ log = logging.getLogger("edge_server")
 
 # Sockets the event loop accepts at each wake-up before the server counts them (part of the
 # open-file reserve), and the listen queue uvicorn asks for.
-BACKLOG = 128
+BACKLOG = 64
 # The kernel's queue of connections not yet accepted, set once listening: a burst of clients
 # waits there instead of having its handshakes dropped and retried a second or more later.
 LISTEN_QUEUE = 2048

@@ -52,6 +52,7 @@ class Service:
         self._classifier: Classifier | None = None
         self._users: Counter[Classifier] = Counter()
         self._admitted = 0
+        self._by_client: Counter[str | None] = Counter()
         self._reload_lock = asyncio.Lock()
         # One budget for every model's decodes: memory is the process's, not a model's.
         side = math.isqrt(settings.max_image_pixels)
@@ -129,9 +130,15 @@ class Service:
     # --- one request ------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def admission(self) -> AsyncIterator[None]:
-        """A place among the EDGE_MAX_QUEUE requests being handled, or 503 at once."""
+    async def admission(self, client: str | None = None) -> AsyncIterator[None]:
+        """A place among the EDGE_MAX_QUEUE requests being handled, or 503 at once.
+
+        One client address holds at most half the places: uploads that stall (a buggy camera,
+        a slow-body attack) keep theirs until EDGE_BODY_TIMEOUT, and must not lock out the
+        other hosts meanwhile.
+        """
         limit = self.settings.max_queue
+        share = max(1, limit // 2)
         if self._admitted >= limit:
             self.metrics.rejected.inc()
             raise Overloaded(
@@ -139,12 +146,23 @@ class Service:
                 "retry in a second",
                 headers={"Retry-After": "1"},
             )
+        if self._by_client[client] >= share:
+            self.metrics.rejected.inc()
+            raise Overloaded(
+                f"this client already has {share} requests being handled, the most one address "
+                f"may have (half of EDGE_MAX_QUEUE={limit}); retry in a second",
+                headers={"Retry-After": "1"},
+            )
         self._admitted += 1
+        self._by_client[client] += 1
         self.metrics.admitted.set(self._admitted)
         try:
             yield
         finally:
             self._admitted -= 1
+            self._by_client[client] -= 1
+            if not self._by_client[client]:
+                del self._by_client[client]
             self.metrics.admitted.set(self._admitted)
 
     async def guarded(
@@ -159,7 +177,7 @@ class Service:
         """
         timeout = self.settings.request_timeout
         started: float = request.state.request_started
-        async with self.admission():
+        async with self.admission(request.client.host if request.client else None):
             try:
                 async with asyncio.timeout(timeout):
                     upload = await read()
