@@ -133,12 +133,12 @@ class Service:
     async def admission(self, client: str | None = None) -> AsyncIterator[None]:
         """A place among the EDGE_MAX_QUEUE requests being handled, or 503 at once.
 
-        One client address holds at most half the places: uploads that stall (a buggy camera,
-        a slow-body attack) keep theirs until EDGE_BODY_TIMEOUT, and must not lock out the
-        other hosts meanwhile.
+        One client address holds all but an eighth of the places: uploads that stall (a buggy
+        camera, a slow-body attack) keep theirs until EDGE_BODY_TIMEOUT, and must not lock out
+        the other hosts meanwhile; a busy host still gets nearly the whole queue.
         """
         limit = self.settings.max_queue
-        share = max(1, limit // 2)
+        share = max(1, limit - max(1, limit // 8))
         if self._admitted >= limit:
             self.metrics.rejected.inc()
             raise Overloaded(
@@ -150,7 +150,8 @@ class Service:
             self.metrics.rejected.inc()
             raise Overloaded(
                 f"this client already has {share} requests being handled, the most one address "
-                f"may have (half of EDGE_MAX_QUEUE={limit}); retry in a second",
+                f"may have (EDGE_MAX_QUEUE={limit} less an eighth kept for other hosts); "
+                "retry in a second",
                 headers={"Retry-After": "1"},
             )
         self._admitted += 1

@@ -126,7 +126,8 @@ def test_slow_connections_beyond_the_file_limit_do_not_stop_the_service(
         (1000, 1024, 10, 1024 - 10 - 3 * 64 - 64),
         (1000, 8192, 10, 1000),
         (1000, resource.RLIM_INFINITY, 10, 1000),
-        (1000, 300, 10, 1),
+        (1000, 300, 10, 300 - 10 - 3 * 64 - 64),
+        (1000, 200, 10, 1),
     ],
 )
 def test_connections_are_capped_below_the_open_file_limit(

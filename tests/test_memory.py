@@ -178,7 +178,7 @@ def test_32_concurrent_49_mp_pngs_stay_in_the_budget_and_memory_comes_back(
     refused = [r for r in (*responses[0], *responses[1]) if r.status_code == 503]
     assert all(r.headers["retry-after"] == "1" for r in refused)
     assert all(r.headers["content-type"] == "application/problem+json" for r in refused)
-    # Refused by the memory budget, or by the queue (one address holds half of it at most).
+    # Refused by the memory budget, or by the queue (one address leaves an eighth to others).
     budget = [r for r in refused if "EDGE_DECODE_MEMORY_MB" in r.json()["detail"]]
     assert budget
     assert all("EDGE_MAX_QUEUE" in r.json()["detail"] for r in refused if r not in budget)

@@ -117,15 +117,17 @@ def test_requests_of_clients_that_left_are_not_run(
     assert ok.status_code == 200
 
 
-def test_one_client_address_holds_at_most_half_the_queue(settings_for: Callable[..., Any]) -> None:
-    """With EDGE_MAX_QUEUE=4 a host holds 2 places and its third request gets 503 at once;
+def test_one_client_address_leaves_an_eighth_of_the_queue_to_others(
+    settings_for: Callable[..., Any],
+) -> None:
+    """With EDGE_MAX_QUEUE=16 a host holds 14 places and its 15th request gets 503 at once;
     another host still gets in."""
-    settings = settings_for(max_queue=4)
+    settings = settings_for(max_queue=16)
     service = Service(settings, Metrics(), ApiKeys.from_settings(settings))
 
     async def scenario() -> str:
         async with AsyncExitStack() as held:
-            for _ in range(2):
+            for _ in range(14):
                 await held.enter_async_context(service.admission("192.0.2.7"))
             with pytest.raises(Overloaded) as refused:
                 await held.enter_async_context(service.admission("192.0.2.7"))
@@ -135,4 +137,4 @@ def test_one_client_address_holds_at_most_half_the_queue(settings_for: Callable[
         return refused.value.detail
 
     detail = asyncio.run(scenario())
-    assert "half of EDGE_MAX_QUEUE=4" in detail
+    assert "EDGE_MAX_QUEUE=16 less an eighth kept for other hosts" in detail
