@@ -3,6 +3,7 @@
 # systemd-nspawn, run systemd/install.sh inside it as a Pi owner would, and check that
 #   - the unit is active, runs as a transient user and answers /classify on 127.0.0.1
 #     (grace_hopper.jpg -> "military uniform"; the container shares the host network)
+#   - the running service has the unit's open-file limit (LimitNOFILE), not systemd's 1,024
 #   - systemd restarts it after `kill -9` of the service process
 #   - its exposure score from inside (`systemd-analyze security`) is at most MAX_EXPOSURE
 #   - a second install.sh run upgrades in place, and --uninstall removes it.
@@ -86,6 +87,10 @@ uid=$(inside cat "/proc/$main_pid/status" | awk '/^Uid:/{print $2}')
 rss=$(inside cat "/proc/$main_pid/status" | awk '/^VmRSS:/{print int($2 / 1024)}')
 log "active, pid $main_pid, uid $uid (a transient user), RSS $rss MiB" \
     "(MemoryMax=$(inside systemctl show -p MemoryMax --value edge-server.service))"
+# The open-file limit the running process really has (systemd's default soft limit is 1,024).
+nofile=$(inside cat "/proc/$main_pid/limits" | awk '/^Max open files/{print $4 ":" $5}')
+[ "$nofile" = "8192:8192" ] || die "the service's open-file limit is $nofile, not LimitNOFILE=8192"
+log "open files: soft:hard $nofile (LimitNOFILE=$(inside systemctl show -p LimitNOFILE --value edge-server.service))"
 
 score=$(inside systemd-analyze security edge-server.service | tail -n 1)
 log "from inside: $score"

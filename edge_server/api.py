@@ -317,6 +317,7 @@ def create_app(
             expose_headers=["Server-Timing", "X-Request-ID"],
         )
     app.add_middleware(RequestContext, metrics=metrics, access_log_rate=settings.access_log_rate)
+    app.state.metrics = metrics  # the server adds its connection and log metrics to these
     return app
 
 

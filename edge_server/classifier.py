@@ -10,12 +10,12 @@ per CPU, also in arrival order. How many replicas, and how many threads each, is
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from . import bench, imaging, quantization
 from .catalog import resolve_model, sha256_of
 from .errors import InferenceFailed, StartupError
 from .labels import align_labels, load_labels
+from .memory import Charge, MemoryBudget
 from .owners import Owners
 from .quantization import Quantization
 from .region import Region
@@ -124,6 +125,8 @@ class Classifier:
         self._std = input_std
         # Called on an owner thread after each invoke (the service counts them in metrics).
         self.on_invoke: Callable[[], None] | None = None
+        # What decodes are charged against (the service's; none: unbounded, as in tools).
+        self.memory: MemoryBudget | None = None
         # Several models share the service's decode pool; one used alone has its own.
         self._owns_decoders = decoders is None
         self._decoders = decoders or decode_pool()
@@ -214,20 +217,28 @@ class Classifier:
         """Decode, crop and preprocess an upload (thread-safe; runs on any worker thread)."""
         width, height = self.info.input_size
         started = time.perf_counter()
-        image = imaging.decode(
-            data,
-            min_size=max(width, height),
-            max_pixels=max_pixels,
-            min_side=min_side,
-            region=region,
+        budget = self.memory
+        held: contextlib.AbstractContextManager[Charge | None] = (
+            budget.charge() if budget is not None else contextlib.nullcontext()
         )
-        decoded = time.perf_counter()
-        fitted = imaging.fit(image.picture, (width, height), self.resize)
-        tensor = quantization.to_input(
-            imaging.pixels(fitted), self.info.input.dtype, mean=self._mean, std=self._std
-        )
+        with held as charge:
+            image = imaging.decode(
+                data,
+                min_size=max(width, height),
+                max_pixels=max_pixels,
+                min_side=min_side,
+                region=region,
+                charge=charge,
+            )
+            decoded = time.perf_counter()
+            fitted = imaging.fit(image.picture, (width, height), self.resize)
+            tensor = quantization.to_input(
+                imaging.pixels(fitted), self.info.input.dtype, mean=self._mean, std=self._std
+            )
+            facts = image.facts
+            del image, fitted  # the pixels go before their charge does
         done = time.perf_counter()
-        return Prepared(tensor, image.facts, (decoded - started) * 1000, (done - decoded) * 1000)
+        return Prepared(tensor, facts, (decoded - started) * 1000, (done - decoded) * 1000)
 
     def prepare_and_submit(self, data: bytes, **options: Any) -> Future[tuple[Prepared, Inference]]:
         """`prepare(data, **options)` on the decode pool, then the invoke queued from there.
@@ -245,7 +256,7 @@ class Classifier:
 
         def settle(value: tuple[Prepared, Inference] | None, error: BaseException | None) -> None:
             # The event loop may cancel `result` at any moment from its own thread.
-            with suppress(InvalidStateError):
+            with contextlib.suppress(InvalidStateError):
                 if error is not None:
                     result.set_exception(error)
                 elif value is not None:
@@ -332,14 +343,16 @@ def replica_threads(cpus: int, threads: int, replicas: int | Literal["auto"]) ->
     return (threads,) + (1,) * (replicas - 1)
 
 
-def decode_pool() -> ThreadPoolExecutor:
-    """One decoder thread per CPU, fed in arrival order.
+def decode_pool(threads: int | None = None) -> ThreadPoolExecutor:
+    """One decoder thread per CPU (or EDGE_DECODE_THREADS), fed in arrival order.
 
     More (starlette's threadpool has 40) would decode every waiting photo at once: each
     finishes late, the interpreters idle and then get them all together, and each decoded
     photo is held in memory meanwhile.
     """
-    return ThreadPoolExecutor(max_workers=available_cpus(), thread_name_prefix="edge-decode")
+    return ThreadPoolExecutor(
+        max_workers=threads or available_cpus(), thread_name_prefix="edge-decode"
+    )
 
 
 def _checked_input(spec: TensorSpec, path: Path) -> TensorSpec:

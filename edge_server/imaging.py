@@ -11,13 +11,14 @@ from __future__ import annotations
 import io
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from .errors import BadImage, TooLarge, UnsupportedMediaType
+from .errors import BadImage, ServiceError, TooLarge, UnsupportedMediaType
 from .region import Region, crop
 from .settings import ResizeMode
 
@@ -69,13 +70,15 @@ def decode(
     max_pixels: int,
     min_side: int = 1,
     region: Region | None = None,
+    charge: Callable[[int], None] | None = None,
 ) -> DecodedImage:
     """Decode an upload into an upright RGB image at least `min_size` on its short side.
 
     The pixel limit and the smallest side are checked from the header, before any pixel is
     decoded. With a region, the picture is the part of the upright image inside it (width
     and height stay those of the whole upright image), and the reduced JPEG decode keeps that
-    part large enough.
+    part large enough. `charge` is called with the bytes decoding will hold (from the header
+    and the reduced scale really decoded) before any pixel is decoded; it may wait or raise.
     """
     if not data:
         raise BadImage("the request body is empty; send the image bytes")
@@ -115,20 +118,29 @@ def decode(
             f"{max_pixels:,} (EDGE_MAX_IMAGE_PIXELS)"
         )
     fmt = image.format or "unknown"
-    orientation = _orientation(image)
-    if orientation in _TRANSPOSING_ORIENTATIONS:
-        width, height = height, width
     try:
         if fmt in ("JPEG", "MPO"):
             draft_scale(image, min_size, region)
-        # image.size is now the size really decoded (the decode memory is charged for it).
+        # image.size is now the size really decoded, which the decode memory is charged for.
+        if charge is not None:
+            charge(decode_bytes(image.mode, image.size, transposed=False))
         image.load()
+        # Read once the pixels are in: a PNG's EXIF may follow them, and reading it decodes
+        # the whole image (which must be charged first).
+        orientation = _orientation(image)
+        if charge is not None and orientation != 1:
+            turned = decode_bytes(image.mode, image.size, transposed=True)
+            charge(turned - decode_bytes(image.mode, image.size, transposed=False))
         upright = ImageOps.exif_transpose(image) if orientation != 1 else image
         picture = to_rgb(upright)
         if region is not None:
             picture = crop(picture, region)
+    except ServiceError:  # the memory budget's answer
+        raise
     except Exception as exc:  # truncated data, bad CRCs, decoder errors of every kind
         raise BadImage(f"the {fmt} image is truncated or corrupt: {exc}") from exc
+    if orientation in _TRANSPOSING_ORIENTATIONS:
+        width, height = height, width
     return DecodedImage(picture, width, height, fmt, orientation != 1)
 
 
@@ -142,6 +154,36 @@ def draft_scale(image: Image.Image, min_size: int, region: Region | None = None)
     wanted = math.ceil(min_size / (region.smallest_fraction if region else 1))
     if min(image.size) >= MIN_DRAFT_REDUCTION * wanted:
         image.draft("RGB", (wanted, wanted))
+
+
+# Bytes a pixel takes in Pillow's memory, by mode: every multi-band mode is stored four bytes a
+# pixel (RGB too), 32-bit modes four, 16-bit two, the rest one.
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+# Working copies of the whole picture that decoding makes after the pixels are in, in units
+# of the decoded RGB picture: converting (alpha is composited onto white through three RGBA
+# copies; 16-bit and float go through float64 arrays), then the resize's intermediate.
+_COPIES = {"RGB": 0.0, "RGBA": 4.0, "LA": 4.0, "PA": 5.0, "P": 5.0, "RGBa": 4.0, "La": 4.0}
+_NUMERIC_COPIES = 7.0  # I, F, I;16*: float64 values, scaled, clipped, uint8, L, RGB
+
+
+def decode_bytes(mode: str, size: tuple[int, int], *, transposed: bool) -> int:
+    """Bytes held at the peak of decoding an image of this mode and (decoded) size to RGB.
+
+    The decoded pixels, an upright copy when the EXIF orientation turns it, the conversions to
+    RGB, and a margin for the resize (its intermediate is at most 256 pixels on one side).
+    """
+    width, height = size
+    area = width * height
+    decoded = area * _PIXEL_BYTES.get(mode, 4)
+    rgb = area * 4
+    if mode in _COPIES:
+        copies = _COPIES[mode]
+    elif mode in ("I", "F") or mode.startswith("I;16"):
+        copies = _NUMERIC_COPIES
+    else:
+        copies = 1.0  # L, CMYK, YCbCr...: one convert("RGB")
+    upright = decoded if transposed else 0
+    return decoded + upright + int(copies * rgb) + max(width, height) * 256 * 4
 
 
 # Signatures of image and document formats people send by mistake: they get 415 and a hint,

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from .catalog import load_catalog, lookup
 from .classifier import Classifier, decode_pool
 from .errors import Conflict, NotFound, NotReady, ReloadFailed, StartupError
+from .memory import MemoryBudget
 from .metrics import Metrics
 from .settings import Settings
 from .specs import ModelsConfig, ModelSpec, cpu_share, read_config, serving_name, spec_for
@@ -44,11 +45,16 @@ class ModelRepository:
     """The loaded models by name, the default first, and the ones that could be loaded."""
 
     def __init__(
-        self, settings: Settings, metrics: Metrics, decoders: ThreadPoolExecutor | None = None
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        memory: MemoryBudget | None = None,
+        decoders: ThreadPoolExecutor | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.decoders = decoders or decode_pool()
+        self.memory = memory  # what every model's decodes are charged against
+        self.decoders = decoders or decode_pool(settings.decode_threads)
         self.config = (
             read_config(settings.models_config) if settings.models_config else ModelsConfig()
         )
@@ -114,6 +120,7 @@ class ModelRepository:
 
     def install(self, spec: ModelSpec, classifier: Classifier) -> None:
         """Serve a loaded model under its name (the first installed is the default)."""
+        classifier.memory = self.memory
         self._models[spec.name] = classifier
         self._specs[spec.name] = spec
         if self._default is None:
@@ -244,7 +251,7 @@ class ModelRepository:
         self, spec: ModelSpec, *, what: str, serving: Classifier | None = None
     ) -> Classifier:
         try:
-            return await run_in_threadpool(
+            classifier = await run_in_threadpool(
                 Classifier.load, spec.settings, name=spec.name, decoders=self.decoders
             )
         except StartupError as exc:
@@ -256,6 +263,8 @@ class ModelRepository:
             )
             log.error("%s failed: %s%s", what, exc, still)
             raise ReloadFailed(f"{exc.problem}{still}. Fix: {exc.fix}") from exc
+        classifier.memory = self.memory
+        return classifier
 
     def _alias_of_loaded(self, name: str) -> bool:
         entry = lookup(name)

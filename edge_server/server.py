@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+from contextlib import suppress
 from importlib.util import find_spec
 from types import FrameType
 
 import uvicorn
 
+from . import connections, filelimit, memory
 from .api import create_app
 from .classifier import Classifier, decode_pool
+from .logthrottle import LogThrottle
+from .metrics import Metrics
 from .settings import Settings
 from .specs import ModelSpec, model_specs
+
+log = logging.getLogger("edge_server")
+
+# Sockets the event loop accepts at each wake-up before the server counts them (part of the
+# open-file reserve), and the listen queue uvicorn asks for.
+BACKLOG = 64
+# The kernel's queue of connections not yet accepted, set once listening: a burst of clients
+# waits there instead of having its handshakes dropped and retried a second or more later.
+LISTEN_QUEUE = 2048
 
 
 class Server(uvicorn.Server):
@@ -24,11 +39,26 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        for server in getattr(self, "servers", []):
+            for listening in server.sockets:
+                # A duplicate of the descriptor: the same socket, closed without closing it.
+                with (
+                    suppress(OSError),
+                    socket.fromfd(
+                        listening.fileno(), listening.family, listening.type
+                    ) as duplicate,
+                ):
+                    duplicate.listen(LISTEN_QUEUE)
+
 
 def serve(settings: Settings) -> int:
     """Load the models, then serve until a signal; the exit status of the process."""
+    file_limit = filelimit.raise_open_files()
+    memory.return_freed_memory()
     specs = model_specs(settings)  # every name and option checked before the first load
-    decoders = decode_pool()
+    decoders = decode_pool(settings.decode_threads)
     loaded: list[tuple[ModelSpec, Classifier]] = []
     try:
         for spec in specs:
@@ -53,6 +83,29 @@ def serve(settings: Settings) -> int:
         http="httptools" if find_spec("httptools") else "h11",
         loop="uvloop" if find_spec("uvloop") else "asyncio",
     )
+    _defend(config, settings, app.state.metrics, file_limit)
     server = Server(config)
     server.run()  # the app closes the models and the decode pool when it shuts down
     return 0 if server.started else 1
+
+
+def _defend(config: uvicorn.Config, settings: Settings, metrics: Metrics, file_limit: int) -> None:
+    """Connection limits, keep-alive and a throttled log on top of uvicorn's configuration."""
+    config.backlog = BACKLOG
+    config.timeout_keep_alive = settings.keep_alive_timeout
+    config.load()  # picks the protocol class (httptools or h11), which is then guarded
+    cap = filelimit.connection_cap(
+        settings.max_connections, file_limit, filelimit.open_files(), BACKLOG
+    )
+    if cap < settings.max_connections:
+        log.warning(
+            "at most %d connections (EDGE_MAX_CONNECTIONS=%d does not fit the open-file limit "
+            "of %d; raise LimitNOFILE or ulimit -n)",
+            cap,
+            settings.max_connections,
+            file_limit,
+        )
+    limits = connections.ConnectionLimits(cap, settings.header_timeout, settings.body_timeout)
+    table = connections.ConnectionTable(limits, connections.ConnectionMetrics(metrics.registry))
+    config.http_protocol_class = connections.guarded(config.http_protocol_class, table)
+    LogThrottle(metrics.registry).install()

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from .auth import ApiKeys
 from .classifier import Classifier
 from .errors import ClientGone, DeadlineExceeded, Overloaded, UploadTimeout
+from .imaging import decode_bytes
+from .memory import MemoryBudget, budget_bytes
 from .metrics import Metrics
 from .region import Region
 from .repository import ModelRepository
@@ -43,9 +47,17 @@ class Service:
         self.settings = settings
         self.metrics = metrics
         self.keys = keys
-        self.models = ModelRepository(settings, metrics, decoders)
+        # One budget for every model's decodes: memory is the process's, not a model's.
+        side = math.isqrt(settings.max_image_pixels)
+        largest = decode_bytes("RGB", (side, side), transposed=False)
+        self.memory = MemoryBudget(
+            budget_bytes(settings.decode_memory_mb, largest, settings.sysfs_root),
+            metrics.registry,
+        )
+        self.models = ModelRepository(settings, metrics, self.memory, decoders)
         self._admitted = 0
         metrics.queue_limit.set(settings.max_queue)
+        self._by_client: Counter[str | None] = Counter()
 
     # --- the models -------------------------------------------------------------------------
 
@@ -77,9 +89,15 @@ class Service:
     # --- one request ------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def admission(self) -> AsyncIterator[None]:
-        """A place among the EDGE_MAX_QUEUE requests being handled, or 503 at once."""
+    async def admission(self, client: str | None = None) -> AsyncIterator[None]:
+        """A place among the EDGE_MAX_QUEUE requests being handled, or 503 at once.
+
+        One client address holds all but an eighth of the places: uploads that stall (a buggy
+        camera, a slow-body attack) keep theirs until EDGE_BODY_TIMEOUT, and must not lock out
+        the other hosts meanwhile; a busy host still gets nearly the whole queue.
+        """
         limit = self.settings.max_queue
+        share = max(1, limit - max(1, limit // 8))
         if self._admitted >= limit:
             self.metrics.rejected.inc()
             raise Overloaded(
@@ -87,12 +105,24 @@ class Service:
                 "retry in a second",
                 headers={"Retry-After": "1"},
             )
+        if self._by_client[client] >= share:
+            self.metrics.rejected.inc()
+            raise Overloaded(
+                f"this client already has {share} requests being handled, the most one address "
+                f"may have (EDGE_MAX_QUEUE={limit} less an eighth kept for other hosts); "
+                "retry in a second",
+                headers={"Retry-After": "1"},
+            )
         self._admitted += 1
+        self._by_client[client] += 1
         self.metrics.admitted.set(self._admitted)
         try:
             yield
         finally:
             self._admitted -= 1
+            self._by_client[client] -= 1
+            if not self._by_client[client]:
+                del self._by_client[client]
             self.metrics.admitted.set(self._admitted)
 
     async def guarded(
@@ -107,7 +137,7 @@ class Service:
         """
         timeout = self.settings.request_timeout
         started: float = request.state.request_started
-        async with self.admission():
+        async with self.admission(request.client.host if request.client else None):
             try:
                 async with asyncio.timeout(timeout):
                     upload = await read()
@@ -117,6 +147,10 @@ class Service:
                     f"the upload did not finish within {timeout:g} s (EDGE_REQUEST_TIMEOUT)",
                     headers={"Connection": "close"},
                 ) from None
+            except ClientDisconnect:
+                # Hung up mid-upload, or closed by the server for stalling (EDGE_BODY_TIMEOUT).
+                self.metrics.abandoned.inc()
+                raise ClientGone("the client disconnected during the upload") from None
             remaining = max(0.0, timeout - (time.perf_counter() - started))
             task = asyncio.ensure_future(work(upload))
             gone = asyncio.ensure_future(_disconnect(request))

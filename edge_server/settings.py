@@ -90,6 +90,9 @@ class Settings(BaseSettings):
         description="Interpreters of the model (each its own thread, invokes to the first free "
         "one): the first with num_threads threads, the others with one; auto: 2 with 2+ CPUs.",
     )
+    decode_threads: Annotated[int, Field(ge=1, le=64)] | None = Field(
+        None, description="Threads decoding uploads; default: one per CPU the service may use."
+    )
     resize: ResizeMode = Field(ResizeMode.squash, description="How images fit the input.")
     output: OutputKind = Field(OutputKind.auto, description="Model output kind.")
     input_mean: float = Field(127.5, description="Mean subtracted for float-input models.")
@@ -118,6 +121,30 @@ class Settings(BaseSettings):
     )
     request_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
         30.0, description="Seconds a classify request may take, upload included (504/408)."
+    )
+    header_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
+        10.0,
+        description="Seconds a client has to send a request's headers (from connecting, or "
+        "from the end of the previous answer); slower connections are closed.",
+    )
+    body_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
+        10.0,
+        description="Seconds a request body may stall (no bytes arrive) before the connection "
+        "is closed.",
+    )
+    keep_alive_timeout: Annotated[int, Field(ge=1, le=3600)] = Field(
+        5, description="Seconds an idle keep-alive connection stays open between requests."
+    )
+    max_connections: Annotated[int, Field(ge=8, le=1_000_000)] = Field(
+        1000,
+        description="Open connections at most (lowered to fit the open-file limit); past it "
+        "the connection waiting longest for its headers is closed, or the new one gets 503.",
+    )
+    decode_memory_mb: Annotated[int, Field(ge=16)] | None = Field(
+        None,
+        description="MiB that images being decoded may take at once; default: 40% of the "
+        "memory limit (cgroup, else RAM), and room for the largest image allowed. Images wait "
+        "a second for room, then get 503.",
     )
     shutdown_timeout: Annotated[float, Field(ge=0, le=3600)] = Field(
         10.0, description="Seconds in-flight requests get to finish after SIGTERM."

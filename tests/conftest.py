@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -90,10 +91,20 @@ def free_port() -> int:
 class ServerProcess:
     """`edge-server serve` as a child process on 127.0.0.1."""
 
-    def __init__(self, env: dict[str, str], port: int) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        port: int,
+        *,
+        open_files: int | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = ""
+        # A file instead of a pipe for a log that must not block the server by filling up.
+        self.log_path = log_path
+        log_file = None if log_path is None else log_path.open("wb")
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -106,10 +117,14 @@ class ServerProcess:
                 str(port),
             ],
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if log_file is None else log_file,
             stderr=subprocess.STDOUT,
             text=True,
+            # An open-file limit (soft and hard), as a service manager would set.
+            preexec_fn=None if open_files is None else _limit_files(open_files),
         )
+        if log_file is not None:
+            log_file.close()  # the child has its own copy
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -137,6 +152,8 @@ class ServerProcess:
         if self.process.stdout is not None and not self.process.stdout.closed:
             self.log += self.process.stdout.read()
             self.process.stdout.close()
+        if self.log_path is not None:
+            self.log = self.log_path.read_text(errors="replace")
         return self.process.returncode
 
 
@@ -158,6 +175,13 @@ def fake_pi(root: Path, *, throttled: str | None = "50005\n") -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return root
+
+
+def _limit_files(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    return apply
 
 
 def server_env(models_dir: Path, runtime: str, **settings: str) -> dict[str, str]:

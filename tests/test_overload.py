@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+
+from edge_server.auth import ApiKeys
+from edge_server.errors import Overloaded
+from edge_server.metrics import Metrics
+from edge_server.service import Service
 
 import variants
 from conftest import ServerProcess, free_port, metric, server_env
@@ -107,3 +116,26 @@ def test_requests_of_clients_that_left_are_not_run(
     # One overlap is possible: a client detected gone while its invoke was already running.
     assert invokes <= 20 - abandoned + 1
     assert ok.status_code == 200
+
+
+def test_one_client_address_leaves_an_eighth_of_the_queue_to_others(
+    settings_for: Callable[..., Any],
+) -> None:
+    """With EDGE_MAX_QUEUE=16 a host holds 14 places and its 15th request gets 503 at once;
+    another host still gets in."""
+    settings = settings_for(max_queue=16)
+    service = Service(settings, Metrics(), ApiKeys.from_settings(settings))
+
+    async def scenario() -> str:
+        async with AsyncExitStack() as held:
+            for _ in range(14):
+                await held.enter_async_context(service.admission("192.0.2.7"))
+            with pytest.raises(Overloaded) as refused:
+                await held.enter_async_context(service.admission("192.0.2.7"))
+            await held.enter_async_context(service.admission("192.0.2.8"))
+        async with service.admission("192.0.2.7"):  # places are given back
+            pass
+        return refused.value.detail
+
+    detail = asyncio.run(scenario())
+    assert "EDGE_MAX_QUEUE=16 less an eighth kept for other hosts" in detail
