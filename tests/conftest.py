@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge_server.catalog import load_catalog
 from edge_server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +57,17 @@ def photo(images_dir: Path) -> Callable[[str], bytes]:
         return (images_dir / name).read_bytes()
 
     return read
+
+
+@pytest.fixture
+def models_copy(models_dir: Path, tmp_path: Path) -> Path:
+    """A writable models folder with the default and the small model, and a broken file."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in (DEFAULT_MODEL, SMALL_MODEL):
+        shutil.copy(models_dir / load_catalog()[name].file, folder)
+    (folder / "broken.tflite").write_bytes(b"TFL3 but not really a model" * 100)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -96,17 +96,6 @@ class Traffic:
         self._thread.join()
 
 
-@pytest.fixture
-def models_copy(models_dir: Path, tmp_path: Path) -> Path:
-    """A writable models folder with the default and the small model, and a broken file."""
-    folder = tmp_path / "models"
-    folder.mkdir()
-    for name in (DEFAULT_MODEL, SMALL_MODEL):
-        shutil.copy(models_dir / load_catalog()[name].file, folder)
-    (folder / "broken.tflite").write_bytes(b"TFL3 but not really a model" * 100)
-    return folder
-
-
 def test_http_reload_swaps_models_without_failing_a_request(
     models_copy: Path, runtime: str, photo: Photo
 ) -> None:

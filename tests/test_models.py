@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import threading
@@ -173,17 +172,6 @@ def test_metrics_say_which_model(http2: httpx.Client, photo: Photo) -> None:
 # --- load and unload while serving ----------------------------------------------------------
 
 
-@pytest.fixture
-def repository(models_dir: Path, tmp_path: Path) -> Path:
-    """A models folder with the default and the small model, and a broken file."""
-    folder = tmp_path / "models"
-    folder.mkdir()
-    for name in (DEFAULT_MODEL, SMALL_MODEL):
-        shutil.copy(models_dir / load_catalog()[name].file, folder)
-    (folder / "broken.tflite").write_bytes(b"TFL3 but not really a model" * 100)
-    return folder
-
-
 class Load:
     """Classifies a photo with one model in a loop on a background thread; keeps each status."""
 
@@ -210,11 +198,11 @@ class Load:
 
 
 def test_load_and_unload_under_traffic_with_tritonclient(
-    repository: Path, runtime: str, photo: Photo
+    models_copy: Path, runtime: str, photo: Photo
 ) -> None:
     """Load, use and unload a model while the default serves: the default never fails, the
     unloaded one answers 200 or a clean 404/503, a broken file is a 4xx, the default stays."""
-    server = ServerProcess(server_env(repository, runtime, api_key=KEY), free_port())
+    server = ServerProcess(server_env(models_copy, runtime, api_key=KEY), free_port())
     server.wait_ready()
     client = triton.InferenceServerClient(server.url.removeprefix("http://"))
     body = photo("coffee.png")
@@ -259,10 +247,10 @@ def test_the_repository_needs_keys_to_change_what_is_served(server: ServerProces
     assert index.json() == [{"name": DEFAULT_MODEL, "version": "1", "state": "READY", "reason": ""}]
 
 
-def test_too_many_models_are_refused_at_load(repository: Path, runtime: str) -> None:
+def test_too_many_models_are_refused_at_load(models_copy: Path, runtime: str) -> None:
     """With EDGE_MAX_MODELS=1, loading a second model is a 409 that says to unload one."""
     server = ServerProcess(
-        server_env(repository, runtime, api_key=KEY, max_models="1"), free_port()
+        server_env(models_copy, runtime, api_key=KEY, max_models="1"), free_port()
     )
     server.wait_ready()
     try:
@@ -274,10 +262,10 @@ def test_too_many_models_are_refused_at_load(repository: Path, runtime: str) -> 
     assert response.status_code == 409 and "EDGE_MAX_MODELS=1" in response.json()["error"]
 
 
-def test_reload_by_name_keeps_the_other_model(repository: Path, runtime: str) -> None:
+def test_reload_by_name_keeps_the_other_model(models_copy: Path, runtime: str) -> None:
     """POST /v1/models/reload with a name reloads that model; the other is untouched."""
     server = ServerProcess(
-        server_env(repository, runtime, api_key=KEY, model=f"{DEFAULT_MODEL},{SMALL_MODEL}"),
+        server_env(models_copy, runtime, api_key=KEY, model=f"{DEFAULT_MODEL},{SMALL_MODEL}"),
         free_port(),
     )
     server.wait_ready()
