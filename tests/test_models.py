@@ -68,7 +68,9 @@ def test_each_model_answers_for_its_own_photo(http2: httpx.Client, photo: Photo)
     ).json()
     assert _best(default)[0] == "military uniform" and default["model"]["name"] == DEFAULT_MODEL
     label, score = _best(birds)
-    assert label == MACAW and score == pytest.approx(0.69, abs=0.03)
+    # "About 0.69": 0.695 under LiteRT (XNNPACK), 0.723 under tflite-runtime's reference
+    # kernels, which round quantized arithmetic differently (../shared/models/MANIFEST.md).
+    assert label == MACAW and 0.66 <= score <= 0.75
     assert birds["model"]["name"] == BIRDS
     assert birds["model"]["sha256"] == load_catalog()[BIRDS].sha256
     assert _best(by_name) == (label, score)
