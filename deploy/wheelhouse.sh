@@ -17,7 +17,7 @@ download() {
     python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
         "${platforms[@]}" --platform "manylinux2014_${arch}" --platform "linux_${arch}" \
         --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
-        -d "$dest" "$@" hatchling "$src[mqtt]"
+        -d "$dest" "$@" hatchling "${src}[mqtt]"
 }
 # A wheelhouse that already holds a full set is used as it is (a repeat run needs no index).
 download --no-index --find-links "$dest" >/dev/null 2>&1 || download

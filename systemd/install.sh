@@ -60,7 +60,7 @@ model=$(sed -n 's/^EDGE_MODEL=["'\'']\{0,1\}\([^"'\'']*\).*/\1/p' "$CONF/edge-se
 [ -x "$PREFIX/bin/python" ] || "$PYTHON" -m venv "$PREFIX"
 pip_options=(--quiet --disable-pip-version-check --no-cache-dir)
 [ -n "$wheels" ] && pip_options+=(--no-index --find-links "$wheels")
-"$PREFIX/bin/pip" install "${pip_options[@]}" --upgrade "$SRC[mqtt]"
+"$PREFIX/bin/pip" install "${pip_options[@]}" --upgrade "${SRC}[mqtt]"
 
 case $model in
     */* | *.tflite) echo "EDGE_MODEL is the file $model: nothing to pull" ;;
