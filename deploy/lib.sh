@@ -50,3 +50,24 @@ apt_mirror() {
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# build_image ARCH IMAGE LOG: Dockerfile.arm64 built for linux/ARCH (arm64 or amd64) offline, from
+# a wheelhouse and the local base image, with the default model from $models (the build checks
+# its sha256 against the catalog itself). Needs $src, $models and a running daemon.
+# shellcheck disable=SC2154  # $src and $models are set by the proof that sources this file
+build_image() {
+    local arch=$1 image=$2 build_log=$3 machine default_model
+    machine=$([ "$arch" = arm64 ] && echo aarch64 || echo x86_64)
+    log "wheelhouse for $machine in wheels/"
+    "$src/deploy/wheelhouse.sh" "$src/wheels" "$machine" >"$build_log.wheels" 2>&1 ||
+        { tail -20 "$build_log.wheels" >&2; die "wheelhouse download failed"; }
+    default_model=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["default"])' \
+        "$src/models/catalog.json")
+    [ -f "$src/models/$default_model.tflite" ] ||
+        install -m 0644 "$models/$default_model.tflite" "$src/models/"
+    log "docker build --platform linux/$arch -f Dockerfile.arm64 (offline)"
+    DOCKER_BUILDKIT=1 docker build --platform "linux/$arch" --network none \
+        -f "$src/Dockerfile.arm64" --build-arg "BASE_IMAGE=edge-base:bookworm-$arch" \
+        --build-arg PIP_OPTIONS="--no-index --find-links=wheels" \
+        -t "$image" "$src" >"$build_log" 2>&1 || { tail -40 "$build_log" >&2; die "build failed"; }
+}

@@ -38,22 +38,8 @@ log "dockerd $(docker version --format '{{.Server.Version}}') on $DOCKER_HOST (p
 
 "$src/deploy/base-image.sh"
 
-log "wheelhouse for aarch64 in wheels/"
-"$src/deploy/wheelhouse.sh" "$src/wheels" aarch64 >"$run/wheelhouse.log" 2>&1 ||
-    { tail -20 "$run/wheelhouse.log" >&2; die "wheelhouse download failed"; }
-# The build takes the default model from models/ (where `edge-server models pull` puts it) and
-# checks its sha256 against the catalog itself.
-default_model=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["default"])' \
-    "$src/models/catalog.json")
-[ -f "$src/models/$default_model.tflite" ] ||
-    install -m 0644 "$models/$default_model.tflite" "$src/models/"
-
-log "docker build --platform linux/arm64 (qemu, offline)"
 t=$SECONDS
-DOCKER_BUILDKIT=1 docker build --platform linux/arm64 --network none -f "$src/Dockerfile.arm64" \
-    --build-arg BASE_IMAGE=edge-base:bookworm-arm64 \
-    --build-arg PIP_OPTIONS="--no-index --find-links=wheels" \
-    -t "$image" "$src" >"$run/build.log" 2>&1 || { tail -40 "$run/build.log" >&2; die "build failed"; }
+build_image arm64 "$image" "$run/build.log"
 size=$(docker image inspect "$image" --format '{{.Size}}')
 base_size=$(docker image inspect edge-base:bookworm-arm64 --format '{{.Size}}')
 log "built $image in $((SECONDS - t)) s: $(docker image inspect "$image" --format '{{.Os}}/{{.Architecture}}')," \

@@ -95,20 +95,8 @@ wait_for() {
 # --- the image: built like the arm64 one, for amd64, by the shared build daemon --------------
 start_dockerd "$run"
 "$src/deploy/base-image.sh" amd64
-log "wheelhouse for x86_64 in wheels/"
-"$src/deploy/wheelhouse.sh" "$src/wheels" x86_64 >"$run/wheelhouse.log" 2>&1 ||
-    { tail -20 "$run/wheelhouse.log" >&2; die "wheelhouse download failed"; }
-default_model=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["default"])' \
-    "$src/models/catalog.json")
-[ -f "$src/models/$default_model.tflite" ] ||
-    install -m 0644 "$models/$default_model.tflite" "$src/models/"
-log "docker build --platform linux/amd64 -f Dockerfile.arm64 (offline)"
 t=$SECONDS
-DOCKER_BUILDKIT=1 docker build --platform linux/amd64 --network none -f "$src/Dockerfile.arm64" \
-    --build-arg BASE_IMAGE=edge-base:bookworm-amd64 \
-    --build-arg PIP_OPTIONS="--no-index --find-links=wheels" \
-    -t "$image" "$src" >"$run/build.log" 2>&1 ||
-    { tail -40 "$run/build.log" >&2; die "build failed"; }
+build_image amd64 "$image" "$run/build.log"
 # Two more versions on top of it: v2 differs only by a label (a release with the same code),
 # and a broken release whose start never finishes: its labels file is a FIFO nobody writes, so
 # the process runs but its port never opens (like a model on a hung network mount).

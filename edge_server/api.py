@@ -44,6 +44,7 @@ from .deps import (
 from .errors import Forbidden
 from .metrics import STAGES, Metrics
 from .middleware import RequestContext
+from .repository import load_models
 from .schemas import (
     ClassifyResponse,
     Health,
@@ -267,15 +268,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        if models is not None:
-            for spec, classifier in models:
-                service.models.install(spec, classifier)
-        else:
-            for spec in model_specs(settings):
-                classifier = await run_in_threadpool(
-                    Classifier.load, spec.settings, name=spec.name, decoders=service.models.decoders
-                )
-                service.models.install(spec, classifier)
+        loaded = models
+        if loaded is None:
+            loaded = await run_in_threadpool(
+                load_models, model_specs(settings), service.models.decoders
+            )
+        for spec, classifier in loaded:
+            service.models.install(spec, classifier)
         if link is not None:
             await link.start()  # connects in the background; HTTP never waits for the broker
         with _reload_on_sighup(service):

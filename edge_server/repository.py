@@ -283,6 +283,21 @@ class ModelRepository:
                 log.exception("a model-change listener failed")
 
 
+def load_models(
+    specs: list[ModelSpec], decoders: ThreadPoolExecutor
+) -> list[tuple[ModelSpec, Classifier]]:
+    """Load and warm every model in order; one that fails closes those already loaded."""
+    loaded: list[tuple[ModelSpec, Classifier]] = []
+    try:
+        for spec in specs:
+            loaded.append((spec, Classifier.load(spec.settings, name=spec.name, decoders=decoders)))
+    except BaseException:
+        for _, classifier in loaded:
+            classifier.close()
+        raise
+    return loaded
+
+
 def _replaced(items: dict[str, V], old: str, new: str, value: V) -> dict[str, V]:
     """The mapping with `old`'s entry replaced by `new: value`, in the same place (order)."""
     return {(new if key == old else key): (value if key == old else v) for key, v in items.items()}

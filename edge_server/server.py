@@ -12,11 +12,12 @@ import uvicorn
 
 from . import connections, filelimit, memory
 from .api import create_app
-from .classifier import Classifier, decode_pool
+from .classifier import decode_pool
 from .logthrottle import LogThrottle
 from .metrics import Metrics
+from .repository import load_models
 from .settings import Settings
-from .specs import ModelSpec, model_specs
+from .specs import model_specs
 
 log = logging.getLogger("edge_server")
 
@@ -59,13 +60,9 @@ def serve(settings: Settings) -> int:
     memory.return_freed_memory()
     specs = model_specs(settings)  # every name and option checked before the first load
     decoders = decode_pool(settings.decode_threads)
-    loaded: list[tuple[ModelSpec, Classifier]] = []
     try:
-        for spec in specs:
-            loaded.append((spec, Classifier.load(spec.settings, name=spec.name, decoders=decoders)))
+        loaded = load_models(specs, decoders)
     except BaseException:
-        for _, classifier in loaded:
-            classifier.close()
         decoders.shutdown()
         raise
     app = create_app(settings, models=loaded, decoders=decoders)
