@@ -95,10 +95,6 @@ class ModelRepository:
             return entry.name
         raise NotFound(f"no model named {name!r} is loaded; loaded: {', '.join(self._models)}")
 
-    def spec(self, name: str) -> ModelSpec:
-        """How a loaded model was configured."""
-        return self._specs[self.resolve(name)]
-
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Call `listener` (on the event loop) after every load, unload and reload."""
         self._listeners.append(listener)
