@@ -51,6 +51,12 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# The catalog's default model (the one the image bakes in).
+catalog_default() {
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["default"])' \
+        "$1/models/catalog.json"
+}
+
 # build_image ARCH IMAGE LOG: Dockerfile.arm64 built for linux/ARCH (arm64 or amd64) offline, from
 # a wheelhouse and the local base image, with the default model from $models (the build checks
 # its sha256 against the catalog itself). Needs $src, $models and a running daemon.
@@ -61,8 +67,7 @@ build_image() {
     log "wheelhouse for $machine in wheels/"
     "$src/deploy/wheelhouse.sh" "$src/wheels" "$machine" >"$build_log.wheels" 2>&1 ||
         { tail -20 "$build_log.wheels" >&2; die "wheelhouse download failed"; }
-    default_model=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["default"])' \
-        "$src/models/catalog.json")
+    default_model=$(catalog_default "$src")
     [ -f "$src/models/$default_model.tflite" ] ||
         install -m 0644 "$models/$default_model.tflite" "$src/models/"
     log "docker build --platform linux/$arch -f Dockerfile.arm64 (offline)"

@@ -38,6 +38,7 @@ log "dockerd $(docker version --format '{{.Server.Version}}') on $DOCKER_HOST (p
 
 "$src/deploy/base-image.sh"
 
+default_model=$(catalog_default "$src")
 t=$SECONDS
 build_image arm64 "$image" "$run/build.log"
 size=$(docker image inspect "$image" --format '{{.Size}}')

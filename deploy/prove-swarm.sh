@@ -95,6 +95,7 @@ wait_for() {
 # --- the image: built like the arm64 one, for amd64, by the shared build daemon --------------
 start_dockerd "$run"
 "$src/deploy/base-image.sh" amd64
+default_model=$(catalog_default "$src")
 t=$SECONDS
 build_image amd64 "$image" "$run/build.log"
 # Two more versions on top of it: v2 differs only by a label (a release with the same code),
