@@ -1,5 +1,5 @@
 # One source of truth for setting up, serving, linting and testing; README and .ci/run call these.
-# Python >= 3.10 for the service; the tflite-runtime test leg needs Python <= 3.11.
+# Python >= 3.11 for the service (pyproject.toml); the tflite-runtime test leg needs Python <= 3.11.
 
 PYTHON ?= python3
 VENV ?= .venv
