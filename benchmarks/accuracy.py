@@ -25,8 +25,8 @@ import numpy.typing as npt
 from PIL import Image
 
 from benchmarks import photos
-from edge_server.classifier import Classifier
-from edge_server.runtime import Interpreter
+from edge_server.core.classifier import Classifier
+from edge_server.core.runtime import Interpreter
 
 MARGIN = 0.05
 NOISE_DRAWS = 8  # noise draws per variant: the floor is the largest change among them

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import load, photos, servers
-from edge_server.settings import Settings
+from edge_server.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 8)
@@ -29,7 +29,7 @@ def _bare() -> int:
     """Serve the app as uvicorn does by default: no defences (the baseline)."""
     import uvicorn
 
-    from edge_server.api import create_app
+    from edge_server.app import create_app
 
     settings = Settings()
     app = create_app(settings)  # its lifespan loads the models

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from edge_server.classifier import Classifier
-from edge_server.runtime import Interpreter
+from edge_server.core.classifier import Classifier
+from edge_server.core.runtime import Interpreter
 
 TOP_K = 5
 

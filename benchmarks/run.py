@@ -32,10 +32,10 @@ from benchmarks.targets import (
     cpu_cost,
     evaluate,
 )
-from edge_server.catalog import resolve_model
-from edge_server.classifier import Classifier
-from edge_server.runtime import create_interpreter, load_backend
-from edge_server.settings import DEFAULT_MODEL, RuntimeChoice, Settings
+from edge_server.config.settings import DEFAULT_MODEL, RuntimeChoice, Settings
+from edge_server.core.classifier import Classifier
+from edge_server.core.runtime import create_interpreter, load_backend
+from edge_server.serving.catalog import resolve_model
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 2, 4, 8)

@@ -14,14 +14,14 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from . import __version__
-from .catalog import load_catalog, pull
-from .classifier import Classifier
 from .client import IMAGE_STATUSES, Client, ClientError
-from .discovery import DEFAULT_TIMEOUT, Instance
-from .errors import ServiceError, StartupError
-from .region import parse_region
-from .settings import Settings, available_cpus
-from .specs import ModelSpec, model_specs
+from .config.settings import Settings, available_cpus
+from .core.classifier import Classifier
+from .core.errors import ServiceError, StartupError
+from .core.region import parse_region
+from .lan.browser import DEFAULT_TIMEOUT, Instance
+from .serving.catalog import load_catalog, pull
+from .serving.specs import ModelSpec, model_specs
 
 EXIT_USAGE = 2  # bad settings or a failed start, as argparse does for bad arguments
 
@@ -269,7 +269,7 @@ def _print_predictions(predictions: list[dict[str, Any]]) -> None:
 
 
 def _info(args: argparse.Namespace, settings: Settings) -> int:
-    from .api import description
+    from .serving.description import description
 
     _configure_logging("warning")
     classifier = Classifier.load(_first_spec(settings).settings)
@@ -284,18 +284,18 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    from . import bench
-    from .catalog import resolve_model
-    from .runtime import load_backend
+    from .core import threads
+    from .core.runtime import load_backend
+    from .serving.catalog import resolve_model
 
     _configure_logging("warning")
     path = resolve_model(_first_spec(settings).settings.model, settings.models_dir)
     backend = load_backend(settings.runtime)
     max_threads = args.max_threads or available_cpus()
-    timings = bench.sweep(
+    timings = threads.sweep(
         backend, str(path), max_threads, invokes=args.invokes, seconds=args.seconds
     )
-    chosen = bench.recommend(timings)
+    chosen = threads.recommend(timings)
     xnnpack = all(t.xnnpack for t in timings)
     if args.json:
         document = {
@@ -329,7 +329,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{t.threads:>7}  {t.p50_ms:>8.2f}  {t.p95_ms:>8.2f}  {t.invokes:>7}{mark}")
     print(
         f"\nrecommendation: EDGE_NUM_THREADS={chosen.threads} (the fewest threads within "
-        f"{bench.TOLERANCE:.0%} of the fastest p50; the other cores decode photos meanwhile)."
+        f"{threads.TOLERANCE:.0%} of the fastest p50; the other cores decode photos meanwhile)."
         "\nEDGE_NUM_THREADS=auto makes this choice at every start, from a shorter sweep."
     )
     return 0

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .schemas import ClassifyResponse, ModelList
+from .serving.schemas import ClassifyResponse, ModelList
 
 if TYPE_CHECKING:
-    from .discovery import Instance
+    from .lan.browser import Instance
 
 # Statuses that are about the image sent, not the server or the credentials: other images of
 # the same run may still succeed.
@@ -59,7 +59,7 @@ class Client:
         """The edge-servers that answer on the LAN (mDNS/DNS-SD) within `timeout` seconds, by
         name; each has a `url` to make a Client with."""
         # Imported on use: a script that never discovers never loads zeroconf.
-        from .discovery import discover
+        from .lan.browser import discover
 
         try:
             return discover(timeout)

@@ -10,14 +10,15 @@ from types import FrameType
 
 import uvicorn
 
-from . import connections, filelimit, memory
-from .api import create_app
-from .classifier import decode_pool
-from .logthrottle import LogThrottle
-from .metrics import Metrics
-from .repository import load_models
-from .settings import Settings
-from .specs import model_specs
+from .app import create_app
+from .config.settings import Settings
+from .core import memory
+from .core.classifier import decode_pool
+from .ops import connections, filelimit
+from .ops.logthrottle import LogThrottle
+from .serving.metrics import Metrics
+from .serving.repository import load_models
+from .serving.specs import model_specs
 
 log = logging.getLogger("edge_server")
 

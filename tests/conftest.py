@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge_server.catalog import load_catalog
-from edge_server.settings import Settings
+from edge_server.config.settings import Settings
+from edge_server.serving.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "mobilenet_v2_1.0_224_quant"

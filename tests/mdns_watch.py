@@ -12,7 +12,7 @@ import json
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from edge_server.discovery import SERVICE_TYPE
+from edge_server.lan.browser import SERVICE_TYPE
 
 
 def emit(**fields: object) -> None:

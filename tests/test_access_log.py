@@ -8,9 +8,9 @@ import logging
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from edge_server.metrics import Metrics
-from edge_server.middleware import RequestContext
-from edge_server.settings import Settings
+from edge_server.config.settings import Settings
+from edge_server.http.middleware import RequestContext
+from edge_server.serving.metrics import Metrics
 
 
 async def _answer_with(scope: Scope, receive: Receive, send: Send) -> None:

@@ -12,8 +12,12 @@ import ifaddr
 import pytest
 from pydantic import ValidationError
 
-from edge_server import __version__, discovery
-from edge_server.advertisement import (
+from edge_server import __version__
+from edge_server.client import Client, ClientError
+from edge_server.config.settings import MdnsMode, Settings
+from edge_server.core.errors import StartupError
+from edge_server.lan import browser
+from edge_server.lan.advertisement import (
     APIS,
     InterfaceAddress,
     advertised_addresses,
@@ -23,10 +27,7 @@ from edge_server.advertisement import (
     txt_record,
     wanted,
 )
-from edge_server.client import Client, ClientError
-from edge_server.discovery import SERVICE_TYPE, Instance, instance
-from edge_server.errors import StartupError
-from edge_server.settings import MdnsMode, Settings
+from edge_server.lan.browser import SERVICE_TYPE, Instance, instance
 
 pytestmark = pytest.mark.lan
 
@@ -273,6 +274,6 @@ def test_client_discover_explains_a_failure_to_listen(monkeypatch: pytest.Monkey
     def no_sockets(**_: object) -> None:
         raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
 
-    monkeypatch.setattr(discovery, "AsyncZeroconf", no_sockets)
+    monkeypatch.setattr(browser, "AsyncZeroconf", no_sockets)
     with pytest.raises(ClientError, match="cannot look for edge-servers by mDNS"):
         Client.discover(0.1)

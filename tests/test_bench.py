@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_server.bench import ThreadTiming, recommend
-from edge_server.classifier import Classifier
-from edge_server.settings import Settings, available_cpus
+from edge_server.config.settings import Settings, available_cpus
+from edge_server.core.classifier import Classifier
+from edge_server.core.threads import ThreadTiming, recommend
 
 from conftest import SMALL_MODEL
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from edge_server.board import BoardCollector, parse_throttled, read_board
+from edge_server.ops.board import BoardCollector, parse_throttled, read_board
 
 from conftest import ServerProcess, fake_pi, free_port, metric, server_env
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_server.catalog import load_catalog, pull, resolve_model, sha256_of
-from edge_server.errors import StartupError
+from edge_server.core.errors import StartupError
+from edge_server.serving.catalog import load_catalog, pull, resolve_model, sha256_of
 
 from conftest import DEFAULT_MODEL, SMALL_MODEL
 

@@ -11,11 +11,11 @@ from typing import Any, Literal
 import numpy as np
 import pytest
 
-from edge_server.classifier import Classifier, ModelInfo, TensorSpec, replica_threads
-from edge_server.errors import BadImage, InferenceFailed
-from edge_server.quantization import Quantization
-from edge_server.runtime import Backend
-from edge_server.settings import OutputKind, RuntimeChoice, Settings
+from edge_server.config.settings import OutputKind, RuntimeChoice, Settings
+from edge_server.core.classifier import Classifier, ModelInfo, TensorSpec, replica_threads
+from edge_server.core.errors import BadImage, InferenceFailed
+from edge_server.core.quantization import Quantization
+from edge_server.core.runtime import Backend
 
 import variants
 from conftest import DEFAULT_MODEL

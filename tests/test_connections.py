@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge_server.filelimit import connection_cap
+from edge_server.ops.filelimit import connection_cap
 
 from conftest import ServerProcess, free_port, metric, server_env
 
@@ -142,7 +142,7 @@ def test_connections_are_capped_below_the_open_file_limit(
 def test_the_soft_open_file_limit_is_raised_to_the_hard_one() -> None:
     """A process started with 1,024 soft and 4,096 hard runs with 4,096."""
     code = (
-        "import resource; from edge_server.filelimit import raise_open_files; "
+        "import resource; from edge_server.ops.filelimit import raise_open_files; "
         "print(raise_open_files(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
     )
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from edge_server import imaging
-from edge_server.errors import BadRequest
-from edge_server.region import Region, parse_region
+from edge_server.core import imaging
+from edge_server.core.errors import BadRequest
+from edge_server.core.region import Region, parse_region
 
 import variants
 

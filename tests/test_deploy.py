@@ -7,10 +7,10 @@ from typing import Any
 
 import yaml
 
-from edge_server.api import create_app
-from edge_server.catalog import load_catalog
-from edge_server.settings import DEFAULT_MODEL, Settings
-from edge_server.specs import model_specs, read_config
+from edge_server.app import create_app
+from edge_server.config.settings import DEFAULT_MODEL, Settings
+from edge_server.serving.catalog import load_catalog
+from edge_server.serving.specs import model_specs, read_config
 
 from conftest import ROOT
 

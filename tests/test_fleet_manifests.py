@@ -20,8 +20,8 @@ import yaml
 from fastapi.routing import APIRoute
 from kubernetes_validate.utils import latest_version
 
-from edge_server import api
-from edge_server.settings import Settings
+from edge_server.config.settings import Settings
+from edge_server.http import routes as api
 
 from conftest import ROOT
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_server.identity import node_id
+from edge_server.ops.identity import node_id
 
 
 def test_node_id_is_stable_for_one_machine_id(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge_server import imaging
-from edge_server.errors import BadImage, TooLarge, UnsupportedMediaType
-from edge_server.settings import ResizeMode
+from edge_server.config.settings import ResizeMode
+from edge_server.core import imaging
+from edge_server.core.errors import BadImage, TooLarge, UnsupportedMediaType
 
 import variants
 

@@ -12,7 +12,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from edge_server.kserve import deserialize_bytes, serialize_bytes
+from edge_server.http.kserve.codec import deserialize_bytes, serialize_bytes
 
 from conftest import DEFAULT_MODEL, ServerProcess
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_server.errors import StartupError
-from edge_server.labels import align_labels, embedded_labels, load_labels, parse_labels
+from edge_server.core.errors import StartupError
+from edge_server.core.labels import align_labels, embedded_labels, load_labels, parse_labels
 
 from conftest import DEFAULT_MODEL
 

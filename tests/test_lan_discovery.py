@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from edge_server import __version__
-from edge_server.advertisement import APIS
+from edge_server.lan.advertisement import APIS
 
 from conftest import DEFAULT_MODEL, ROOT, SMALL_MODEL, images_folder, server_env
 

@@ -15,16 +15,16 @@ import httpx
 import pytest
 import uvicorn
 
-from edge_server.api import create_app
-from edge_server.auth import ApiKeys
-from edge_server.catalog import load_catalog
-from edge_server.classifier import Classifier
-from edge_server.errors import ReloadFailed
-from edge_server.metrics import Metrics
-from edge_server.runtime import create_interpreter, load_backend
-from edge_server.service import Service
-from edge_server.settings import RuntimeChoice, Settings
-from edge_server.specs import ModelSpec
+from edge_server.app import create_app
+from edge_server.config.settings import RuntimeChoice, Settings
+from edge_server.core.classifier import Classifier
+from edge_server.core.errors import ReloadFailed
+from edge_server.core.runtime import create_interpreter, load_backend
+from edge_server.serving.auth import ApiKeys
+from edge_server.serving.catalog import load_catalog
+from edge_server.serving.metrics import Metrics
+from edge_server.serving.service import Service
+from edge_server.serving.specs import ModelSpec
 
 import variants
 from conftest import DEFAULT_MODEL, SMALL_MODEL, ServerProcess, free_port, metric, server_env

@@ -7,7 +7,7 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry
 
-from edge_server.logthrottle import LogThrottle
+from edge_server.ops.logthrottle import LogThrottle
 
 
 class _Clock:

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 from prometheus_client import CollectorRegistry
 
-from edge_server.errors import Overloaded, TooLarge
-from edge_server.imaging import decode_bytes
-from edge_server.memory import MemoryBudget, budget_bytes, memory_limit
+from edge_server.core.errors import Overloaded, TooLarge
+from edge_server.core.imaging import decode_bytes
+from edge_server.core.memory import MemoryBudget, budget_bytes, memory_limit
 
 from conftest import ServerProcess, free_port, metric, server_env
 

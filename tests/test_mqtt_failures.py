@@ -16,7 +16,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from edge_server.settings import Settings
+from edge_server.config.settings import Settings
 
 from conftest import ServerProcess, free_port, metric, server_env
 from mosquitto import PASSWORD, Mosquitto, Received, Recorder

@@ -8,8 +8,8 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge_server.mqtt import discovery
-from edge_server.mqtt.broker import Broker, parse_broker_url
+from edge_server.config.mqtt import Broker, parse_broker_url
+from edge_server.mqtt import homeassistant
 from edge_server.mqtt.connection import failure_reason
 from edge_server.mqtt.topics import Kind, Route, Topics, check_filter, source_name
 
@@ -89,8 +89,8 @@ def test_messages_are_routed_by_topic(topic: str, route: Route) -> None:
 
 def test_each_source_gets_a_label_sensor_a_score_sensor_and_an_event() -> None:
     """Three configs whose topics are <prefix>/<component>/<unique id>/config, one device."""
-    identity = discovery.Identity("n1", "1.2.3", "mobilenet", "http://pi.local:8080/")
-    configs = discovery.configs(TOPICS, identity, "door")
+    identity = homeassistant.Identity("n1", "1.2.3", "mobilenet", "http://pi.local:8080/")
+    configs = homeassistant.configs(TOPICS, identity, "door")
     assert [topic for topic, _ in configs] == [
         "homeassistant/sensor/edge_server_n1_door_label/config",
         "homeassistant/sensor/edge_server_n1_door_score/config",

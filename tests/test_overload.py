@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from edge_server.auth import ApiKeys
-from edge_server.errors import Overloaded
-from edge_server.metrics import Metrics
-from edge_server.service import Service
+from edge_server.core.errors import Overloaded
+from edge_server.serving.auth import ApiKeys
+from edge_server.serving.metrics import Metrics
+from edge_server.serving.service import Service
 
 import variants
 from conftest import ServerProcess, free_port, metric, server_env

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_server.quantization import (
+from edge_server.core.quantization import (
     Quantization,
     dequantize,
     looks_like_probabilities,

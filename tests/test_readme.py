@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_server.settings import Settings
+from edge_server.config.settings import Settings
 
 from conftest import ROOT
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_server import runtime
-from edge_server.errors import StartupError
-from edge_server.settings import RuntimeChoice
+from edge_server.config.settings import RuntimeChoice
+from edge_server.core import runtime
+from edge_server.core.errors import StartupError
 
 
 def _installed(module: str) -> bool:

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge_server.auth import ApiKeys
-from edge_server.errors import StartupError, Unauthorized
-from edge_server.settings import Settings
+from edge_server.config.settings import Settings
+from edge_server.core.errors import StartupError, Unauthorized
+from edge_server.serving.auth import ApiKeys
 
 from conftest import ServerProcess, free_port, server_env
 

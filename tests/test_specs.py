@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_server.catalog import load_catalog, lookup
-from edge_server.errors import StartupError
-from edge_server.settings import ResizeMode, Settings, available_cpus
-from edge_server.specs import model_specs, read_config
+from edge_server.config.settings import ResizeMode, Settings, available_cpus
+from edge_server.core.errors import StartupError
+from edge_server.serving.catalog import load_catalog, lookup
+from edge_server.serving.specs import model_specs, read_config
 
 BIRDS = "mobilenet_v2_1.0_224_inat_bird_quant"
 DEFAULT = "mobilenet_v2_1.0_224_quant"

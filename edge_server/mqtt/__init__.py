@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import StartupError
+from ..core.errors import StartupError
 
 if TYPE_CHECKING:
-    from ..service import Service
+    from ..serving.service import Service
     from .connection import MqttConnection
 
 

@@ -26,12 +26,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from .. import __version__
-from ..errors import Overloaded, ServiceError, StartupError
-from ..identity import node_id
-from ..schemas import ClassifyResponse
-from ..service import Service
-from . import discovery, payloads, pipeline
-from .broker import parse_broker_url
+from ..config.mqtt import parse_broker_url
+from ..core.errors import Overloaded, ServiceError, StartupError
+from ..ops.identity import node_id
+from ..serving.schemas import ClassifyResponse
+from ..serving.service import Service
+from . import homeassistant, payloads, pipeline
 from .frigate import FrigateBridge
 from .topics import Kind, Topics, split_list
 
@@ -338,10 +338,10 @@ class MqttConnection:
         identity = self.identity()
         self._announced_model = identity.model
         for source in sources if sources is not None else list(self.sources):
-            for topic, config in discovery.configs(self.topics, identity, source):
+            for topic, config in homeassistant.configs(self.topics, identity, source):
                 await self._publish(topic, payloads.dumps(config), "discovery", retain=True)
 
-    def identity(self) -> discovery.Identity:
+    def identity(self) -> homeassistant.Identity:
         """This edge-server as Home Assistant's device block describes it."""
         settings = self.settings
         url = settings.public_url
@@ -350,7 +350,7 @@ class MqttConnection:
             if host in ("0.0.0.0", "::", ""):  # noqa: S104  # a wildcard is no address to link
                 host = socket.gethostname()
             url = f"http://{host}:{settings.port}/"
-        return discovery.Identity(
+        return homeassistant.Identity(
             node=self.node,
             version=__version__,
             model=self.service.default_model,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import httpx
 from pydantic import BaseModel, Field, ValidationError
 
-from ..errors import ServiceError
+from ..core.errors import ServiceError
 from . import pipeline
 from .topics import source_name, split_list
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..problems import title_of
-from ..schemas import ClassifyResponse, Problem
+from ..http.problems import title_of
+from ..serving.schemas import ClassifyResponse, Problem
 
 EVENT_TYPE = "classified"
 

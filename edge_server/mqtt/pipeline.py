@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..errors import DeadlineExceeded, TooLarge
-from ..schemas import ClassifyResponse
-from ..service import Service
+from ..core.errors import DeadlineExceeded, TooLarge
+from ..serving.schemas import ClassifyResponse
+from ..serving.service import Service
 
 
 async def classify(

@@ -18,16 +18,16 @@ from typing import TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 
+from ..config.settings import Settings
+from ..core.classifier import Classifier
+from ..core.errors import ClientGone, DeadlineExceeded, Overloaded, UploadTimeout
+from ..core.imaging import decode_bytes
+from ..core.memory import MemoryBudget, budget_bytes
+from ..core.region import Region
 from .auth import ApiKeys
-from .classifier import Classifier
-from .errors import ClientGone, DeadlineExceeded, Overloaded, UploadTimeout
-from .imaging import decode_bytes
-from .memory import MemoryBudget, budget_bytes
 from .metrics import Metrics
-from .region import Region
 from .repository import ModelRepository
 from .schemas import ClassifyResponse, ImageInfo, ModelRef, Prediction, Timing
-from .settings import Settings
 
 log = logging.getLogger("edge_server")
 T = TypeVar("T")

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 
-from .region import Region, parse_region
-from .service import Service
+from ..core.region import Region, parse_region
+from ..serving.service import Service
 
 
 async def _service(request: Request) -> Service:

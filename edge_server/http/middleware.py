@@ -15,7 +15,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .metrics import Metrics
+from ..serving.metrics import Metrics
 
 access_log = logging.getLogger("edge_server.access")
 

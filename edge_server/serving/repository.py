@@ -20,12 +20,12 @@ from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
+from ..config.settings import Settings
+from ..core.classifier import Classifier, decode_pool
+from ..core.errors import Conflict, NotFound, NotReady, ReloadFailed, StartupError
+from ..core.memory import MemoryBudget
 from .catalog import load_catalog, lookup
-from .classifier import Classifier, decode_pool
-from .errors import Conflict, NotFound, NotReady, ReloadFailed, StartupError
-from .memory import MemoryBudget
 from .metrics import Metrics
-from .settings import Settings
 from .specs import ModelsConfig, ModelSpec, cpu_share, read_config, serving_name, spec_for
 
 log = logging.getLogger("edge_server")

@@ -23,8 +23,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from . import bench, imaging, quantization
-from .catalog import resolve_model, sha256_of
+from ..config.settings import OutputKind, ResizeMode, Settings, available_cpus
+from ..serving.catalog import resolve_model, sha256_of
+from . import imaging, quantization
 from .errors import InferenceFailed, StartupError
 from .labels import align_labels, load_labels
 from .memory import Charge, MemoryBudget
@@ -32,7 +33,7 @@ from .owners import Owners
 from .quantization import Quantization
 from .region import Region
 from .runtime import Backend, Interpreter, create_interpreter, load_backend, zeros_for
-from .settings import OutputKind, ResizeMode, Settings, available_cpus
+from .threads import auto_threads
 
 log = logging.getLogger("edge_server")
 
@@ -144,7 +145,7 @@ class Classifier:
         started = time.perf_counter()
         threads = settings.num_threads
         if threads == "auto":
-            threads = bench.auto_threads(backend, str(path), available_cpus())
+            threads = auto_threads(backend, str(path), available_cpus())
         created = create_interpreter(backend, str(path), threads)
         for line in created.runtime_log:
             log.info("%s: %s", backend.name, line)

@@ -18,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from ..config.settings import ResizeMode
 from .errors import BadImage, ServiceError, TooLarge, UnsupportedMediaType
 from .region import Region, crop
-from .settings import ResizeMode
 
 # Formats a client may send (phones' MPO files open through the JPEG plugin). Anything else
 # Pillow can open (EPS via Ghostscript, PSD, ICO...) is refused: fewer decoders reachable from

@@ -28,9 +28,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..config.settings import OutputKind, ResizeMode, Settings, available_cpus
+from ..core.errors import StartupError
 from .catalog import known_names, lookup
-from .errors import StartupError
-from .settings import OutputKind, ResizeMode, Settings, available_cpus
 
 # Names travel in URL paths, query strings and MQTT topics: keep them plain.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

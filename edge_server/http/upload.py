@@ -18,7 +18,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from .errors import BadRequest, TooLarge, UnsupportedMediaType
+from ..core.errors import BadRequest, TooLarge, UnsupportedMediaType
 
 IMAGE_FIELDS = ("image", "file")
 _RAW_TYPES = ("application/octet-stream",)

@@ -11,8 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from .errors import ServiceError
-from .schemas import Problem
+from ..core.errors import ServiceError
+from ..serving.schemas import Problem
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("edge_server")

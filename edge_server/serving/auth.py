@@ -6,8 +6,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from .errors import StartupError, Unauthorized
-from .settings import Settings
+from ..config.settings import Settings
+from ..core.errors import StartupError, Unauthorized
 
 
 def _digest(key: str) -> bytes:

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ..core.errors import BadRequest, UnsupportedMediaType
+from ..serving.schemas import ClassifyResponse
 from .deps import ServiceDep
 from .dialect import error_dialect
-from .errors import BadRequest, UnsupportedMediaType
-from .schemas import ClassifyResponse
 from .upload import BINARY, form_content, image_from_form, media_type, multipart_form, openapi_body
 
 # What the answer's label is when the best score is below the client's min_confidence.

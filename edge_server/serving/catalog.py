@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import StartupError
+from ..core.errors import StartupError
 
 _CHUNK = 1 << 20
 

@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from .deps import Authorized, ServiceDep
-from .dialect import error_dialect
-from .errors import BadRequest, Forbidden
-from .kserve import MODEL_VERSION, ErrorAnswer, render_error
-from .service import Service
+from ...core.errors import BadRequest, Forbidden
+from ...serving.service import Service
+from ..deps import Authorized, ServiceDep
+from ..dialect import error_dialect
+from .schemas import MODEL_VERSION, ErrorAnswer, render_error
 
 Body = TypeVar("Body", bound=BaseModel)
 

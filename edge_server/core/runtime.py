@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ..config.settings import RuntimeChoice
 from .errors import StartupError
-from .settings import RuntimeChoice
 
 
 class Interpreter(Protocol):

@@ -20,12 +20,12 @@ import ifaddr
 from zeroconf import DNSQuestionType, IPVersion
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from . import __version__
-from .discovery import SERVICE_TYPE
-from .errors import StartupError
-from .identity import node_id
-from .service import Service
-from .settings import MdnsMode, Settings
+from .. import __version__
+from ..config.settings import MdnsMode, Settings
+from ..core.errors import StartupError
+from ..ops.identity import node_id
+from ..serving.service import Service
+from .browser import SERVICE_TYPE
 
 log = logging.getLogger("edge_server")
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 if TYPE_CHECKING:
-    from .classifier import Classifier
+    from ..core.classifier import Classifier
 
 STAGES = ("queue", "decode", "preprocess", "inference", "postprocess", "total")
 

@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, FilePath, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .mqtt.broker import parse_broker_url
-from .mqtt.topics import check_filter, check_prefix, split_list
+from ..mqtt.topics import check_filter, check_prefix, split_list
+from .mqtt import parse_broker_url
 
 DEFAULT_MODEL = "mobilenet_v2_1.0_224_quant"
 

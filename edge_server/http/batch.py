@@ -13,12 +13,12 @@ from http import HTTPStatus
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ..core.errors import ServiceError, UnsupportedMediaType
+from ..core.region import Region
+from ..serving.schemas import BatchItem, BatchResponse
+from ..serving.service import Service
 from . import problems
 from .deps import Authorized, ModelQuery, RegionDep, ServiceDep, ThresholdQuery, TopKQuery
-from .errors import ServiceError, UnsupportedMediaType
-from .region import Region
-from .schemas import BatchItem, BatchResponse
-from .service import Service
 from .upload import BINARY, files_from_form, form_content, media_type, multipart_form, openapi_body
 
 BATCH_FIELD = "images"

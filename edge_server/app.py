@@ -1,0 +1,108 @@
+"""The composition root: the service, its models and every surface, wired in one lifespan.
+
+HTTP, MQTT and the LAN advertisement are siblings that never import each other; this module
+(above them) builds the service they share, starts the LAN surfaces in the HTTP app's lifespan
+and stops them in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from . import mqtt
+from .config.settings import Settings
+from .core.classifier import Classifier
+from .http.application import application
+from .lan import advertisement
+from .ops.board import BoardCollector
+from .serving.auth import ApiKeys
+from .serving.metrics import Metrics
+from .serving.repository import load_models
+from .serving.service import Service
+from .serving.specs import ModelSpec, model_specs
+
+log = logging.getLogger("edge_server")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    models: Sequence[tuple[ModelSpec, Classifier]] | None = None,
+    decoders: ThreadPoolExecutor | None = None,
+) -> FastAPI:
+    """Build the app; it owns the models (loaded by the lifespan when not given) and the
+    decode pool they were loaded with.
+
+    Settings that make the LAN advertisement impossible fail here, before the port opens.
+    """
+    metrics = Metrics()
+    service = Service(settings, metrics, ApiKeys.from_settings(settings), decoders)
+    metrics.registry.register(BoardCollector(settings.sysfs_root))
+    advertised = advertisement.plan(settings)
+    # Built now, so a missing `mqtt` extra stops the start (exit 2) before the port opens.
+    link = mqtt.connection(service) if settings.mqtt_url is not None else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        loaded = models
+        if loaded is None:
+            loaded = await asyncio.to_thread(
+                load_models, model_specs(settings), service.models.decoders
+            )
+        for spec, classifier in loaded:
+            service.models.install(spec, classifier)
+        if link is not None:
+            await link.start()  # connects in the background; HTTP never waits for the broker
+        with _reload_on_sighup(service):
+            announcer = None
+            try:
+                announcer = advertisement.advertise(service, advertised)
+                yield {"service": service, "mqtt": link}
+            finally:
+                if link is not None:
+                    await link.stop()
+                if announcer is not None:
+                    await announcer.close()  # goodbye before the model goes
+                await service.shutdown()
+
+    app = application(
+        lifespan,
+        metrics=metrics,
+        cors_origins=settings.cors_origins,
+        access_log_rate=settings.access_log_rate,
+    )
+    app.state.metrics = metrics  # the server adds its connection and log metrics to these
+    return app
+
+
+@contextmanager
+def _reload_on_sighup(service: Service) -> Iterator[None]:
+    """SIGHUP reloads every model (the usual daemon convention), where signals can be handled."""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        await service.models.reload_all()  # a failure is logged; the old copy keeps serving
+
+    def on_sighup() -> None:
+        task = loop.create_task(reload())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    except (RuntimeError, ValueError, NotImplementedError):  # not the main thread, or Windows
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)

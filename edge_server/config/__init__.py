@@ -1,0 +1,3 @@
+"""Settings: one pydantic model per section, composed into `Settings`; every `EDGE_*`
+variable is parsed and checked here, once.
+"""

@@ -1,0 +1,157 @@
+"""Pure transforms of KServe v2's wire format: the binary tensor extension, inputs and outputs.
+
+BYTES elements come base64-encoded in JSON `data`, or raw in the binary tensor data extension
+(a JSON header of `Inference-Header-Content-Length` bytes followed by the tensors, each BYTES
+element prefixed by its 4-byte little-endian length), which is what `tritonclient` sends.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from ...core.errors import BadRequest
+from ...serving.schemas import ClassifyResponse
+from ..upload import decode_base64
+from .schemas import _LENGTH_PREFIX, INPUT_NAME, OUTPUT_NAME, InferenceRequest
+
+
+def split_body(body: bytes, header_length: str | None) -> tuple[InferenceRequest, bytes]:
+    """The JSON inference request and the binary tensor data after it."""
+    if header_length is None:
+        header, blob = body, b""
+    else:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise BadRequest(
+                f"Inference-Header-Content-Length {header_length!r} is not a length within "
+                f"the {len(body)}-byte body"
+            )
+        header, blob = body[: int(header_length)], body[int(header_length) :]
+    try:
+        return InferenceRequest.model_validate_json(header), blob
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
+        )
+        raise BadRequest(f"the inference request is not valid: {problems}") from exc
+
+
+def input_images(inference: InferenceRequest, blob: bytes) -> list[bytes]:
+    """The encoded images of the request's single BYTES input."""
+    if len(inference.inputs) != 1 or inference.inputs[0].name != INPUT_NAME:
+        names = ", ".join(repr(i.name) for i in inference.inputs) or "none"
+        raise BadRequest(f"send one input named {INPUT_NAME!r} (BYTES); inputs sent: {names}")
+    tensor = inference.inputs[0]
+    if tensor.datatype != "BYTES":
+        raise BadRequest(
+            f"input {INPUT_NAME!r} has datatype {tensor.datatype}; it takes BYTES "
+            "(the encoded image file)"
+        )
+    size = tensor.parameters.get("binary_data_size")
+    if size is not None:
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= len(blob):
+            raise BadRequest(
+                f"binary_data_size {size!r} does not fit the {len(blob)} bytes of tensor data"
+            )
+        images = deserialize_bytes(blob[:size])
+    elif tensor.data is not None:
+        images = [
+            decode_base64(item, what=f"element {i} of input {INPUT_NAME!r}")
+            for i, item in enumerate(_strings(flatten(tensor.data)))
+        ]
+    else:
+        raise BadRequest(f"input {INPUT_NAME!r} has neither data nor binary_data_size")
+    expected = math.prod(tensor.shape) if tensor.shape else 1
+    if expected != len(images) or any(d < 0 for d in tensor.shape):
+        raise BadRequest(
+            f"input {INPUT_NAME!r} has shape {tensor.shape} but holds {len(images)} elements"
+        )
+    if not images:
+        raise BadRequest(f"input {INPUT_NAME!r} holds no image")
+    return images
+
+
+def requested_outputs(inference: InferenceRequest) -> list[tuple[int, bool]]:
+    """(classification k or 0, binary) for each output to answer, in the order asked."""
+    default_binary = inference.parameters.get("binary_data_output") is True
+    if not inference.outputs:
+        return [(0, default_binary)]
+    outputs = []
+    for output in inference.outputs:
+        if output.name != OUTPUT_NAME:
+            raise BadRequest(f"the model has no output {output.name!r}; it has {OUTPUT_NAME!r}")
+        k = output.parameters.get("classification", 0)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+            raise BadRequest(f"classification must be a whole number of classes, not {k!r}")
+        binary = output.parameters.get("binary_data", default_binary)
+        outputs.append((k, binary is True))
+    return outputs
+
+
+def output_tensor(
+    answers: list[ClassifyResponse], classes: int, k: int, binary: bool
+) -> tuple[dict[str, Any], bytes | None]:
+    """The output tensor (JSON part, binary part or None): probabilities, or the k best."""
+    if k:
+        rows = [classification_entries(answer, k) for answer in answers]
+        shape = [len(answers), len(rows[0])]
+        entries = [entry for row in rows for entry in row]
+        tensor: dict[str, Any] = {"name": OUTPUT_NAME, "datatype": "BYTES", "shape": shape}
+        if binary:
+            data = serialize_bytes([e.encode() for e in entries])
+            return {**tensor, "parameters": {"binary_data_size": len(data)}}, data
+        return {**tensor, "data": entries}, None
+    dense = np.zeros((len(answers), classes), dtype="<f4")
+    for row, answer in enumerate(answers):
+        for prediction in answer.predictions:
+            dense[row, prediction.index] = prediction.score
+    tensor = {"name": OUTPUT_NAME, "datatype": "FP32", "shape": [len(answers), classes]}
+    if binary:
+        data = dense.tobytes()
+        return {**tensor, "parameters": {"binary_data_size": len(data)}}, data
+    return {**tensor, "data": [float(v) for v in dense.ravel()]}, None
+
+
+def classification_entries(answer: ClassifyResponse, k: int) -> list[str]:
+    """The k best of an answer as Triton's `score:index:label` strings."""
+    return [f"{p.score:.6f}:{p.index}:{p.label}" for p in answer.predictions[:k]]
+
+
+def flatten(data: list[Any]) -> list[Any]:
+    """Row-major elements of a (possibly nested) JSON tensor."""
+    flat: list[Any] = []
+    for item in data:
+        flat.extend(flatten(item) if isinstance(item, list) else [item])
+    return flat
+
+
+def _strings(items: list[Any]) -> list[str]:
+    if not all(isinstance(item, str) for item in items):
+        raise BadRequest(f"the elements of input {INPUT_NAME!r} must be base64 strings")
+    return items
+
+
+def serialize_bytes(elements: list[bytes]) -> bytes:
+    """BYTES elements in the binary tensor format: each prefixed by its uint32 LE length."""
+    return b"".join(_LENGTH_PREFIX.pack(len(e)) + e for e in elements)
+
+
+def deserialize_bytes(data: bytes) -> list[bytes]:
+    """BYTES elements from the binary tensor format."""
+    elements, offset = [], 0
+    while offset < len(data):
+        if offset + _LENGTH_PREFIX.size > len(data):
+            raise BadRequest("the binary tensor data ends inside an element's length prefix")
+        (length,) = _LENGTH_PREFIX.unpack_from(data, offset)
+        offset += _LENGTH_PREFIX.size
+        if offset + length > len(data):
+            raise BadRequest(
+                f"a binary BYTES element says it has {length} bytes; only "
+                f"{len(data) - offset} remain"
+            )
+        elements.append(data[offset : offset + length])
+        offset += length
+    return elements

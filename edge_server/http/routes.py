@@ -1,0 +1,175 @@
+"""The native HTTP routes: classify, health, readiness, models, reload and metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..core.errors import Forbidden
+from ..ops.board import read_board
+from ..serving.description import describe
+from ..serving.metrics import STAGES
+from ..serving.schemas import ClassifyResponse, Health, ModelDescription, ModelList, ReloadRequest
+from . import problems
+from .deps import (
+    Authorized,
+    ModelQuery,
+    RegionDep,
+    ServiceDep,
+    ThresholdQuery,
+    TopKQuery,
+    require_key_for_metrics,
+)
+from .upload import BINARY, form_content, openapi_body, read_image
+
+router = APIRouter()
+protected = APIRouter(dependencies=[Authorized], responses=problems.openapi_responses(401))
+
+_IMAGE_BODY = openapi_body(
+    {
+        **form_content(
+            {
+                "image": {
+                    **BINARY,
+                    "description": "The image file (the field may also be named `file`). "
+                    "One image per request.",
+                }
+            },
+            ["image"],
+        ),
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {"image": {"type": "string", "format": "byte"}},
+            }
+        },
+        "image/*": {"schema": BINARY},
+        "application/octet-stream": {"schema": BINARY},
+    }
+)
+
+
+@protected.post(
+    "/classify",
+    response_model=ClassifyResponse,
+    responses=problems.openapi_responses(400, 404, 408, 413, 415, 422, 500, 503, 504),
+    openapi_extra=_IMAGE_BODY,
+    summary="Classify an image",
+)
+async def classify(
+    request: Request,
+    service: ServiceDep,
+    region: RegionDep,
+    top_k_: TopKQuery = None,
+    threshold: ThresholdQuery = 0.0,
+    model: ModelQuery = None,
+) -> JSONResponse:
+    """Classify one image sent as multipart field `image` (or `file`), as JSON
+    `{"image": "<base64>"}` or as a raw image body."""
+    service.ready_classifier(model)  # 503 or 404 before reading a body that could not be used
+    answer = await service.guarded(
+        request,
+        lambda: read_image(request, service.settings.max_upload_bytes),
+        lambda data: service.classify(
+            data,
+            top_k=top_k_,
+            threshold=threshold,
+            started=request.state.request_started,
+            region=region,
+            model=model,
+        ),
+    )
+    timing = answer.timing_ms.model_dump()
+    return JSONResponse(answer.model_dump(), headers={"Server-Timing": server_timing(timing)})
+
+
+def server_timing(timing_ms: dict[str, float]) -> str:
+    """The stages as a Server-Timing header value."""
+    return ", ".join(f"{stage};dur={timing_ms[stage]:.3f}" for stage in STAGES)
+
+
+@router.get(
+    "/healthz",
+    response_model=Health,
+    response_model_exclude_none=True,
+    summary="Liveness (never runs the model)",
+)
+def healthz(request: Request, service: ServiceDep) -> Health:
+    """The process is up and serving HTTP; on a Raspberry Pi, with the board's health; with
+    MQTT configured, whether the broker is connected (HTTP serves either way)."""
+    board = read_board(service.settings.sysfs_root)
+    link = getattr(request.state, "mqtt", None)
+    return Health(
+        status="ok",
+        board=None if board is None else board.as_dict(),
+        mqtt=None if link is None else link.health(),
+    )
+
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    response_model_exclude_none=True,
+    responses=problems.openapi_responses(503),
+    summary="Readiness: the model is loaded and warmed up",
+)
+async def readyz(service: ServiceDep) -> Health:
+    """200 once the models are loaded and warmed up, 503 before and while shutting down."""
+    service.ready_classifier()
+    return Health(status="ready")
+
+
+@protected.get("/v1/models", response_model=ModelList, responses=problems.openapi_responses(503))
+async def models(service: ServiceDep) -> ModelList:
+    """The loaded models (the default first), their tensors and how they run."""
+    service.ready_classifier()
+    return ModelList(models=[describe(service, name) for name in service.model_names()])
+
+
+@protected.post(
+    "/v1/models/reload",
+    response_model=ModelList,
+    responses=problems.openapi_responses(400, 403, 404, 422, 503),
+    summary="Load a model beside the current one and swap without downtime",
+)
+async def reload(
+    service: ServiceDep, body: Annotated[ReloadRequest | None, Body()] = None
+) -> ModelList:
+    """Reload a served model's file (`name`, default: the default model), or load `model` (a
+    catalog name or a file name in EDGE_MODELS_DIR) in its place. In-flight requests finish on
+    the old model; a model that fails to load leaves the old one serving and the answer says
+    why."""
+    if not service.keys.enabled:
+        raise Forbidden(
+            "reloading over HTTP needs EDGE_API_KEY; without keys, send SIGHUP to the process"
+        )
+    body = body or ReloadRequest()
+    new = await service.reload(body.model, name=body.name)
+    return ModelList(models=[describe(service, new.info.name)])
+
+
+# After /v1/models/reload, so a wrong method there is answered with that route's Allow header.
+@protected.get(
+    "/v1/models/{name}",
+    response_model=ModelDescription,
+    responses=problems.openapi_responses(404, 503),
+    summary="One loaded model",
+)
+async def model(service: ServiceDep, name: str) -> ModelDescription:
+    """A loaded model by name or alias, its tensors and how it runs."""
+    return describe(service, service.models.resolve(name))
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    dependencies=[Depends(require_key_for_metrics)],
+)
+async def metrics(service: ServiceDep) -> Response:
+    """Metrics in the Prometheus text format."""
+    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)

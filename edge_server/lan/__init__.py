@@ -1,0 +1,1 @@
+"""Found on the LAN: mDNS/DNS-SD advertisement of this instance and browsing for others."""
