@@ -15,10 +15,10 @@ from pydantic import ValidationError
 
 from . import __version__
 from .client import IMAGE_STATUSES, Client, ClientError
-from .config.settings import Settings, available_cpus
-from .core.classifier import Classifier
+from .config.settings import Settings
 from .core.errors import ServiceError, StartupError
 from .core.region import parse_region
+from .core.threads import available_cpus
 from .lan.browser import DEFAULT_TIMEOUT, Instance
 from .serving.catalog import load_catalog, pull
 from .serving.specs import ModelSpec, model_specs
@@ -101,7 +101,7 @@ def _classify(args: argparse.Namespace, settings: Settings) -> int:
         print(f"edge-server: {exc.detail}", file=sys.stderr)
         return EXIT_USAGE
     _configure_logging("warning")
-    classifier = Classifier.load(_first_spec(settings).settings)
+    classifier = _first_spec(settings).load()
     results: list[dict[str, Any]] = []
     failures = 0
     try:
@@ -200,7 +200,7 @@ def _first_spec(settings: Settings) -> ModelSpec:
 
 def _catalog_name(spec: ModelSpec) -> str:
     """What `models pull` fetches for a configured model: its catalog name or alias."""
-    return spec.settings.model
+    return spec.model
 
 
 def _only_instance(timeout: float) -> Instance | int:
@@ -272,7 +272,7 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
     from .serving.description import description
 
     _configure_logging("warning")
-    classifier = Classifier.load(_first_spec(settings).settings)
+    classifier = _first_spec(settings).load()
     classifier.close()
     described = description(classifier).model_dump()
     if args.json:
@@ -286,10 +286,9 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from .core import threads
     from .core.runtime import load_backend
-    from .serving.catalog import resolve_model
 
     _configure_logging("warning")
-    path = resolve_model(_first_spec(settings).settings.model, settings.models_dir)
+    path = _first_spec(settings).path()
     backend = load_backend(settings.runtime)
     max_threads = args.max_threads or available_cpus()
     timings = threads.sweep(

@@ -17,25 +17,56 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from ..config.settings import OutputKind, ResizeMode, Settings, available_cpus
-from ..serving.catalog import resolve_model, sha256_of
 from . import imaging, quantization
+from .digest import sha256_of
 from .errors import InferenceFailed, StartupError
+from .imaging import ResizeMode
 from .labels import align_labels, load_labels
 from .memory import Charge, MemoryBudget
 from .owners import Owners
 from .quantization import Quantization
 from .region import Region
-from .runtime import Backend, Interpreter, create_interpreter, load_backend, zeros_for
-from .threads import auto_threads
+from .runtime import (
+    Backend,
+    Interpreter,
+    RuntimeChoice,
+    create_interpreter,
+    load_backend,
+    zeros_for,
+)
+from .threads import auto_threads, available_cpus
 
 log = logging.getLogger("edge_server")
+
+
+class OutputKind(StrEnum):
+    """Whether the model's output is already probabilities or needs a softmax."""
+
+    auto = "auto"
+    probabilities = "probabilities"
+    logits = "logits"
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How one model's interpreters run and its images are fitted: the narrow options the
+    serving layer resolves from the settings and the models config."""
+
+    runtime: RuntimeChoice = RuntimeChoice.auto
+    num_threads: int | Literal["auto"] = 1
+    replicas: int | Literal["auto"] = "auto"
+    labels: Path | None = None  # None: the labels file embedded in the model
+    resize: ResizeMode = ResizeMode.squash
+    output: OutputKind = OutputKind.auto
+    input_mean: float = 127.5
+    input_std: float = 127.5
 
 
 @dataclass(frozen=True)
@@ -134,13 +165,18 @@ class Classifier:
 
     @classmethod
     def load(
-        cls, settings: Settings, *, name: str | None = None, decoders: Executor | None = None
+        cls,
+        path: Path,
+        options: LoadOptions | None = None,
+        *,
+        name: str | None = None,
+        decoders: Executor | None = None,
     ) -> Classifier:
-        """Load the configured model, check its labels and warm it up.
+        """Load the model file at `path`, check its labels and warm it up.
 
         `name` is what requests call it (default: the file name without `.tflite`).
         """
-        path = resolve_model(settings.model, settings.models_dir)
+        settings = options or LoadOptions()
         backend = load_backend(settings.runtime)
         started = time.perf_counter()
         threads = settings.num_threads

@@ -119,3 +119,11 @@ class Conflict(ServiceError):
     """The action contradicts the service's state (unloading the default model, one too many)."""
 
     status = HTTPStatus.CONFLICT
+
+
+def title_of(status: int) -> str:
+    """The status phrase; 499 is nginx's "client closed request", which HTTPStatus lacks."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Client Closed Request"

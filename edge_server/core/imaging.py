@@ -13,12 +13,12 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from ..config.settings import ResizeMode
 from .errors import BadImage, ServiceError, TooLarge, UnsupportedMediaType
 from .region import Region, crop
 
@@ -251,6 +251,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (*_WHITE, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+class ResizeMode(StrEnum):
+    """How a photo is fitted to the model's square input."""
+
+    squash = "squash"
+    center_crop = "center-crop"
+    letterbox = "letterbox"
 
 
 def fit(picture: Image.Image, size: tuple[int, int], mode: ResizeMode) -> Image.Image:

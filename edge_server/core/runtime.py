@@ -14,12 +14,12 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from ..config.settings import RuntimeChoice
 from .errors import StartupError
 
 
@@ -47,6 +47,14 @@ class Backend:
 
 
 # (choice, module, distribution) in order of preference.
+class RuntimeChoice(StrEnum):
+    """Which TFLite runtime package to load."""
+
+    auto = "auto"
+    litert = "litert"
+    tflite = "tflite"
+
+
 _CANDIDATES: tuple[tuple[RuntimeChoice, str, str], ...] = (
     (RuntimeChoice.litert, "ai_edge_litert.interpreter", "ai-edge-litert"),
     (RuntimeChoice.tflite, "tflite_runtime.interpreter", "tflite-runtime"),

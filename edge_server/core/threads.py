@@ -9,6 +9,7 @@ per cent of the fastest.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -24,6 +25,14 @@ MIN_INVOKES = 3
 # EDGE_NUM_THREADS=auto at start-up: short, so a Pi 4 is ready within a second or two more.
 AUTO_INVOKES = 20
 AUTO_SECONDS = 0.25
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (cgroup/affinity aware where the OS tells)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from ..serving.schemas import BatchItem, BatchResponse
 from ..serving.service import Service
 from . import problems
 from .deps import Authorized, ModelQuery, RegionDep, ServiceDep, ThresholdQuery, TopKQuery
+from .exchange import exchange
 from .upload import BINARY, files_from_form, form_content, media_type, multipart_form, openapi_body
 
 BATCH_FIELD = "images"
@@ -74,7 +75,7 @@ async def classify_batch(
         )
 
     # One admission place, deadline and disconnect watch for the whole batch.
-    items = await service.guarded(request, read, classify_all)
+    items = await exchange(service, request, read, classify_all)
     return JSONResponse(BatchResponse(items=items).model_dump(exclude_none=True))
 
 

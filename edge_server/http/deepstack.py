@@ -19,6 +19,7 @@ from ..core.errors import BadRequest, UnsupportedMediaType
 from ..serving.schemas import ClassifyResponse
 from .deps import ServiceDep
 from .dialect import error_dialect
+from .exchange import exchange
 from .upload import BINARY, form_content, image_from_form, media_type, multipart_form, openapi_body
 
 # What the answer's label is when the best score is below the client's min_confidence.
@@ -100,7 +101,7 @@ async def scene(request: Request, service: ServiceDep) -> SceneAnswer:
         )
         return answer, upload[1]
 
-    answer, min_confidence = await service.guarded(request, read, classify)
+    answer, min_confidence = await exchange(service, request, read, classify)
     best, timing = answer.predictions[0], answer.timing_ms
     process_ms = timing.decode + timing.preprocess + timing.inference + timing.postprocess
     return scene_answer(best.label, best.score, min_confidence, timing.inference, process_ms)

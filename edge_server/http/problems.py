@@ -11,19 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..core.errors import ServiceError
+from ..core.errors import ServiceError, title_of
 from ..serving.schemas import Problem
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("edge_server")
-
-
-def title_of(status: int) -> str:
-    """The status phrase; 499 is nginx's "client closed request", which HTTPStatus lacks."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Client Closed Request"
 
 
 def problem(request: Request, status: int, detail: str) -> Problem:

@@ -23,6 +23,7 @@ from .deps import (
     TopKQuery,
     require_key_for_metrics,
 )
+from .exchange import exchange
 from .upload import BINARY, form_content, openapi_body, read_image
 
 router = APIRouter()
@@ -71,7 +72,8 @@ async def classify(
     """Classify one image sent as multipart field `image` (or `file`), as JSON
     `{"image": "<base64>"}` or as a raw image body."""
     service.ready_classifier(model)  # 503 or 404 before reading a body that could not be used
-    answer = await service.guarded(
+    answer = await exchange(
+        service,
         request,
         lambda: read_image(request, service.settings.max_upload_bytes),
         lambda data: service.classify(

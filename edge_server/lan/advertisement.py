@@ -104,12 +104,12 @@ def _serves(bound: str, address: IPAddress) -> bool:
 
 
 def advertised_addresses(
-    bound: Sequence[str], available: Iterable[InterfaceAddress], interfaces: str = ""
+    bound: Sequence[str], available: Iterable[InterfaceAddress], interfaces: Sequence[str] = ()
 ) -> list[IPAddress]:
     """The addresses a LAN client can connect to, IPv4 first: of the interface addresses, those
     the server listens on (`bound`: the wildcards 0.0.0.0 and ::, or addresses), never loopback,
-    and only on the interfaces named in `interfaces` (names or addresses, comma-separated)."""
-    allowed = {item.strip() for item in interfaces.split(",") if item.strip()}
+    and only on the interfaces named in `interfaces` (names or addresses)."""
+    allowed = set(interfaces)
     chosen: list[IPAddress] = []
     for entry in available:
         address = entry.address
@@ -239,7 +239,8 @@ def plan(settings: Settings) -> Plan | None:
         _cannot(
             settings,
             f"no LAN address to advertise: EDGE_HOST={settings.host} and "
-            f"EDGE_MDNS_INTERFACES={settings.mdns_interfaces!r} match no interface address",
+            f"EDGE_MDNS_INTERFACES={','.join(settings.mdns_interfaces)!r} match no interface "
+            "address",
             fix="check EDGE_HOST and EDGE_MDNS_INTERFACES against `ip addr`, or set EDGE_MDNS=off",
         )
         return None

@@ -31,9 +31,9 @@ from ..core.errors import Overloaded, ServiceError, StartupError
 from ..ops.identity import node_id
 from ..serving.schemas import ClassifyResponse
 from ..serving.service import Service
-from . import homeassistant, payloads, pipeline
+from . import homeassistant, payloads
 from .frigate import FrigateBridge
-from .topics import Kind, Topics, split_list
+from .topics import Kind, Topics
 
 log = logging.getLogger("edge_server.mqtt")
 
@@ -83,7 +83,7 @@ class MqttConnection:
             frigate_prefix=settings.frigate_topic_prefix if settings.frigate_url else None,
         )
         self.client_id = settings.mqtt_client_id or f"edge-server-{node}"
-        self.extra_filters = split_list(settings.mqtt_topics)
+        self.extra_filters = list(settings.mqtt_topics)
         self.tls_context = self._tls_context() if self.broker.tls else None
         self.sources: dict[str, None] = {}  # seen sources, in order (an ordered set)
         self.connected = False
@@ -95,7 +95,16 @@ class MqttConnection:
         self._inbox: asyncio.Queue[aiomqtt.Message] | None = None  # the current client's
         self._failing = False  # whether the last attempt failed (log the first failure only)
         self._announced_model: str | None = None  # the model the published configs name
-        self.frigate = FrigateBridge(self) if settings.frigate_url else None
+        self.frigate = (
+            FrigateBridge(
+                service,
+                events_topic=self.topics.frigate_events or "",
+                publish=self.publish_result,
+                spawn=self.spawn,
+            )
+            if settings.frigate_url
+            else None
+        )
 
     def _tls_context(self) -> ssl.SSLContext:
         ca_file = self.settings.mqtt_ca_file
@@ -290,7 +299,7 @@ class MqttConnection:
         topic = message.topic.value
         respond = _response_target(message)
         try:
-            answer = await pipeline.classify(self.service, _bytes(message.payload))
+            answer = await self.service.classify_upload(_bytes(message.payload))
         except ServiceError as exc:
             if isinstance(exc, Overloaded):
                 self.metrics.mqtt_dropped.labels(Kind.classify.value, "overloaded").inc()

@@ -14,18 +14,17 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from ..core.errors import ServiceError
-from . import pipeline
-from .topics import source_name, split_list
-
-if TYPE_CHECKING:
-    from .connection import MqttConnection
+from ..serving.schemas import ClassifyResponse
+from ..serving.service import Service
+from .topics import source_name
 
 log = logging.getLogger("edge_server.mqtt.frigate")
 
@@ -91,19 +90,40 @@ class _Best:
     sub_label: str | None = None
 
 
-class FrigateBridge:
-    """Handles Frigate events one at a time, off the MQTT reader, in a bounded queue."""
+class Publisher(Protocol):
+    """Publishes a source's result (the MQTT connection's `publish_result`)."""
 
-    def __init__(self, connection: MqttConnection) -> None:
-        settings = connection.settings
+    async def __call__(
+        self, source: str, answer: ClassifyResponse, topic: str, **extra: Any
+    ) -> None: ...
+
+
+class FrigateBridge:
+    """Handles Frigate events one at a time, off the MQTT reader, in a bounded queue.
+
+    It knows the connection only by what it is handed: the events topic (for log lines and the
+    results' `topic`), how to publish a result, and how to run a task the connection owns.
+    """
+
+    def __init__(
+        self,
+        service: Service,
+        *,
+        events_topic: str,
+        publish: Publisher,
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
+    ) -> None:
+        settings = service.settings
         assert settings.frigate_url is not None
-        self.connection = connection
-        self.service = connection.service
-        self.metrics = connection.metrics
+        self.service = service
+        self.metrics = service.metrics
         self.settings = settings
+        self.events_topic = events_topic
+        self._publish = publish
+        self._spawn = spawn
         self.base_url = settings.frigate_url.rstrip("/")
-        self.cameras = set(split_list(settings.frigate_cameras))
-        self.labels = set(split_list(settings.frigate_labels))
+        self.cameras = set(settings.frigate_cameras)
+        self.labels = set(settings.frigate_labels)
         self._queue: asyncio.Queue[FrigateEvent] = asyncio.Queue(maxsize=QUEUE)
         self._events: OrderedDict[str, _Best] = OrderedDict()
         self._http: httpx.AsyncClient | None = None
@@ -112,7 +132,7 @@ class FrigateBridge:
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=self.settings.request_timeout
         )
-        self.connection.spawn(self._work())
+        self._spawn(self._work())
 
     async def stop(self) -> None:
         if self._http is not None:
@@ -124,7 +144,7 @@ class FrigateBridge:
             event = parse_event(payload)
         except ValueError as exc:
             self.metrics.frigate_events.labels("invalid").inc()
-            log.warning("ignored a message on %s: %s", self.connection.topics.frigate_events, exc)
+            log.warning("ignored a message on %s: %s", self.events_topic, exc)
             return
         if not wanted(event, self.cameras, self.labels):
             self.metrics.frigate_events.labels("ignored").inc()
@@ -159,9 +179,7 @@ class FrigateBridge:
         if best is not None and digest == best.digest:
             best.snapshot_key = event.snapshot_key
             return "unchanged"
-        answer = await pipeline.classify(
-            self.service, data, model=self.settings.frigate_model, top_k=None
-        )
+        answer = await self.service.classify_upload(data, model=self.settings.frigate_model)
         if best is None:
             best = self._remember(event.id)
         best.snapshot_key, best.digest = event.snapshot_key, digest
@@ -177,11 +195,10 @@ class FrigateBridge:
             and await self._set_sub_label(event.id, label, top.score)
         ):
             best.sub_label = label
-        topic = self.connection.topics.frigate_events or ""
-        await self.connection.publish_result(
+        await self._publish(
             source_name(event.camera),
             answer,
-            topic,
+            self.events_topic,
             frigate={
                 "event_id": event.id,
                 "camera": event.camera,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..http.problems import title_of
+from ..core.errors import title_of
 from ..serving.schemas import ClassifyResponse, Problem
 
 EVENT_TYPE = "classified"

@@ -1,4 +1,7 @@
-"""Topic names, topic filters and source names: where each message goes and what it is."""
+"""Topic names and source names: where each message goes and what it is.
+
+The grammar of topic filters and prefixes is checked with the settings (config/mqtt.py).
+"""
 
 from __future__ import annotations
 
@@ -10,31 +13,6 @@ from enum import StrEnum
 # Home Assistant accepts only these characters in discovery topic levels and unique ids.
 _SAFE_SOURCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def split_list(text: str) -> list[str]:
-    """The non-empty items of a comma-separated setting."""
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def check_filter(pattern: str) -> None:
-    """Raise ValueError unless `pattern` is a valid MQTT topic filter."""
-    if not pattern or "\0" in pattern:
-        raise ValueError(f"{pattern!r} is not a topic filter")
-    levels = pattern.split("/")
-    for i, level in enumerate(levels):
-        if "#" in level and (level != "#" or i != len(levels) - 1):
-            raise ValueError(f"{pattern!r}: '#' must be a whole level, and the last one")
-        if "+" in level and level != "+":
-            raise ValueError(f"{pattern!r}: '+' must be a whole level")
-
-
-def check_prefix(prefix: str) -> None:
-    """Raise ValueError unless `prefix` can start topic names (no wildcards, no outer '/')."""
-    if not prefix or "+" in prefix or "#" in prefix or "\0" in prefix:
-        raise ValueError(f"{prefix!r} cannot start topic names (empty, or with + or #)")
-    if prefix.startswith("/") or prefix.endswith("/"):
-        raise ValueError(f"{prefix!r}: no leading or trailing '/'")
 
 
 def source_name(text: str) -> str:

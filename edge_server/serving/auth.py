@@ -26,7 +26,7 @@ class ApiKeys:
         """Keys from EDGE_API_KEY (comma-separated) and EDGE_API_KEY_FILE (one per line)."""
         keys: list[str] = []
         if settings.api_key is not None:
-            keys += settings.api_key.get_secret_value().split(",")
+            keys += settings.api_keys
         if settings.api_key_file is not None:
             try:
                 keys += settings.api_key_file.read_text(encoding="utf-8").splitlines()

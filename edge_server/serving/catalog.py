@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import BinaryIO
 
+from ..core.digest import sha256_of
 from ..core.errors import StartupError
 
 _CHUNK = 1 << 20
@@ -62,15 +63,6 @@ def known_names() -> str:
         e.name + (f" ({', '.join(e.aliases)})" if e.aliases else "")
         for e in sorted(load_catalog().values(), key=lambda e: e.name)
     )
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve_model(model: str, models_dir: Path) -> Path:

@@ -15,10 +15,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
-
-from starlette.concurrency import run_in_threadpool
 
 from ..config.settings import Settings
 from ..core.classifier import Classifier, decode_pool
@@ -172,7 +170,7 @@ class ModelRepository:
                 new_name = current_name if named else serving_name(target)
                 if new_name != current_name and new_name in self._models:
                     raise ReloadFailed(f"a model named {new_name!r} is loaded already")
-                spec = ModelSpec(new_name, spec.settings.model_copy(update={"model": target}))
+                spec = replace(spec, name=new_name, model=target)
             old = self._models[current_name]
             new = await self._load(spec, what=f"reload of {current_name}", serving=old)
             self._models = _replaced(self._models, current_name, spec.name, new)
@@ -205,7 +203,7 @@ class ModelRepository:
         deadline = asyncio.get_running_loop().time() + self.settings.shutdown_timeout
         while self._users and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        await run_in_threadpool(self.decoders.shutdown, not self._users)
+        await asyncio.to_thread(self.decoders.shutdown, not self._users)
 
     # --- the repository (what could be loaded) ---------------------------------------------
 
@@ -247,9 +245,7 @@ class ModelRepository:
         self, spec: ModelSpec, *, what: str, serving: Classifier | None = None
     ) -> Classifier:
         try:
-            classifier = await run_in_threadpool(
-                Classifier.load, spec.settings, name=spec.name, decoders=self.decoders
-            )
+            classifier = await asyncio.to_thread(spec.load, self.decoders)
         except StartupError as exc:
             self.metrics.reloads.labels(spec.name, "failed").inc()
             still = (
@@ -269,7 +265,7 @@ class ModelRepository:
     async def _close_if_retired(self, classifier: Classifier) -> None:
         """Close a model no longer served, once its last request is done."""
         if classifier not in self._models.values() and self._users[classifier] == 0:
-            await run_in_threadpool(classifier.close)
+            await asyncio.to_thread(classifier.close)
 
     def _changed(self) -> None:
         for listener in self._listeners:
@@ -286,7 +282,7 @@ def load_models(
     loaded: list[tuple[ModelSpec, Classifier]] = []
     try:
         for spec in specs:
-            loaded.append((spec, Classifier.load(spec.settings, name=spec.name, decoders=decoders)))
+            loaded.append((spec, spec.load(decoders)))
     except BaseException:
         for _, classifier in loaded:
             classifier.close()

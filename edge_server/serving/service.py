@@ -16,11 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
-from starlette.requests import ClientDisconnect, Request
-
 from ..config.settings import Settings
 from ..core.classifier import Classifier
-from ..core.errors import ClientGone, DeadlineExceeded, Overloaded, UploadTimeout
+from ..core.errors import ClientGone, DeadlineExceeded, Overloaded, TooLarge, UploadTimeout
 from ..core.imaging import decode_bytes
 from ..core.memory import MemoryBudget, budget_bytes
 from ..core.region import Region
@@ -125,19 +123,26 @@ class Service:
                 del self._by_client[client]
             self.metrics.admitted.set(self._admitted)
 
-    async def guarded(
+    async def run(
         self,
-        request: Request,
         read: Callable[[], Awaitable[U]],
         work: Callable[[U], Awaitable[T]],
+        *,
+        client: str | None = None,
+        started: float | None = None,
+        disconnected: Callable[[], Awaitable[None]] | None = None,
     ) -> T:
-        """Admission, reading the upload, then the work, all within EDGE_REQUEST_TIMEOUT.
+        """The data plane's one entry, for every surface: admission (with the per-client
+        share), reading the upload, then the work, all within EDGE_REQUEST_TIMEOUT.
 
-        The work is abandoned (and a queued invoke never runs) if the client disconnects.
+        `client` is the sender's address (None for a broker: one share for all of MQTT);
+        `started` the request's arrival (time.perf_counter(), default now). `read` raises
+        ClientGone when the sender hangs up mid-upload. `disconnected`, when given, returns once
+        the sender has gone: the work is then abandoned and a queued invoke never runs.
         """
         timeout = self.settings.request_timeout
-        started: float = request.state.request_started
-        async with self.admission(request.client.host if request.client else None):
+        started = time.perf_counter() if started is None else started
+        async with self.admission(client):
             try:
                 async with asyncio.timeout(timeout):
                     upload = await read()
@@ -147,23 +152,26 @@ class Service:
                     f"the upload did not finish within {timeout:g} s (EDGE_REQUEST_TIMEOUT)",
                     headers={"Connection": "close"},
                 ) from None
-            except ClientDisconnect:
+            except ClientGone:
                 # Hung up mid-upload, or closed by the server for stalling (EDGE_BODY_TIMEOUT).
                 self.metrics.abandoned.inc()
-                raise ClientGone("the client disconnected during the upload") from None
+                raise
             remaining = max(0.0, timeout - (time.perf_counter() - started))
             task = asyncio.ensure_future(work(upload))
-            gone = asyncio.ensure_future(_disconnect(request))
+            gone = asyncio.ensure_future(disconnected()) if disconnected is not None else None
             done, _ = await asyncio.wait(
-                {task, gone}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                {task} if gone is None else {task, gone},
+                timeout=remaining,
+                return_when=asyncio.FIRST_COMPLETED,
             )
-            gone.cancel()
+            if gone is not None:
+                gone.cancel()
             if task in done:
                 return task.result()
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task  # let the lease and the queue slot go before answering
-            if gone in done:
+            if gone is not None and gone in done:
                 self.metrics.abandoned.inc()
                 raise ClientGone("the client disconnected before the answer")
             self.metrics.timeouts.labels("processing").inc()
@@ -171,6 +179,33 @@ class Service:
                 f"the image was not classified within {timeout:g} s (EDGE_REQUEST_TIMEOUT); "
                 "the service is overloaded or the image is very large"
             )
+
+    async def classify_upload(
+        self, data: bytes, *, model: str | None = None, top_k: int | None = None
+    ) -> ClassifyResponse:
+        """Classify an image already in memory (an MQTT payload, a Frigate snapshot) with the
+        same limits, admission and deadline as `POST /classify`.
+
+        Raises the pipeline's ServiceError subclasses: TooLarge over EDGE_MAX_UPLOAD_BYTES,
+        NotFound for a model that is not served (before taking an admission place),
+        Overloaded, BadImage, DeadlineExceeded...
+        """
+        limit = self.settings.max_upload_bytes
+        if len(data) > limit:
+            raise TooLarge(f"the image is {len(data)} bytes, over EDGE_MAX_UPLOAD_BYTES={limit}")
+        self.ready_classifier(model)
+        started = time.perf_counter()
+
+        async def upload() -> bytes:
+            return data
+
+        return await self.run(
+            upload,
+            lambda image: self.classify(
+                image, top_k=top_k, threshold=0.0, started=started, model=model
+            ),
+            started=started,
+        )
 
     async def classify(
         self,
@@ -230,11 +265,3 @@ class Service:
             ),
             timing_ms=Timing(**{stage: round(ms, 3) for stage, ms in timing.items()}),
         )
-
-
-async def _disconnect(request: Request) -> None:
-    """Return when the client closes the connection (call only once the body is read)."""
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return

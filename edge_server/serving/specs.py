@@ -22,15 +22,19 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from concurrent.futures import Executor
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..config.settings import OutputKind, ResizeMode, Settings, available_cpus
+from ..config.settings import Settings
+from ..core.classifier import Classifier, LoadOptions, OutputKind
 from ..core.errors import StartupError
-from .catalog import known_names, lookup
+from ..core.imaging import ResizeMode
+from ..core.threads import available_cpus
+from .catalog import known_names, lookup, resolve_model
 
 # Names travel in URL paths, query strings and MQTT topics: keep them plain.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -62,10 +66,24 @@ class ModelsConfig(BaseModel):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model to serve: the name requests use and the settings it loads with."""
+    """A model to serve: the name requests use, its file, and the options it loads with."""
 
     name: str
-    settings: Settings
+    model: str  # a catalog name or alias (looked up in models_dir), or a .tflite path
+    models_dir: Path
+    options: LoadOptions
+
+    def path(self) -> Path:
+        """The model file; a StartupError says how to get it when it is missing."""
+        return resolve_model(self.model, self.models_dir)
+
+    def load(self, decoders: Executor | None = None) -> Classifier:
+        """Load and warm up the model under its served name."""
+        return Classifier.load(self.path(), self.options, name=self.name, decoders=decoders)
+
+
+# The settings every model loads with, unless its [models.NAME] table says otherwise.
+_LOAD_FIELDS = tuple(f.name for f in fields(LoadOptions))
 
 
 def serving_name(model: str) -> str:
@@ -78,7 +96,7 @@ def serving_name(model: str) -> str:
 
 def read_config(path: Path) -> ModelsConfig:
     """The models config file, checked; a mistake is a StartupError naming the line or field."""
-    fix = f"correct {path} (EDGE_MODELS_CONFIG); the README's 'Several models' has an example"
+    fix = f"correct {path} (EDGE_MODELS_CONFIG); the docs' 'Several models' has an example"
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -105,7 +123,7 @@ def model_specs(settings: Settings) -> list[ModelSpec]:
     """Every model to serve, the default first, with its settings and share of the CPUs."""
     config = read_config(settings.models_config) if settings.models_config else ModelsConfig()
     if "model" in settings.model_fields_set or not config.models:
-        names = [n.strip() for n in settings.model.split(",") if n.strip()]
+        names = list(settings.model)
     else:
         names = list(config.models)
         if config.default is not None:
@@ -124,7 +142,7 @@ def model_specs(settings: Settings) -> list[ModelSpec]:
             f"{len(names)} models are configured ({', '.join(names)}); at most "
             f"{settings.max_models} may be loaded (EDGE_MAX_MODELS)",
             fix="serve fewer models, or raise EDGE_MAX_MODELS if the board has the memory "
-            "(see the README's 'Several models' for each model's cost)",
+            "(see the docs' 'Several models' for each model's cost)",
         )
     if len(names) > 1 and settings.labels is not None:
         raise StartupError(
@@ -170,7 +188,9 @@ def spec_for(
         )
     for option, value in share.items():  # the model's own options win over its share
         overrides.setdefault(option, value)
-    return ModelSpec(served, settings.model_copy(update={"model": model, **overrides}))
+    values = {field: getattr(settings, field) for field in _LOAD_FIELDS}
+    values.update(overrides)
+    return ModelSpec(served, model, settings.models_dir, LoadOptions(**values))
 
 
 def _check_table_name(name: str, options: ModelOptions) -> None:

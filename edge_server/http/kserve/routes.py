@@ -24,6 +24,7 @@ from ...serving.schemas import ClassifyResponse
 from ...serving.service import Service
 from ..deps import Authorized, ServiceDep
 from ..dialect import error_dialect
+from ..exchange import exchange
 from ..upload import read_body
 from .codec import input_images, output_tensor, requested_outputs, split_body
 from .schemas import (
@@ -144,7 +145,7 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
         return _response(classifier, inference, answers, classes, outputs)
 
     # One admission place, deadline and disconnect watch for the whole request.
-    return await service.guarded(request, read, run)
+    return await exchange(service, request, read, run)
 
 
 def _response(

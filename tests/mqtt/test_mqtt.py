@@ -16,7 +16,7 @@ from paho.mqtt.properties import Properties
 from edge_server.mqtt.topics import source_name
 
 from conftest import SMALL_MODEL, ServerProcess, free_port, metric, server_env
-from mosquitto import PASSWORD, Mosquitto, Received, Recorder
+from support.mosquitto import PASSWORD, Mosquitto, Received, Recorder
 
 pytestmark = pytest.mark.lan
 

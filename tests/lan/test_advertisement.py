@@ -108,7 +108,8 @@ def test_on_with_loopback_is_a_startup_error() -> None:
 )
 def test_advertised_addresses(bound: list[str], interfaces: str, expected: list[str]) -> None:
     """The addresses advertised are those served on, never loopback or link-local IPv6 ones."""
-    assert advertised_addresses(bound, PI, interfaces) == [ip_address(a) for a in expected]
+    allowed = [item.strip() for item in interfaces.split(",") if item.strip()]
+    assert advertised_addresses(bound, PI, allowed) == [ip_address(a) for a in expected]
 
 
 def test_txt_record_follows_rfc_6763() -> None:

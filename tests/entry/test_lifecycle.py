@@ -16,18 +16,18 @@ import pytest
 import uvicorn
 
 from edge_server.app import create_app
-from edge_server.config.settings import RuntimeChoice, Settings
+from edge_server.config.settings import Settings
 from edge_server.core.classifier import Classifier
 from edge_server.core.errors import ReloadFailed
-from edge_server.core.runtime import create_interpreter, load_backend
+from edge_server.core.runtime import RuntimeChoice, create_interpreter, load_backend
 from edge_server.serving.auth import ApiKeys
 from edge_server.serving.catalog import load_catalog
 from edge_server.serving.metrics import Metrics
 from edge_server.serving.service import Service
-from edge_server.serving.specs import ModelSpec
+from edge_server.serving.specs import model_specs
 
-import variants
 from conftest import DEFAULT_MODEL, SMALL_MODEL, ServerProcess, free_port, metric, server_env
+from support import variants
 
 Photo = Callable[[str], bytes]
 KEY = "reload-test-key-0123456789"
@@ -179,7 +179,8 @@ def faulty_app(models_dir: Path, runtime: str) -> Iterator[tuple[httpx.Client, l
     settings = Settings(
         models_dir=models_dir, runtime=RuntimeChoice(runtime), num_threads=1, replicas=1
     )
-    loaded = Classifier.load(settings)
+    spec = model_specs(settings)[0]
+    loaded = spec.load()
     loaded.close()
     backend = load_backend(settings.runtime)
     interpreter = create_interpreter(backend, str(loaded.info.path), 1).interpreter
@@ -200,7 +201,7 @@ def faulty_app(models_dir: Path, runtime: str) -> Iterator[tuple[httpx.Client, l
 
     classifier = Classifier(loaded.info, Faulty())  # type: ignore[arg-type]  # fault injection
     port = free_port()
-    app = create_app(settings, models=[(ModelSpec(classifier.info.name, settings), classifier)])
+    app = create_app(settings, models=[(spec, classifier)])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run)
     thread.start()
@@ -237,7 +238,8 @@ def test_listeners_hear_of_a_swap_not_of_a_failed_reload(
     swapped and an unload, never after a failed reload."""
     settings = settings_for(DEFAULT_MODEL)
     service = Service(settings, Metrics(), ApiKeys.from_settings(settings))
-    service.models.install(ModelSpec(DEFAULT_MODEL, settings), Classifier.load(settings))
+    spec = model_specs(settings)[0]
+    service.models.install(spec, spec.load())
     heard: list[list[str]] = []
     service.add_listener(lambda: heard.append(service.model_names()))
 

@@ -19,8 +19,8 @@ from edge_server.serving.auth import ApiKeys
 from edge_server.serving.metrics import Metrics
 from edge_server.serving.service import Service
 
-import variants
 from conftest import ServerProcess, free_port, metric, server_env
+from support import variants
 
 Photo = Callable[[str], bytes]
 

@@ -8,10 +8,10 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge_server.config.mqtt import Broker, parse_broker_url
+from edge_server.config.mqtt import Broker, check_filter, parse_broker_url
 from edge_server.mqtt import homeassistant
 from edge_server.mqtt.connection import failure_reason
-from edge_server.mqtt.topics import Kind, Route, Topics, check_filter, source_name
+from edge_server.mqtt.topics import Kind, Route, Topics, source_name
 
 pytestmark = pytest.mark.lan
 

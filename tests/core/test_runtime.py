@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_server.config.settings import RuntimeChoice
 from edge_server.core import runtime
 from edge_server.core.errors import StartupError
+from edge_server.core.runtime import RuntimeChoice
 
 
 def _installed(module: str) -> bool:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_server.config.settings import Settings, available_cpus
-from edge_server.core.classifier import Classifier
-from edge_server.core.threads import ThreadTiming, recommend
+from edge_server.config.settings import Settings
+from edge_server.core.threads import ThreadTiming, available_cpus, recommend
+from edge_server.serving.specs import model_specs
 
 from conftest import SMALL_MODEL
 
@@ -79,7 +79,7 @@ def test_auto_threads_picks_a_count_at_load(settings_for: Callable[..., Settings
     """EDGE_NUM_THREADS=auto loads with a measured count between 1 and the CPUs available."""
     settings = settings_for(SMALL_MODEL, num_threads="auto")
     assert settings.num_threads == "auto"
-    loaded = Classifier.load(settings)
+    loaded = model_specs(settings)[0].load()
     loaded.close()
     assert 1 <= loaded.info.num_threads <= available_cpus()
 

@@ -11,21 +11,28 @@ from typing import Any, Literal
 import numpy as np
 import pytest
 
-from edge_server.config.settings import OutputKind, RuntimeChoice, Settings
-from edge_server.core.classifier import Classifier, ModelInfo, TensorSpec, replica_threads
+from edge_server.config.settings import Settings
+from edge_server.core.classifier import (
+    Classifier,
+    ModelInfo,
+    OutputKind,
+    TensorSpec,
+    replica_threads,
+)
 from edge_server.core.errors import BadImage, InferenceFailed
 from edge_server.core.quantization import Quantization
-from edge_server.core.runtime import Backend
+from edge_server.core.runtime import Backend, RuntimeChoice
+from edge_server.serving.specs import model_specs
 
-import variants
 from conftest import DEFAULT_MODEL
-from reference import REFERENCE, TOLERANCE
+from support import variants
+from support.reference import REFERENCE, TOLERANCE
 
 Photo = Callable[[str], bytes]
 
 
 def _load(models_dir: Path, runtime: str, model: str, **overrides: Any) -> Classifier:
-    return Classifier.load(
+    return model_specs(
         Settings(
             model=model,
             models_dir=models_dir,
@@ -33,7 +40,7 @@ def _load(models_dir: Path, runtime: str, model: str, **overrides: Any) -> Class
             num_threads=1,
             **overrides,
         )
-    )
+    )[0].load()
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge_server.config.settings import ResizeMode
 from edge_server.core import imaging
 from edge_server.core.errors import BadImage, TooLarge, UnsupportedMediaType
+from edge_server.core.imaging import ResizeMode
 
-import variants
+from support import variants
 
 Photo = Callable[[str], bytes]
 LIMIT = 50_000_000

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hostile import BadRequest, corpus
 
-import variants
 from conftest import ServerProcess, free_port, images_folder, server_env
+from support import variants
+from support.hostile import BadRequest, corpus
 
 Photo = Callable[[str], bytes]
 UPLOAD_LIMIT = 2_000_000

@@ -26,7 +26,7 @@ Photo = Callable[[str], bytes]
 FILE_LIMIT = 1024
 PER_KIND = 350
 ATTACK_SECONDS = 12.0
-SLOWLORIS = Path(__file__).parent / "slowloris.py"
+SLOWLORIS = Path(__file__).parent.parent / "support" / "slowloris.py"
 # "Within a couple of seconds": unloaded, answers take < 0.2 s during the attack; on a shared
 # 2-CPU machine under a load average of 10, up to 2.7 s were seen (h11), against 0.11 s
 # without the attack.

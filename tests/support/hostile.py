@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-import variants
+from support import variants
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ from edge_server.lan.advertisement import APIS
 
 from conftest import DEFAULT_MODEL, ROOT, SMALL_MODEL, images_folder, server_env
 
+WATCHER = ROOT / "tests" / "support" / "mdns_watch.py"
+
 pytestmark = pytest.mark.lan
 
 ADDRESS_A = "10.253.0.1"
@@ -241,7 +243,14 @@ def avahi(lan: Lan) -> Iterator[Child]:
 def watcher(lan: Lan) -> Iterator[Child]:
     """A browser in namespace B that stays up and prints every change it sees."""
     child = Child(
-        ["ip", "netns", "exec", lan.b, sys.executable, str(ROOT / "tests" / "mdns_watch.py")],
+        [
+            "ip",
+            "netns",
+            "exec",
+            lan.b,
+            sys.executable,
+            str(ROOT / "tests" / "support" / "mdns_watch.py"),
+        ],
         env=_clean_env(),
     )
     try:

@@ -24,7 +24,7 @@ import pytest
 from edge_server.mqtt.frigate import parse_event, wanted
 
 from conftest import ServerProcess, free_port, metric, server_env
-from mosquitto import Mosquitto, Recorder
+from support.mosquitto import Mosquitto, Recorder
 
 pytestmark = pytest.mark.lan
 

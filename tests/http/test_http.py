@@ -10,9 +10,9 @@ import httpx
 import pytest
 from PIL import Image
 
-import variants
 from conftest import DEFAULT_MODEL, ServerProcess
-from reference import REFERENCE, TOLERANCE
+from support import variants
+from support.reference import REFERENCE, TOLERANCE
 
 Photo = Callable[[str], bytes]
 STAGES = ["queue", "decode", "preprocess", "inference", "postprocess", "total"]

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_server.config.settings import ResizeMode, Settings, available_cpus
+from edge_server.config.settings import Settings
 from edge_server.core.errors import StartupError
+from edge_server.core.imaging import ResizeMode
+from edge_server.core.threads import available_cpus
 from edge_server.serving.catalog import load_catalog, lookup
 from edge_server.serving.specs import model_specs, read_config
 
@@ -35,26 +37,26 @@ def test_catalog_aliases_are_unique_and_name_no_other_model() -> None:
 def test_one_model_is_the_default_as_before(tmp_path: Path) -> None:
     """No list, no config: the one default model, with every CPU's thread setting."""
     (spec,) = model_specs(_settings(tmp_path))
-    assert spec.name == DEFAULT and spec.settings.num_threads == available_cpus()
+    assert spec.name == DEFAULT and spec.options.num_threads == available_cpus()
 
 
 def test_a_list_with_aliases_and_paths_keeps_its_order(tmp_path: Path) -> None:
     """EDGE_MODEL=birds,default,x.tflite: three models named by catalog name or file stem."""
     specs = model_specs(_settings(tmp_path, model=f"birds, {DEFAULT},{tmp_path}/mine.tflite"))
     assert [s.name for s in specs] == [BIRDS, DEFAULT, "mine"]
-    assert specs[0].settings.model == "birds"
+    assert specs[0].model == "birds"
 
 
 def test_the_cpus_are_split_between_models_unless_threads_are_set(tmp_path: Path) -> None:
     """Two models share the CPUs (at least one thread each, one interpreter each);
     EDGE_NUM_THREADS and EDGE_REPLICAS override, and a lone model keeps the settings as set."""
     shared = model_specs(_settings(tmp_path, model=f"birds,{DEFAULT}"))
-    assert {s.settings.num_threads for s in shared} == {max(1, available_cpus() // 2)}
-    assert {s.settings.replicas for s in shared} == {1}
+    assert {s.options.num_threads for s in shared} == {max(1, available_cpus() // 2)}
+    assert {s.options.replicas for s in shared} == {1}
     fixed = model_specs(_settings(tmp_path, model=f"birds,{DEFAULT}", num_threads=3, replicas=2))
-    assert {(s.settings.num_threads, s.settings.replicas) for s in fixed} == {(3, 2)}
+    assert {(s.options.num_threads, s.options.replicas) for s in fixed} == {(3, 2)}
     (alone,) = model_specs(_settings(tmp_path))
-    assert alone.settings.replicas == "auto"
+    assert alone.options.replicas == "auto"
 
 
 def test_the_config_file_names_models_and_sets_their_options(tmp_path: Path) -> None:
@@ -71,8 +73,9 @@ labels = "birds.txt"
 """
     specs = model_specs(_settings(tmp_path, config, resize="letterbox"))
     assert [s.name for s in specs] == ["feeder", "doorbell"]
-    feeder, doorbell = (s.settings for s in specs)
-    assert feeder.model == "birds" and feeder.resize is ResizeMode.center_crop
+    feeder_spec, doorbell_spec = specs
+    feeder, doorbell = feeder_spec.options, doorbell_spec.options
+    assert feeder_spec.model == "birds" and feeder.resize is ResizeMode.center_crop
     assert feeder.num_threads == 1 and feeder.labels == tmp_path / "birds.txt"
     assert doorbell.resize is ResizeMode.letterbox
 
@@ -82,7 +85,7 @@ def test_edge_model_picks_from_the_config_file(tmp_path: Path) -> None:
     config = '[models.feeder]\nmodel = "birds"\nresize = "center-crop"\n'
     specs = model_specs(_settings(tmp_path, config, model=f"{DEFAULT},feeder"))
     assert [s.name for s in specs] == [DEFAULT, "feeder"]
-    assert specs[1].settings.resize is ResizeMode.center_crop
+    assert specs[1].options.resize is ResizeMode.center_crop
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from edge_server.core import imaging
 from edge_server.core.errors import BadRequest
 from edge_server.core.region import Region, parse_region
 
-import variants
+from support import variants
 
 Photo = Callable[[str], bytes]
 

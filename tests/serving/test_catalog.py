@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from edge_server.core.digest import sha256_of
 from edge_server.core.errors import StartupError
-from edge_server.serving.catalog import load_catalog, pull, resolve_model, sha256_of
+from edge_server.serving.catalog import load_catalog, pull, resolve_model
 
 from conftest import DEFAULT_MODEL, SMALL_MODEL
 

@@ -19,8 +19,8 @@ from tritonclient.utils import InferenceServerException
 
 from edge_server.serving.catalog import load_catalog
 
-import variants
-from conftest import DEFAULT_MODEL, SMALL_MODEL, ServerProcess, free_port, metric, server_env
+from conftest import DEFAULT_MODEL, ROOT, SMALL_MODEL, ServerProcess, free_port, metric, server_env
+from support import variants
 
 Photo = Callable[[str], bytes]
 BIRDS = "mobilenet_v2_1.0_224_inat_bird_quant"
@@ -311,8 +311,8 @@ def test_local_classify_applies_the_servers_input_limits(
 def test_the_readme_config_serves_the_doorbell_and_the_feeder(
     models_dir: Path, runtime: str, tmp_path: Path, photo: Photo
 ) -> None:
-    """The README's models config, as written: `feeder` names the macaw, the default the uniform."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    """The docs' models config, as written: `feeder` names the macaw, the default the uniform."""
+    readme = (ROOT / "docs" / "models.md").read_text()
     config = readme.split("```toml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "models.toml").write_text(config)
     env = server_env(models_dir, runtime, models_config=str(tmp_path / "models.toml"))

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from edge_server.config.settings import Settings
 
 from conftest import ServerProcess, free_port, metric, server_env
-from mosquitto import PASSWORD, Mosquitto, Received, Recorder
+from support.mosquitto import PASSWORD, Mosquitto, Received, Recorder
 
 pytestmark = pytest.mark.lan
 
