@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.load import Run, drive, drive_together, multipart_request
 from benchmarks.servers import ServerProcess, free_port, get, python_command
-from edge_server.config.settings import available_cpus
+from edge_server.core.threads import available_cpus
 
 FAST, SLOW = "tiny", "birds"
 

@@ -18,9 +18,8 @@ import uvicorn
 from fastapi import FastAPI, File, UploadFile
 from PIL import Image
 
-from edge_server.config.settings import RuntimeChoice
 from edge_server.core.labels import load_labels
-from edge_server.core.runtime import load_backend
+from edge_server.core.runtime import RuntimeChoice, load_backend
 
 
 def create_app(model: Path, threads: int, runtime: RuntimeChoice) -> FastAPI:

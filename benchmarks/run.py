@@ -32,10 +32,11 @@ from benchmarks.targets import (
     cpu_cost,
     evaluate,
 )
-from edge_server.config.settings import DEFAULT_MODEL, RuntimeChoice, Settings
+from edge_server.config.settings import DEFAULT_MODEL, Settings
 from edge_server.core.classifier import Classifier
-from edge_server.core.runtime import create_interpreter, load_backend
+from edge_server.core.runtime import RuntimeChoice, create_interpreter, load_backend
 from edge_server.serving.catalog import resolve_model
+from edge_server.serving.specs import model_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 2, 4, 8)
@@ -223,7 +224,7 @@ def measure(args: argparse.Namespace, plan: Plan) -> tuple[Measurements, dict[st
                 "num_threads": threads,
             }
         )
-        classifier = Classifier.load(settings)
+        classifier = model_specs(settings)[0].load()
         interpreter = create_interpreter(
             load_backend(args.runtime), str(model_path), threads
         ).interpreter
