@@ -7,8 +7,8 @@ MODELS_FROM ?= $(EDGE_MODELS_FROM)
 TEST_MODELS ?= ../shared/models
 PULL_FROM = $(if $(MODELS_FROM),--from $(MODELS_FROM),)
 
-.PHONY: serve setup test test-deps test-litert test-tflite lint bench clean deploy-check prove prove-container \
-	prove-systemd prove-swarm
+.PHONY: serve setup test test-deps test-litert test-tflite lint docs bench clean deploy-check prove \
+	prove-container prove-systemd prove-swarm
 
 ## serve: set up the venv, pull the default model (sha256-verified) and start the service
 serve: setup
@@ -42,10 +42,18 @@ test-deps:
 	.venv-tflite/bin/pip install --quiet -e ".[dev,bench,tflite]" "numpy<2"
 	touch $@
 
+## lint: ruff, mypy --strict, the import contracts (the layers) and the docs site built strictly
 lint: .venv-litert/.installed
 	.venv-litert/bin/ruff check edge_server tests benchmarks deploy
 	.venv-litert/bin/ruff format --check edge_server tests benchmarks deploy
 	.venv-litert/bin/mypy
+	.venv-litert/bin/lint-imports
+	.venv-litert/bin/mkdocs build --strict --site-dir build/site
+
+## docs: regenerate the settings reference from the settings models, then build the site
+docs: .venv-litert/.installed
+	.venv-litert/bin/python -m edge_server.config.reference docs/reference/settings.md
+	.venv-litert/bin/mkdocs build --strict --site-dir build/site
 
 test-litert: test-deps .venv-litert/.installed
 	# The same pull mechanism a user runs, from the shared models folder (read-only in CI).
