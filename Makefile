@@ -7,7 +7,7 @@ MODELS_FROM ?= $(EDGE_MODELS_FROM)
 TEST_MODELS ?= ../shared/models
 PULL_FROM = $(if $(MODELS_FROM),--from $(MODELS_FROM),)
 
-.PHONY: serve setup test test-deps test-litert test-tflite lint docs bench clean deploy-check prove \
+.PHONY: serve setup test test-deps test-litert test-tflite lint docs bench bench-compare clean deploy-check prove \
 	prove-container prove-systemd prove-swarm
 
 ## serve: set up the venv, pull the default model (sha256-verified) and start the service
@@ -90,6 +90,11 @@ prove-swarm:
 bench: setup
 	$(VENV)/bin/pip install --quiet ".[bench]"
 	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
+
+## bench-compare: this tree's service against BASELINE's (a git revision), side by side in one
+## run: p50 and throughput ratios (make bench-compare BASELINE=HEAD~3)
+bench-compare: .venv-litert/.installed
+	.venv-litert/bin/python -m benchmarks.compare --baseline $(BASELINE) --models-dir $(TEST_MODELS) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-litert .venv-tflite .pytest_cache .mypy_cache .ruff_cache

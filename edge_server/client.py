@@ -1,5 +1,6 @@
-"""A small client of a running edge-server, for scripts on the LAN (standard library only,
-and python-zeroconf to find servers).
+"""A small client of a running edge-server, for scripts on the LAN: HTTP with the standard
+library's urllib, answers checked against the service's own schemas (pydantic), and
+python-zeroconf to find servers.
 
 from edge_server.client import Client
 answer = Client("http://192.168.1.20:8080").classify(open("photo.jpg", "rb").read())

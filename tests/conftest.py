@@ -16,8 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge_server.app import create_app
 from edge_server.config.settings import Settings
+from edge_server.core.runtime import RuntimeChoice
 from edge_server.serving.catalog import load_catalog
+
+from support.inprocess import in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "mobilenet_v2_1.0_224_quant"
@@ -222,9 +226,15 @@ def server(models_dir: Path, runtime: str) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="session")
-def http(server: ServerProcess) -> Iterator[httpx.Client]:
-    """An HTTP client for the shared server."""
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+def http(models_dir: Path, runtime: str) -> Iterator[httpx.Client]:
+    """An HTTP client of the default model's app, in process (2 MB upload limit, as `server`)."""
+    settings = Settings(
+        models_dir=models_dir,
+        runtime=RuntimeChoice(runtime),
+        num_threads=1,
+        max_upload_bytes=2_000_000,
+    )
+    with in_process(create_app(settings)) as client:
         yield client
 
 

@@ -1,4 +1,4 @@
-"""The HTTP API of a real server process on the default model."""
+"""The HTTP API on the default model: in process, and through a real server where sockets matter."""
 
 from __future__ import annotations
 
@@ -96,8 +96,9 @@ def test_threshold_drops_low_scores(http: httpx.Client, photo: Photo) -> None:
     assert [p["label"] for p in predictions] == ["macaw"]
 
 
-def test_fifty_concurrent_requests_all_succeed(http: httpx.Client, photo: Photo) -> None:
-    """50 simultaneous uploads of four photos all get the right answer (no interpreter crash)."""
+def test_fifty_concurrent_requests_all_succeed(server: ServerProcess, photo: Photo) -> None:
+    """50 simultaneous uploads of four photos over 50 real connections all get the right answer
+    (no interpreter crash)."""
     expected = {
         "grace_hopper.jpg": "military uniform",
         "coffee.png": "espresso",
@@ -108,7 +109,7 @@ def test_fifty_concurrent_requests_all_succeed(http: httpx.Client, photo: Photo)
     bodies = {name: photo(name) for name in expected}
 
     def send(name: str) -> tuple[str, int, str]:
-        with httpx.Client(base_url=str(http.base_url), timeout=120) as client:
+        with httpx.Client(base_url=server.url, timeout=120) as client:
             response = _classify(client, bodies[name], name)
         label = response.json()["predictions"][0]["label"] if response.status_code == 200 else ""
         return name, response.status_code, label

@@ -8,11 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge_server.app import create_app
 from edge_server.config.settings import Settings
 from edge_server.core.errors import StartupError, Unauthorized
 from edge_server.serving.auth import ApiKeys
 
 from conftest import ServerProcess, free_port, server_env
+from support.inprocess import in_process
 
 Photo = Callable[[str], bytes]
 KEY_A = "first-key-0123456789abcdef"
@@ -114,17 +116,13 @@ def test_cors_is_off_by_default(server: ServerProcess) -> None:
     assert "access-control-allow-origin" not in response.headers
 
 
-def test_metrics_can_require_the_key(models_dir: Path, runtime: str) -> None:
+def test_metrics_can_require_the_key(settings_for: Callable[..., Settings]) -> None:
     """EDGE_METRICS_REQUIRE_KEY=true puts /metrics behind the key; /healthz stays open."""
-    env = server_env(models_dir, runtime, api_key=KEY_A, metrics_require_key="true")
-    process = ServerProcess(env, free_port())
-    process.wait_ready()
-    try:
-        without = httpx.get(process.url + "/metrics")
-        with_key = httpx.get(process.url + "/metrics", headers={"X-API-Key": KEY_A})
-        health = httpx.get(process.url + "/healthz")
-    finally:
-        process.stop()
+    settings = settings_for(api_key=KEY_A, metrics_require_key=True)
+    with in_process(create_app(settings)) as http:
+        without = http.get("/metrics")
+        with_key = http.get("/metrics", headers={"X-API-Key": KEY_A})
+        health = http.get("/healthz")
     assert without.status_code == 401
     assert with_key.status_code == 200
     assert health.status_code == 200

@@ -17,10 +17,14 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from edge_server.app import create_app
+from edge_server.config.settings import Settings
+from edge_server.core.runtime import RuntimeChoice
 from edge_server.serving.catalog import load_catalog
 
 from conftest import DEFAULT_MODEL, ROOT, SMALL_MODEL, ServerProcess, free_port, metric, server_env
 from support import variants
+from support.inprocess import in_process
 
 Photo = Callable[[str], bytes]
 BIRDS = "mobilenet_v2_1.0_224_inat_bird_quant"
@@ -249,35 +253,24 @@ def test_the_repository_needs_keys_to_change_what_is_served(server: ServerProces
     assert index.json() == [{"name": DEFAULT_MODEL, "version": "1", "state": "READY", "reason": ""}]
 
 
-def test_too_many_models_are_refused_at_load(models_copy: Path, runtime: str) -> None:
+def test_too_many_models_are_refused_at_load(
+    models_copy: Path, settings_for: Callable[..., Settings]
+) -> None:
     """With EDGE_MAX_MODELS=1, loading a second model is a 409 that says to unload one."""
-    server = ServerProcess(
-        server_env(models_copy, runtime, api_key=KEY, max_models="1"), free_port()
-    )
-    server.wait_ready()
-    try:
-        response = httpx.post(
-            server.url + f"/v2/repository/models/{SMALL_MODEL}/load", headers=AUTH, timeout=60
-        )
-    finally:
-        server.stop()
+    settings = settings_for(models_dir=models_copy, api_key=KEY, max_models=1)
+    with in_process(create_app(settings)) as http:
+        response = http.post(f"/v2/repository/models/{SMALL_MODEL}/load", headers=AUTH)
     assert response.status_code == 409 and "EDGE_MAX_MODELS=1" in response.json()["error"]
 
 
-def test_reload_by_name_keeps_the_other_model(models_copy: Path, runtime: str) -> None:
+def test_reload_by_name_keeps_the_other_model(
+    models_copy: Path, settings_for: Callable[..., Settings]
+) -> None:
     """POST /v1/models/reload with a name reloads that model; the other is untouched."""
-    server = ServerProcess(
-        server_env(models_copy, runtime, api_key=KEY, model=f"{DEFAULT_MODEL},{SMALL_MODEL}"),
-        free_port(),
-    )
-    server.wait_ready()
-    try:
-        reloaded = httpx.post(
-            server.url + "/v1/models/reload", json={"name": "tiny"}, headers=AUTH, timeout=60
-        )
-        listed = httpx.get(server.url + "/v1/models", headers=AUTH).json()["models"]
-    finally:
-        server.stop()
+    settings = settings_for(f"{DEFAULT_MODEL},{SMALL_MODEL}", models_dir=models_copy, api_key=KEY)
+    with in_process(create_app(settings)) as http:
+        reloaded = http.post("/v1/models/reload", json={"name": "tiny"}, headers=AUTH)
+        listed = http.get("/v1/models", headers=AUTH).json()["models"]
     assert reloaded.status_code == 200
     assert reloaded.json()["models"][0]["name"] == SMALL_MODEL
     assert [m["name"] for m in listed] == [DEFAULT_MODEL, SMALL_MODEL]
@@ -315,16 +308,16 @@ def test_the_readme_config_serves_the_doorbell_and_the_feeder(
     readme = (ROOT / "docs" / "models.md").read_text()
     config = readme.split("```toml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "models.toml").write_text(config)
-    env = server_env(models_dir, runtime, models_config=str(tmp_path / "models.toml"))
-    server = ServerProcess(env, free_port())
-    server.wait_ready()
-    try:
-        with httpx.Client(base_url=server.url, headers=RAW, timeout=60) as http:
-            feeder = http.post("/classify?model=feeder", content=photo("parrot.jpg")).json()
-            default = http.post("/classify", content=photo("grace_hopper.jpg")).json()
-            listed = [m["name"] for m in http.get("/v1/models").json()["models"]]
-    finally:
-        server.stop()
+    settings = Settings(
+        models_dir=models_dir,
+        runtime=RuntimeChoice(runtime),
+        models_config=tmp_path / "models.toml",
+    )
+    with in_process(create_app(settings)) as http:
+        http.headers.update(RAW)
+        feeder = http.post("/classify?model=feeder", content=photo("parrot.jpg")).json()
+        default = http.post("/classify", content=photo("grace_hopper.jpg")).json()
+        listed = [m["name"] for m in http.get("/v1/models").json()["models"]]
     assert listed == ["doorbell", "feeder"]
     assert feeder["model"]["name"] == "feeder" and _best(feeder)[0] == MACAW
     assert default["model"]["name"] == "doorbell" and _best(default)[0] == "military uniform"
