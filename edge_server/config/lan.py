@@ -60,7 +60,7 @@ class LanSettings(BaseModel):
 
     @field_validator("public_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
+    def _public_url_is_http(cls, value: str | None) -> str | None:
         return check_http_url(value)
 
     @field_validator("mdns_name")

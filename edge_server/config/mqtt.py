@@ -158,7 +158,7 @@ class MqttSettings(BaseModel):
 
     @field_validator("frigate_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
+    def _frigate_url_is_http(cls, value: str | None) -> str | None:
         return check_http_url(value)
 
     @field_validator("frigate_url")
