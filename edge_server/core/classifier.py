@@ -373,7 +373,7 @@ def replica_threads(cpus: int, threads: int, replicas: int | Literal["auto"]) ->
     waiting, so a burst keeps every core busy. One thread per extra replica because an invoke
     split over threads that other invokes and decodes keep descheduled waits for the slowest.
     "auto": one extra replica when there are two CPUs or more (measured on 2 CPUs in the
-    README's Performance section; a 4-core Pi gets the same: 4 + 1 threads).
+    docs' Performance page; a 4-core Pi gets the same: 4 + 1 threads).
     """
     if replicas == "auto":
         replicas = 2 if cpus >= 2 else 1
