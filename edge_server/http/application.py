@@ -17,8 +17,7 @@ from fastapi_offline import FastAPIOffline
 from .. import __version__
 from ..serving.metrics import Metrics
 from . import batch, deepstack, page, problems, routes
-from .kserve import repository as kserve_repository
-from .kserve import routes as kserve
+from .kserve import endpoints, model_repository
 from .middleware import RequestContext
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
@@ -45,8 +44,8 @@ def application(
     app.include_router(routes.protected)
     app.include_router(batch.router)
     app.include_router(deepstack.router)
-    app.include_router(kserve.router)
-    app.include_router(kserve_repository.router)
+    app.include_router(endpoints.router)
+    app.include_router(model_repository.router)
     app.include_router(page.router)
     problems.install(app)
     if cors_origins:

@@ -42,3 +42,13 @@ def test_an_http_import_from_the_core_breaks_the_contracts(tmp_path: Path) -> No
     assert "edge_server.core.region -> edge_server.http.problems" in result.stdout
     assert "Layers: entry points" in result.stdout and "BROKEN" in result.stdout
     assert "know no web framework" in result.stdout
+
+
+def test_no_two_modules_share_a_name() -> None:
+    """Every module of the package has a name of its own, so a name says where it lives."""
+    names = [
+        path.name
+        for path in (ROOT / "edge_server").rglob("*.py")
+        if path.name not in ("__init__.py", "__main__.py")
+    ]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []

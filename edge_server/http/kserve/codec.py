@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from ...core.errors import BadRequest
 from ...serving.schemas import ClassifyResponse
 from ..upload import decode_base64
-from .schemas import _LENGTH_PREFIX, INPUT_NAME, OUTPUT_NAME, InferenceRequest
+from .messages import _LENGTH_PREFIX, INPUT_NAME, OUTPUT_NAME, InferenceRequest
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[InferenceRequest, bytes]:

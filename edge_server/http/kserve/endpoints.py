@@ -27,7 +27,7 @@ from ..dialect import error_dialect
 from ..exchange import exchange
 from ..upload import read_body
 from .codec import input_images, output_tensor, requested_outputs, split_body
-from .schemas import (
+from .messages import (
     EXTENSIONS,
     HEADER_LENGTH,
     INPUT_NAME,

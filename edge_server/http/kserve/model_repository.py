@@ -17,7 +17,7 @@ from ...core.errors import BadRequest, Forbidden
 from ...serving.service import Service
 from ..deps import Authorized, ServiceDep
 from ..dialect import error_dialect
-from .schemas import MODEL_VERSION, ErrorAnswer, render_error
+from .messages import MODEL_VERSION, ErrorAnswer, render_error
 
 Body = TypeVar("Body", bound=BaseModel)
 
