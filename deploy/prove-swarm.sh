@@ -93,13 +93,18 @@ diagnose() {
         echo "update status: $(on 0 service inspect "$service" --format \
             '{{if .UpdateStatus}}{{.UpdateStatus.State}} since {{.UpdateStatus.StartedAt}}: {{.UpdateStatus.Message}}{{end}}' 2>&1)"
         on 0 service ps "$service" --no-trunc \
-            --format '{{.Name}} {{.Node}} {{.Image}} desired={{.DesiredState}} | {{.CurrentState}} | {{.Error}}' 2>&1
+            --format '{{.ID}} {{.Image}} desired={{.DesiredState}} | {{.CurrentState}} | {{.Error}}' 2>&1
+        local task
+        for task in $(on 0 service ps "$service" -q 2>/dev/null); do
+            on 0 inspect --type task "$task" --format \
+                '{{.ID}} created {{.CreatedAt}} on node {{.NodeID}}, desired {{.DesiredState}}, {{.Status.State}} since {{.Status.Timestamp}}' 2>&1
+        done
         local i c
         for i in 0 1; do
             for c in $(on "$i" ps -aq --filter "label=com.docker.swarm.service.name=$service" 2>/dev/null); do
                 on "$i" inspect "$c" --format "node $i {{.Config.Image}} {{.State.Status}} \
 health={{if .State.Health}}{{.State.Health.Status}} streak={{.State.Health.FailingStreak}}\
-{{range .State.Health.Log}} [{{.ExitCode}} {{printf \"%.60s\" .Output}}]{{end}}{{end}}" 2>&1
+{{range .State.Health.Log}} [{{.ExitCode}} {{printf \"%.40q\" .Output}}]{{end}}{{end}}" 2>&1
             done
         done
         echo "front door: $(door_sees_now 2>&1)"
@@ -221,6 +226,7 @@ deploy() {
 #   rollback  an update to a version that never turns ready: the first nodes (parallelism) get it
 #             and it is judged unhealthy (a task replaced); per node updated, a task replaced
 #             and the rollback delay; then the rollback monitor
+#   settle    the rollback's delay and monitor: how long its status may lag the last node
 bounds() {
     on 0 service inspect "$service" | python3 -c 'import json, math, sys
 spec = json.load(sys.stdin)[0]["Spec"]
@@ -235,7 +241,8 @@ update = nodes * (replace + s(up, "Delay")) + s(up, "Monitor", 5)
 changed = min(nodes, up.get("Parallelism", 1) or nodes)
 rollback = replace + changed * (replace + s(back, "Delay")) + s(back, "Monitor", 5)
 grace = s(task["ContainerSpec"], "StopGracePeriod", 10)
-print(*(math.ceil(x) for x in (grace, verdict, replace, update, rollback)))' "$1"
+settle = s(back, "Delay") + s(back, "Monitor", 5)
+print(*(math.ceil(x) for x in (grace, verdict, replace, update, rollback, settle)))' "$1"
 }
 # door_bound: the front door's worst case to see a server change state: (rise or fall, the
 # larger, + 1) checks, each every `inter` and allowed `timeout connect` plus `inter` to answer.
@@ -271,7 +278,7 @@ door_sees() { [ "$(door_sees_now)" = "$*" ]; }
 
 t=$(date +%s.%N)
 deploy "$image"
-read -r grace verdict replace update rollback <<<"$(bounds 2)"
+read -r grace verdict replace update rollback settle <<<"$(bounds 2)"
 seen_by_door=$(door_bound)
 log "bounds from the deployed service: health verdict $verdict s, a task replaced $replace s," \
     "an update on 2 nodes $update s, a rollback $rollback s; the front door $seen_by_door s;" \
@@ -390,13 +397,32 @@ update_state() {
     on 0 service inspect "$service" \
         --format '{{if .UpdateStatus}}{{.UpdateStatus.State}} {{.UpdateStatus.StartedAt}}{{end}}'
 }
-# update_to IMAGE BOUND: deploy the stack with IMAGE, wait until the update ends (at most BOUND
-# with the margin); its final state. Each change of state is logged with its time.
+# converged_on IMAGE: the service's spec names IMAGE and each node runs one healthy task of it.
+converged_on() {
+    local i
+    [ "$(on 0 service inspect "$service" --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}')" = "$1" ] ||
+        return 1
+    for i in 0 1; do
+        healthy_on "$i" && [ "$(task_image "$i")" = "$1" ] || return 1
+    done
+}
+# stuck_behind_port: a task of the current spec that Swarm wants running but cannot place
+# because the host port is held (by a task of the same spec that runs on that node).
+stuck_behind_port() {
+    on 0 service ps "$service" --no-trunc --filter desired-state=running \
+        --format '{{.CurrentState}} {{.Error}}' | grep -q '^Pending .*host-mode port already in use'
+}
+# update_to IMAGE BOUND [BACK_TO]: deploy the stack with IMAGE, wait until the update ends (at
+# most BOUND with the margin); its final state. Each change of state is logged with its time.
+# With BACK_TO (a rollback is expected), the time when both nodes run healthy BACK_TO tasks again
+# under the spec Swarm rolled back to is logged and written to $run/converged; from then on the
+# update status must end within the rollback's delay and monitor ($settle, with the margin).
 update_to() {
-    local before state seen='' limit start
+    local before state seen='' limit start settled='' converged=''
     limit=$(with_margin "$2")
     before=$(update_state)
     start=$(date +%s.%N)
+    rm -f "$run/converged"
     deploy "$1"
     while :; do
         state=$(update_state)
@@ -408,6 +434,19 @@ update_to() {
         completed* | rollback_completed* | paused* | rollback_paused*)
             [ "$state" != "$before" ] && break ;;
         esac
+        if [ -n "${3:-}" ] && [ -z "$converged" ] && [ "${state%% *}" = rollback_started ] &&
+            converged_on "$3"; then
+            converged=$(elapsed "$start")
+            echo "$converged" >"$run/converged"
+            settled=$(awk -v a="$(date +%s.%N)" -v s="$(with_margin "$settle")" 'BEGIN { printf "%f", a + s }')
+            log "  both nodes on $3 again, healthy, after $converged s"
+        fi
+        if [ -n "$settled" ] && awk -v a="$settled" -v b="$(date +%s.%N)" 'BEGIN { exit !(b > a) }'; then
+            diagnose
+            log "the service has converged on $3 but Swarm's update status did not end within" \
+                "$(with_margin "$settle") s (rollback delay + monitor $settle s)"
+            break
+        fi
         if awk -v a="$start" -v b="$(date +%s.%N)" -v l="$limit" 'BEGIN { exit !(b - a > l) }'; then
             diagnose
             log "the update to $1 did not end within $limit s (bound $2 s)"
@@ -435,12 +474,27 @@ load_done update
 load rollback --seconds 240
 sleep 2
 t=$(date +%s.%N)
-state=$(update_to "$image-never-ready" "$rollback")
+state=$(update_to "$image-never-ready" "$rollback" "$image-v2")
 took=$(elapsed "$t")
 wait_for "$(with_margin "$seen_by_door")" "the front door sees both Pis after the rollback" door_sees UP UP
 versions="$(task_image 0) $(task_image 1)"
 log "update to $image-never-ready: $state after $took s; running: $versions"
-[ "$state" = rollback_completed ] || die "the bad update ended $state, not rolled back"
+case "$state" in
+rollback_completed) ;;
+rollback_started)
+    # Swarm rolled the spec back and both nodes serve v2, but its own replacement task waits for
+    # a host port that a second task of the same slot already holds, and Swarm's updater waits
+    # for that task with no time limit: the status would stay rollback_started (PROOFS.md).
+    converged=$(cat "$run/converged" 2>/dev/null || true)
+    if [ -z "$converged" ] || ! stuck_behind_port; then
+        die "the bad update ended $state, not rolled back"
+    fi
+    log "rolled back: both nodes healthy on $image-v2 after $converged s; Swarm's update status" \
+        "stays rollback_started, its replacement task Pending behind the host port" \
+        "(a Swarm race, deploy/PROOFS.md)"
+    ;;
+*) die "the bad update ended $state, not rolled back" ;;
+esac
 # What failed it: Swarm's record of the never-ready tasks (a restarted one may also have found
 # the port still held).
 why=$(on 0 service ps "$service" --no-trunc --format '{{.Image}}|{{.Error}}' |
