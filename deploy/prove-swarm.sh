@@ -409,8 +409,10 @@ converged_on() {
 # stuck_behind_port: a task of the current spec that Swarm wants running but cannot place
 # because the host port is held (by a task of the same spec that runs on that node).
 stuck_behind_port() {
-    on 0 service ps "$service" --no-trunc --filter desired-state=running \
-        --format '{{.CurrentState}} {{.Error}}' | grep -q '^Pending .*host-mode port already in use'
+    local tasks
+    tasks=$(on 0 service ps "$service" --no-trunc --filter desired-state=running \
+        --format '{{.CurrentState}} {{.Error}}')
+    grep -q '^Pending .*host-mode port already in use' <<<"$tasks"
 }
 # update_to IMAGE BOUND [BACK_TO]: deploy the stack with IMAGE, wait until the update ends (at
 # most BOUND with the margin); its final state. Each change of state is logged with its time.
