@@ -139,8 +139,7 @@ def test_counts_every_broken_exchange_by_kind_and_no_worker_dies(
     images_dir: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A body cut after the headers, a reset, invalid JSON: each request a failure of its kind,
-    only the cut ones counted as cut mid-answer, every worker alive to the end, status 1."""
+    """Cut body, reset, invalid JSON: every request failed by its kind, no worker lost, status 1."""
     image = str(images_dir / "grace_hopper.jpg")
     url = misbehaving(answer)
     argv = (url, image, "military uniform", "--requests", "9", "--concurrency", "3")
