@@ -10,6 +10,11 @@ mkdir -p "$CACHE"
 log() { printf '%s [%s] %s\n' "$(date -u +%H:%M:%S)" "${0##*/}" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
+# with_margin SECONDS: what a wait allows for a worst case derived from the settings it waits
+# for: half as much again plus 5 s, for what the bound leaves out (creating and starting a
+# process or container, a manager noticing a change) on a machine busy with other work.
+with_margin() { echo $(($1 * 3 / 2 + 5)); }
+
 # A Docker daemon of our own (Debian's docker.io) on a private socket, so it neither needs nor
 # disturbs any other daemon on the machine. No bridge and no iptables rules: builds and test
 # containers run with --network none and are reached with `docker exec`. The images live in

@@ -7,12 +7,29 @@ Stops at whichever comes first: N requests, S seconds, or the stop file appearin
 JSON object: requests, ok (200 with LABEL on top), failed with the reasons, answers per server
 (the front door's X-Served-By header) and, with --stats, HAProxy's retries and redispatches
 during the run. Standard library only, like deploy/probe.py.
+
+Every exchange that does not end in the expected answer is a failure, named by its kind:
+
+    HTTP 503                       an answer with another status
+    label 'x'                      a 200 with another top label
+    no answer: ConnectionResetError   the exchange ended before a status line (refused, reset,
+                                   closed): the front door could have retried it
+    cut mid-answer: IncompleteRead the status and headers came, the body was cut short: what a
+                                   task SIGKILLed while it answers leaves (nobody can retry an
+                                   answer that has started)
+    stalled mid-answer: TimeoutError   the body stopped coming
+    invalid answer: JSONDecodeError    a whole body that is not the expected JSON
+    unexpected: RuntimeError       anything else; the worker counts it and goes on
+
+The summary gives `cut_mid_answer` (the failures a kill explains) apart from `other_failed`,
+and `workers_lost`: workers that ended early (none can; it is counted so a test can say so).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import http.client
 import io
 import json
 import sys
@@ -46,6 +63,16 @@ class Tally:
                 self.failures[failure] += 1
 
 
+CUT = "cut mid-answer"
+
+
+def _reason(exc: BaseException) -> str:
+    """The name of what went wrong; for urllib's URLError, of the error it wraps."""
+    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
+        return type(exc.reason).__name__
+    return type(exc).__name__
+
+
 def classify_once(url: str, body: bytes, label: str, api_key: str | None) -> tuple[str, str | None]:
     """(server, failure): who answered and why the answer is not a 200 with `label` on top."""
     headers = {"Content-Type": "image/jpeg"}
@@ -55,13 +82,25 @@ def classify_once(url: str, body: bytes, label: str, api_key: str | None) -> tup
         url + "/classify?top_k=1", data=body, headers=headers, method="POST"
     )
     try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            server = answer.headers.get("X-Served-By", "-")
-            top = json.load(answer)["predictions"][0]["label"]
+        answer = urllib.request.urlopen(request, timeout=60)
     except urllib.error.HTTPError as exc:
+        exc.close()
         return exc.headers.get("X-Served-By", "-"), f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
-        return "-", type(exc).__name__
+    except (OSError, http.client.HTTPException) as exc:
+        # Refused, reset or closed before a status line (RemoteDisconnected is both kinds).
+        return "-", f"no answer: {_reason(exc)}"
+    with answer:
+        server = answer.headers.get("X-Served-By", "-")
+        try:
+            raw = answer.read()
+        except TimeoutError as exc:
+            return server, f"stalled mid-answer: {_reason(exc)}"
+        except (OSError, http.client.HTTPException) as exc:
+            return server, f"{CUT}: {_reason(exc)}"
+    try:
+        top = json.loads(raw)["predictions"][0]["label"]
+    except (ValueError, LookupError, TypeError) as exc:
+        return server, f"invalid answer: {_reason(exc)}"
     return server, None if top == label else f"label {top!r}"
 
 
@@ -102,10 +141,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             issued += 1
             return True
 
+    finished = 0
+
     def worker() -> None:
+        nonlocal finished
         while more():
-            tally.add(*classify_once(args.url, body, args.label, api_key))
+            try:
+                server, failure = classify_once(args.url, body, args.label, api_key)
+            except Exception as exc:  # counted by its type; the worker goes on
+                server, failure = "-", f"unexpected: {_reason(exc)}"
+            tally.add(server, failure)
             time.sleep(args.pause)
+        with issued_lock:
+            finished += 1
 
     started = time.monotonic()
     workers = [threading.Thread(target=worker) for _ in range(args.concurrency)]
@@ -113,11 +161,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         thread.start()
     for thread in workers:
         thread.join()
+    cut = sum(n for kind, n in tally.failures.items() if kind.startswith(CUT))
     summary: dict[str, Any] = {
         "requests": tally.ok + sum(tally.failures.values()),
         "ok": tally.ok,
         "failed": sum(tally.failures.values()),
-        "failures": dict(tally.failures),
+        "cut_mid_answer": cut,
+        "other_failed": sum(tally.failures.values()) - cut,
+        "failures": dict(sorted(tally.failures.items())),
+        "workers_lost": args.concurrency - finished,
         "served_by": dict(sorted(tally.served_by.items())),
         "seconds": round(time.monotonic() - started, 1),
     }
@@ -148,7 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{url} is not an http(s) URL")
     summary = run(args)
     print(json.dumps(summary, sort_keys=True))
-    return 0 if summary["failed"] == 0 and summary["requests"] > 0 else 1
+    right = summary["failed"] == 0 and summary["workers_lost"] == 0
+    return 0 if right and summary["requests"] > 0 else 1
 
 
 if __name__ == "__main__":

@@ -87,13 +87,23 @@ fi
 log "user $user; exec uid $uid, PID 1 uid $pid1_uid; $arch; $servers server process;" \
     "writes to / refused"
 
-for _ in $(seq 1 60); do
+# Docker's verdict comes at the latest start period + (retries + 1) x (interval + timeout) after
+# the start, from the container's own health check settings.
+verdict=$(docker inspect "$c" --format '{{json .Config.Healthcheck}}' | python3 -c 'import json, math, sys
+h = json.load(sys.stdin)
+def s(k, default): return h.get(k, default * 1e9) / 1e9
+print(math.ceil(s("StartPeriod", 0) + (h.get("Retries", 3) + 1) * (s("Interval", 30) + s("Timeout", 30))))')
+until=$((SECONDS + $(with_margin "$verdict")))
+while :; do
     health=$(docker inspect "$c" --format '{{.State.Health.Status}}')
-    [ "$health" = starting ] || break
+    if [ "$health" != starting ] || [ $SECONDS -ge $until ]; then break; fi
     sleep 2
 done
-[ "$health" = healthy ] || die "HEALTHCHECK says $health"
-log "HEALTHCHECK: $health"
+if [ "$health" != healthy ]; then
+    docker inspect "$c" --format '{{json .State.Health}}' >&2
+    die "HEALTHCHECK says $health (verdict due within $verdict s, waited $(with_margin "$verdict") s)"
+fi
+log "HEALTHCHECK: $health (its verdict due within $verdict s)"
 
 log "docker stop (SIGTERM)"
 t=$(date +%s.%N)

@@ -6,9 +6,13 @@
 #   - both nodes classify grace_hopper.jpg -> "military uniform"; the API key from the Docker
 #     secret is enforced (401 without, 200 with)
 #   - the front door spreads a bounded load over both nodes (answers counted per node)
-#   - under continuous load through the front door, failed requests are counted (zero expected)
-#     while a task is killed, a node is drained and restored, the service is updated to a new
-#     image version, and updated to a version that never turns ready (rolled back by Swarm)
+#   - under continuous load through the front door, every request that fails is counted while a
+#     task is killed, a node is drained and restored, the service is updated to a new image
+#     version, and updated to a version that never turns ready (rolled back by Swarm): none may
+#     fail, except answers cut mid-body by the SIGKILL of the task that was sending them
+# Every wait is derived from the timings it waits for (the deployed service's health check,
+# stop grace period, restart, update and rollback settings; the front door's check settings),
+# with a stated margin; when one runs out, what Swarm reports is printed.
 # This kernel has no IPVS, so no routing mesh: host-mode ports behind the front door.
 # Every daemon, container, process and namespace it starts is stopped or deleted on exit, by
 # PID, also on failure; traffic stays inside the namespaces it creates.
@@ -81,13 +85,40 @@ in_door() { ip netns exec "$door" "$@"; }
 # json FILE KEY: one value of a load summary.
 json() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
-# wait_for SECONDS WHAT COMMAND...: poll every half second until the command succeeds.
+# diagnose: what Swarm and the nodes report, printed when a wait runs out.
+diagnose() {
+    set +e
+    log "what Swarm reports:"
+    {
+        echo "update status: $(on 0 service inspect "$service" --format \
+            '{{if .UpdateStatus}}{{.UpdateStatus.State}} since {{.UpdateStatus.StartedAt}}: {{.UpdateStatus.Message}}{{end}}' 2>&1)"
+        on 0 service ps "$service" --no-trunc \
+            --format '{{.ID}} {{.Image}} desired={{.DesiredState}} | {{.CurrentState}} | {{.Error}}' 2>&1
+        local task
+        for task in $(on 0 service ps "$service" -q 2>/dev/null); do
+            on 0 inspect --type task "$task" --format \
+                '{{.ID}} created {{.CreatedAt}} on node {{.NodeID}}, desired {{.DesiredState}}, {{.Status.State}} since {{.Status.Timestamp}}' 2>&1
+        done
+        local i c
+        for i in 0 1; do
+            for c in $(on "$i" ps -aq --filter "label=com.docker.swarm.service.name=$service" 2>/dev/null); do
+                on "$i" inspect "$c" --format "node $i {{.Config.Image}} {{.State.Status}} \
+health={{if .State.Health}}{{.State.Health.Status}} streak={{.State.Health.FailingStreak}}\
+{{range .State.Health.Log}} [{{.ExitCode}} {{printf \"%.40q\" .Output}}]{{end}}{{end}}" 2>&1
+            done
+        done
+        echo "front door: $(door_sees_now 2>&1)"
+    } | sed 's/^/    /' >&2
+    set -e
+}
+# wait_for SECONDS WHAT COMMAND...: poll every half second until the command succeeds; when the
+# time runs out, print what Swarm reports and fail.
 wait_for() {
     local limit=$1 what=$2
     shift 2
     local until=$((SECONDS + limit))
     until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $until ] || die "$what: not within $limit s"
+        [ $SECONDS -lt $until ] || { diagnose; die "$what: not within $limit s"; }
         sleep 0.5
     done
 }
@@ -185,6 +216,44 @@ deploy() {
         -c "$src/deploy/swarm/stack.yml" "$stack" >>"$run/deploy.log" 2>&1 ||
         { tail -20 "$run/deploy.log" >&2; die "stack deploy failed"; }
 }
+# bounds NODES: the worst cases the waits follow from, in whole seconds, read back from the
+# deployed service (so they follow the stack and the variables this proof sets):
+#   grace     a task stopped: its stop grace period
+#   verdict   Docker judges a new container healthy or unhealthy:
+#             start period + (retries + 1) x (interval + timeout)
+#   replace   a task replaced: the old one stopped (stop grace period), the restart delay, a verdict
+#   update    a rolling update: per node, a task replaced and the update delay; then the monitor
+#   rollback  an update to a version that never turns ready: the first nodes (parallelism) get it
+#             and it is judged unhealthy (a task replaced); per node updated, a task replaced
+#             and the rollback delay; then the rollback monitor
+#   settle    the rollback's delay and monitor: how long its status may lag the last node
+bounds() {
+    on 0 service inspect "$service" | python3 -c 'import json, math, sys
+spec = json.load(sys.stdin)[0]["Spec"]
+task, nodes = spec["TaskTemplate"], int(sys.argv[1])
+health = task["ContainerSpec"]["Healthcheck"]
+def s(d, k, default=0.0): return d.get(k, default * 1e9) / 1e9
+verdict = s(health, "StartPeriod") + (health.get("Retries", 3) + 1) * (
+    s(health, "Interval", 30) + s(health, "Timeout", 30))
+replace = s(task["ContainerSpec"], "StopGracePeriod", 10) + s(task["RestartPolicy"], "Delay") + verdict
+up, back = spec["UpdateConfig"], spec["RollbackConfig"]
+update = nodes * (replace + s(up, "Delay")) + s(up, "Monitor", 5)
+changed = min(nodes, up.get("Parallelism", 1) or nodes)
+rollback = replace + changed * (replace + s(back, "Delay")) + s(back, "Monitor", 5)
+grace = s(task["ContainerSpec"], "StopGracePeriod", 10)
+settle = s(back, "Delay") + s(back, "Monitor", 5)
+print(*(math.ceil(x) for x in (grace, verdict, replace, update, rollback, settle)))' "$1"
+}
+# door_bound: the front door's worst case to see a server change state: (rise or fall, the
+# larger, + 1) checks, each every `inter` and allowed `timeout connect` plus `inter` to answer.
+door_bound() {
+    local cfg=$src/deploy/swarm/haproxy.cfg inter rise fall connect
+    inter=$(grep -oP '^\s*default-server .*\binter \K\d+(?=s\b)' "$cfg")
+    rise=$(grep -oP '^\s*default-server .*\brise \K\d+' "$cfg")
+    fall=$(grep -oP '^\s*default-server .*\bfall \K\d+' "$cfg")
+    connect=$(grep -oP '^\s*timeout connect \K\d+(?=s\b)' "$cfg")
+    echo $((((rise > fall ? rise : fall) + 1) * (2 * inter + connect)))
+}
 # task_image I, task_id I: the image and id of the service's running container on node I.
 task_image() {
     on "$1" ps --filter "label=com.docker.swarm.service.name=$service" --format '{{.Image}}'
@@ -197,26 +266,33 @@ healthy_on() {
 }
 # replaced_on I OLD: a healthy container on node I that is not OLD.
 replaced_on() { healthy_on "$1" && [ "$(task_id "$1")" != "$2" ]; }
-# door_sees STATE...: HAProxy's view of pi1 and pi2, e.g. `door_sees UP UP`.
-door_sees() {
-    local states
-    states=$(in_door python3 -c 'import csv, io, sys, urllib.request
+# door_sees_now: HAProxy's view of pi1 and pi2, e.g. `UP DOWN`.
+door_sees_now() {
+    in_door python3 -c 'import csv, io, sys, urllib.request
 rows = csv.DictReader(io.StringIO(urllib.request.urlopen(sys.argv[1]).read().decode().lstrip("# ")))
 print(" ".join(r["status"].split()[0] for r in rows if r["svname"] in ("pi1", "pi2")))' \
-        "http://$front:8404/stats;csv")
-    [ "$states" = "$*" ]
+        "http://$front:8404/stats;csv"
 }
+# door_sees STATE...: whether the front door sees that, e.g. `door_sees UP UP`.
+door_sees() { [ "$(door_sees_now)" = "$*" ]; }
 
 t=$(date +%s.%N)
 deploy "$image"
-for i in 0 1; do wait_for 120 "a healthy task on ${nodes[$i]}" healthy_on "$i"; done
+read -r grace verdict replace update rollback settle <<<"$(bounds 2)"
+seen_by_door=$(door_bound)
+log "bounds from the deployed service: health verdict $verdict s, a task replaced $replace s," \
+    "an update on 2 nodes $update s, a rollback $rollback s; the front door $seen_by_door s;" \
+    "each wait allows its bound x 1.5 + 5 s (with_margin)"
+for i in 0 1; do
+    wait_for "$(with_margin "$replace")" "a healthy task on ${nodes[$i]}" healthy_on "$i"
+done
 log "stack deployed: a healthy task on each node $(elapsed "$t") s after docker stack deploy"
 
 EDGE_PI1=${addrs[0]} EDGE_PI2=${addrs[1]} EDGE_FRONT_DOOR=$front:8080 \
     EDGE_FRONT_DOOR_STATS=$front:8404 \
     ip netns exec "$door" haproxy -db -f "$src/deploy/swarm/haproxy.cfg" >"$run/haproxy.log" 2>&1 &
 haproxy_pid=$!
-wait_for 30 "the front door sees both Pis ready" door_sees UP UP
+wait_for "$(with_margin "$seen_by_door")" "the front door sees both Pis ready" door_sees UP UP
 log "front door: HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }') (pid $haproxy_pid), both Pis UP"
 
 for i in 0 1; do
@@ -247,18 +323,31 @@ load() {
         --stop-file "$run/$name.stop" "$@" >"$run/$name.json" &
     load_pid=$!
 }
-# load_done NAME: stop it, print what it saw, fail on a failed request.
+# load_done NAME [CUT]: stop it, print what it saw; fail on any failed request, except, with
+# CUT (the step SIGKILLs a task), answers cut mid-body: the task sending them was killed, and
+# the front door can retry only a request whose answer has not started.
 load_done() {
-    local name=$1 rc=0
+    local name=$1 cut_by=${2:-} out=$run/$1.json
     touch "$run/$name.stop"
-    wait "$load_pid" || rc=$?
+    wait "$load_pid" || true
     load_pid=''
-    local out=$run/$name.json
-    log "$name: $(json "$out" requests) requests in $(json "$out" seconds) s," \
-        "$(json "$out" failed) failed $(json "$out" failures);" \
-        "answered by $(json "$out" served_by);" \
+    [ -s "$out" ] || die "$name: the load printed no summary"
+    local cut other lost failed
+    cut=$(json "$out" cut_mid_answer)
+    other=$(json "$out" other_failed)
+    lost=$(json "$out" workers_lost)
+    if [ -n "$cut_by" ]; then
+        failed="$cut cut mid-answer by $cut_by, $other other failures"
+    else
+        failed="$(json "$out" failed) failed"
+    fi
+    log "$name: $(json "$out" requests) requests in $(json "$out" seconds) s, $failed" \
+        "$(json "$out" failures); answered by $(json "$out" served_by);" \
         "front door retries $(json "$out" retries), redispatches $(json "$out" redispatches)"
-    [ "$rc" = 0 ] || die "$name: failed requests"
+    [ "$lost" = 0 ] || die "$name: $lost load workers ended early"
+    [ "$(json "$out" requests)" -gt 0 ] || die "$name: no request was made"
+    [ "$other" = 0 ] || die "$name: $other requests failed"
+    [ -n "$cut_by" ] || [ "$cut" = 0 ] || die "$name: $cut answers cut mid-body with no task killed"
 }
 
 load spread --requests 100 --concurrency 2 --pause 0
@@ -279,11 +368,11 @@ sleep 2
 old=$(task_id 1)
 t=$(date +%s.%N)
 on 1 kill "$old" >/dev/null
-wait_for 60 "a new task on ${nodes[1]}" replaced_on 1 "$old"
+wait_for "$(with_margin "$replace")" "a new task on ${nodes[1]}" replaced_on 1 "$old"
 restored=$(elapsed "$t")
-wait_for 30 "the front door sees pi2 back" door_sees UP UP
+wait_for "$(with_margin "$seen_by_door")" "the front door sees pi2 back" door_sees UP UP
 log "task killed on ${nodes[1]}: Swarm ran a healthy new one after $restored s"
-load_done kill
+load_done kill "the kill"
 
 # pi1 drained (its task stopped gracefully), then made active again.
 load drain --seconds 120
@@ -291,15 +380,15 @@ sleep 2
 node1=$(on 0 info --format '{{.Swarm.NodeID}}')
 t=$(date +%s.%N)
 on 0 node update --availability drain "$node1" >/dev/null
-wait_for 60 "the task on ${nodes[0]} stopped" no_task_on 0
+wait_for "$(with_margin "$grace")" "the task on ${nodes[0]} stopped" no_task_on 0
 drained=$(elapsed "$t")
-wait_for 30 "the front door sees pi1 down" door_sees DOWN UP
+wait_for "$(with_margin "$seen_by_door")" "the front door sees pi1 down" door_sees DOWN UP
 sleep 3
 t=$(date +%s.%N)
 on 0 node update --availability active "$node1" >/dev/null
-wait_for 60 "a healthy task back on ${nodes[0]}" healthy_on 0
+wait_for "$(with_margin "$replace")" "a healthy task back on ${nodes[0]}" healthy_on 0
 back=$(elapsed "$t")
-wait_for 30 "the front door sees pi1 back" door_sees UP UP
+wait_for "$(with_margin "$seen_by_door")" "the front door sees pi1 back" door_sees UP UP
 log "${nodes[0]} drained: its task stopped in $drained s; active again: healthy in $back s"
 load_done drain
 
@@ -308,17 +397,63 @@ update_state() {
     on 0 service inspect "$service" \
         --format '{{if .UpdateStatus}}{{.UpdateStatus.State}} {{.UpdateStatus.StartedAt}}{{end}}'
 }
-# update_to IMAGE: deploy the stack with IMAGE, wait until the update ends; its final state.
+# converged_on IMAGE: the service's spec names IMAGE and each node runs one healthy task of it.
+converged_on() {
+    local i
+    [ "$(on 0 service inspect "$service" --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}')" = "$1" ] ||
+        return 1
+    for i in 0 1; do
+        healthy_on "$i" && [ "$(task_image "$i")" = "$1" ] || return 1
+    done
+}
+# stuck_behind_port: a task of the current spec that Swarm wants running but cannot place
+# because the host port is held (by a task of the same spec that runs on that node).
+stuck_behind_port() {
+    local tasks
+    tasks=$(on 0 service ps "$service" --no-trunc --filter desired-state=running \
+        --format '{{.CurrentState}} {{.Error}}')
+    grep -q '^Pending .*host-mode port already in use' <<<"$tasks"
+}
+# update_to IMAGE BOUND [BACK_TO]: deploy the stack with IMAGE, wait until the update ends (at
+# most BOUND with the margin); its final state. Each change of state is logged with its time.
+# With BACK_TO (a rollback is expected), the time when both nodes run healthy BACK_TO tasks again
+# under the spec Swarm rolled back to is logged and written to $run/converged; from then on the
+# update status must end within the rollback's delay and monitor ($settle, with the margin).
 update_to() {
-    local before state
+    local before state seen='' limit start settled='' converged=''
+    limit=$(with_margin "$2")
     before=$(update_state)
+    start=$(date +%s.%N)
+    rm -f "$run/converged"
     deploy "$1"
-    for _ in $(seq 1 360); do
+    while :; do
         state=$(update_state)
+        if [ "$state" != "$before" ] && [ "${state%% *}" != "$seen" ]; then
+            seen=${state%% *}
+            log "  $seen after $(elapsed "$start") s"
+        fi
         case "$state" in
         completed* | rollback_completed* | paused* | rollback_paused*)
             [ "$state" != "$before" ] && break ;;
         esac
+        if [ -n "${3:-}" ] && [ -z "$converged" ] && [ "${state%% *}" = rollback_started ] &&
+            converged_on "$3"; then
+            converged=$(elapsed "$start")
+            echo "$converged" >"$run/converged"
+            settled=$(awk -v a="$(date +%s.%N)" -v s="$(with_margin "$settle")" 'BEGIN { printf "%f", a + s }')
+            log "  both nodes on $3 again, healthy, after $converged s"
+        fi
+        if [ -n "$settled" ] && awk -v a="$settled" -v b="$(date +%s.%N)" 'BEGIN { exit !(b > a) }'; then
+            diagnose
+            log "the service has converged on $3 but Swarm's update status did not end within" \
+                "$(with_margin "$settle") s (rollback delay + monitor $settle s)"
+            break
+        fi
+        if awk -v a="$start" -v b="$(date +%s.%N)" -v l="$limit" 'BEGIN { exit !(b - a > l) }'; then
+            diagnose
+            log "the update to $1 did not end within $limit s (bound $2 s)"
+            break
+        fi
         sleep 0.5
     done
     echo "${state%% *}"
@@ -328,9 +463,9 @@ update_to() {
 load update --seconds 240
 sleep 2
 t=$(date +%s.%N)
-state=$(update_to "$image-v2")
+state=$(update_to "$image-v2" "$update")
 took=$(elapsed "$t")
-wait_for 30 "the front door sees both Pis after the update" door_sees UP UP
+wait_for "$(with_margin "$seen_by_door")" "the front door sees both Pis after the update" door_sees UP UP
 versions="$(task_image 0) $(task_image 1)"
 log "rolling update to $image-v2: $state in $took s; running: $versions"
 [ "$state" = completed ] || die "the update ended $state"
@@ -341,12 +476,27 @@ load_done update
 load rollback --seconds 240
 sleep 2
 t=$(date +%s.%N)
-state=$(update_to "$image-never-ready")
+state=$(update_to "$image-never-ready" "$rollback" "$image-v2")
 took=$(elapsed "$t")
-wait_for 30 "the front door sees both Pis after the rollback" door_sees UP UP
+wait_for "$(with_margin "$seen_by_door")" "the front door sees both Pis after the rollback" door_sees UP UP
 versions="$(task_image 0) $(task_image 1)"
 log "update to $image-never-ready: $state after $took s; running: $versions"
-[ "$state" = rollback_completed ] || die "the bad update ended $state, not rolled back"
+case "$state" in
+rollback_completed) ;;
+rollback_started)
+    # Swarm rolled the spec back and both nodes serve v2, but its own replacement task waits for
+    # a host port that a second task of the same slot already holds, and Swarm's updater waits
+    # for that task with no time limit: the status would stay rollback_started (PROOFS.md).
+    converged=$(cat "$run/converged" 2>/dev/null || true)
+    if [ -z "$converged" ] || ! stuck_behind_port; then
+        die "the bad update ended $state, not rolled back"
+    fi
+    log "rolled back: both nodes healthy on $image-v2 after $converged s; Swarm's update status" \
+        "stays rollback_started, its replacement task Pending behind the host port" \
+        "(a Swarm race, deploy/PROOFS.md)"
+    ;;
+*) die "the bad update ended $state, not rolled back" ;;
+esac
 # What failed it: Swarm's record of the never-ready tasks (a restarted one may also have found
 # the port still held).
 why=$(on 0 service ps "$service" --no-trunc --format '{{.Image}}|{{.Error}}' |

@@ -98,18 +98,30 @@ threshold=$(awk -v m="$max_exposure" 'BEGIN { printf "%d", m * 10 + 0.5 }')
 inside systemd-analyze security --threshold="$threshold" edge-server.service >/dev/null ||
     die "exposure above $max_exposure"
 
+# The unit's RestartSec: how long systemd waits before it starts the service again.
+restart_sec=$(grep -oP '^RestartSec=\K\d+$' "$src/systemd/edge-server.service")
+# unit_state: what systemd reports about the service, printed when a wait runs out.
+unit_state() {
+    inside systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -p ExecMainStatus \
+        -p Result edge-server.service | paste -sd ' ' >&2
+    inside journalctl -u edge-server.service -n 10 --no-pager -o cat >&2
+}
+
 log "kill -9 $main_pid"
 # minbase has no procps: bash's kill builtin, with $1 expanded by that bash.
 # shellcheck disable=SC2016
 inside bash -c 'kill -9 "$1"' kill "$main_pid"
 new_pid=0
-for _ in $(seq 1 60); do
+until=$((SECONDS + $(with_margin "$restart_sec")))
+while [ $SECONDS -lt $until ]; do
     sleep 0.5
     new_pid=$(inside systemctl show -p MainPID --value edge-server.service)
     [ "$new_pid" != 0 ] && [ "$new_pid" != "$main_pid" ] && break
 done
 if [ "$new_pid" = 0 ] || [ "$new_pid" = "$main_pid" ]; then
-    die "systemd did not restart the service"
+    unit_state
+    die "systemd did not restart the service within $(with_margin "$restart_sec") s" \
+        "(RestartSec=$restart_sec)"
 fi
 restarts=$(inside systemctl show -p NRestarts --value edge-server.service)
 log "restarted by systemd: pid $main_pid -> $new_pid, NRestarts=$restarts"
@@ -120,10 +132,23 @@ settings=$machine/etc/edge-server/edge-server.env
 cp "$settings" "$run/settings.good"
 echo "EDGE_NUM_THREADS=0" >>"$settings"
 inside systemctl restart edge-server.service || true
-sleep 6
+# It fails once its settings are read (allowed the 60 s check_service allows a start), and is
+# not started again: still failed, NRestarts unchanged, after RestartSec with the margin.
+restarts=$(inside systemctl show -p NRestarts --value edge-server.service)
+until=$((SECONDS + $(with_margin 60)))
+state=''
+while [ $SECONDS -lt $until ]; do
+    state=$(inside systemctl show -p ActiveState --value edge-server.service)
+    [ "$state" = failed ] && break
+    sleep 0.5
+done
+[ "$state" = failed ] || { unit_state; die "with a bad setting: still $state after $(with_margin 60) s"; }
+sleep "$(with_margin "$restart_sec")"
 state=$(inside systemctl show -p ActiveState --value edge-server.service)
 status=$(inside systemctl show -p ExecMainStatus --value edge-server.service)
-[ "$state $status" = "failed 2" ] || die "with a bad setting: $state, exit status $status"
+again=$(inside systemctl show -p NRestarts --value edge-server.service)
+[ "$state $status" = "failed 2" ] || { unit_state; die "with a bad setting: $state, exit status $status"; }
+[ "$again" = "$restarts" ] || { unit_state; die "with a bad setting: restarted ($restarts -> $again)"; }
 inside journalctl -u edge-server.service -n 20 --no-pager -o cat | grep -q EDGE_NUM_THREADS ||
     die "the journal does not name the bad setting"
 log "failed with status 2, the journal names EDGE_NUM_THREADS"
