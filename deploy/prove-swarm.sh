@@ -486,14 +486,14 @@ rollback_completed) ;;
 rollback_started)
     # Swarm rolled the spec back and both nodes serve v2, but its own replacement task waits for
     # a host port that a second task of the same slot already holds, and Swarm's updater waits
-    # for that task with no time limit: the status would stay rollback_started (PROOFS.md).
+    # for that task with no time limit: the status would stay rollback_started (docs/deploy/busy-machine.md).
     converged=$(cat "$run/converged" 2>/dev/null || true)
     if [ -z "$converged" ] || ! stuck_behind_port; then
         die "the bad update ended $state, not rolled back"
     fi
     log "rolled back: both nodes healthy on $image-v2 after $converged s; Swarm's update status" \
         "stays rollback_started, its replacement task Pending behind the host port" \
-        "(a Swarm race, deploy/PROOFS.md)"
+        "(a Swarm race, docs/deploy/busy-machine.md)"
     ;;
 *) die "the bad update ended $state, not rolled back" ;;
 esac
