@@ -14,6 +14,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from ..core.threads import available_cpus
 from .http import HttpSettings
 from .lan import LanSettings
 from .limits import LimitSettings
@@ -45,7 +46,7 @@ _WORDS = ("unset", "empty", "the CPUs available")
 def default_text(field: FieldInfo) -> str:
     """A field's default as a reader would write it in the environment."""
     if field.default_factory is not None:
-        return "the CPUs available" if "cpus" in repr(field.default_factory) else "computed"
+        return "the CPUs available" if field.default_factory is available_cpus else "computed"
     value = field.default
     if value is PydanticUndefined or value is None:
         return "unset"

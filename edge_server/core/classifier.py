@@ -176,10 +176,10 @@ class Classifier:
 
         `name` is what requests call it (default: the file name without `.tflite`).
         """
-        settings = options or LoadOptions()
-        backend = load_backend(settings.runtime)
+        options = options or LoadOptions()
+        backend = load_backend(options.runtime)
         started = time.perf_counter()
-        threads = settings.num_threads
+        threads = options.num_threads
         if threads == "auto":
             threads = auto_threads(backend, str(path), available_cpus())
         created = create_interpreter(backend, str(path), threads)
@@ -190,8 +190,8 @@ class Classifier:
         input_spec = _checked_input(TensorSpec.from_detail(inputs[0]), path)
         output_spec = TensorSpec.from_detail(outputs[0])
         num_classes = int(np.prod(output_spec.shape))
-        labels = load_labels(path, settings.labels)
-        labels = align_labels(labels, num_classes, str(settings.labels or f"{path} (embedded)"))
+        labels = load_labels(path, options.labels)
+        labels = align_labels(labels, num_classes, str(options.labels or f"{path} (embedded)"))
 
         # Warm-up: the first invoke pays for lazy allocations and delegate set-up.
         interpreter.set_tensor(input_spec.index, zeros_for(inputs[0]))
@@ -199,8 +199,8 @@ class Classifier:
         warm = quantization.dequantize(
             interpreter.get_tensor(output_spec.index), output_spec.quantization
         )
-        output_kind = _output_kind(settings.output, output_spec, warm)
-        plan = replica_threads(available_cpus(), threads, settings.replicas)
+        output_kind = _output_kind(options.output, output_spec, warm)
+        plan = replica_threads(available_cpus(), threads, options.replicas)
         replicas = []
         for count in plan[1:]:
             replica = create_interpreter(backend, str(path), count).interpreter
@@ -235,9 +235,9 @@ class Classifier:
             info,
             interpreter,
             replicas=replicas,
-            resize=settings.resize,
-            input_mean=settings.input_mean,
-            input_std=settings.input_std,
+            resize=options.resize,
+            input_mean=options.input_mean,
+            input_std=options.input_std,
             decoders=decoders,
         )
 
