@@ -12,6 +12,7 @@ baseline): only the ratios are comparable across runs, never the absolute times.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = args.sizes.split(",")
     pictures = [photos.open_rgb(p) for p in photos.sources(args.images)]
     sets = [photos.make_set(pictures, s) for s in photos.SIZES if s.name in wanted]
+    sizes = [s.size.name for s in sets]
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
     env.update(
@@ -80,42 +82,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory() as folder:
         base_root = export(args.baseline, Path(folder))
-        started = {
-            THIS: _start(THIS, env, args.out),
-            BASE: _start(BASE, {**env, "PYTHONPATH": str(base_root)}, args.out),
-        }
-        samples: dict[tuple[str, str, int], list[float]] = {}
-        walls: dict[tuple[str, str, int], float] = {}
+        started: dict[str, servers.ServerProcess] = {}
+        runs: dict[tuple[str, str, int], list[load.Run]] = {}
         try:
+            started[THIS] = _start(THIS, env, args.out)
+            started[BASE] = _start(BASE, {**env, "PYTHONPATH": str(base_root)}, args.out)
+            # Each server's requests, built once: they name its port.
+            requests = {
+                (name, s.size.name): [
+                    load.multipart_request(server.port, "/classify", j) for j in s.jpegs
+                ]
+                for name, server in started.items()
+                for s in sets
+            }
             for round_ in range(args.rounds):
                 order = [THIS, BASE] if round_ % 2 == 0 else [BASE, THIS]
-                for photo_set in sets:
-                    for concurrency in levels:
-                        for name in order:
-                            server = started[name]
-                            requests = [
-                                load.multipart_request(server.port, "/classify", j)
-                                for j in photo_set.jpegs
-                            ]
-                            load.drive(
-                                server.port,
-                                requests,
-                                concurrency,
-                                total=concurrency,
-                                seconds=args.seconds,
-                            )  # warm connections, unmeasured
-                            run = load.drive(
-                                server.port,
-                                requests,
-                                concurrency,
-                                total=args.requests,
-                                seconds=args.seconds,
-                            )
-                            if run.errors:
-                                raise RuntimeError(f"{name} answered {run.errors} errors")
-                            key = (name, photo_set.size.name, concurrency)
-                            samples.setdefault(key, []).extend(run.latencies_ms)
-                            walls[key] = walls.get(key, 0.0) + run.wall_s
+                for size, concurrency, name in itertools.product(sizes, levels, order):
+                    run = _measure(started[name], requests[name, size], concurrency, args)
+                    runs.setdefault((name, size, concurrency), []).append(run)
                 print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr, flush=True)
         finally:
             for server in started.values():
@@ -125,24 +109,33 @@ def main(argv: list[str] | None = None) -> int:
         f"{'size':>10} {'c':>2} {'p50 this':>9} {'p50 base':>9} {'p50 ratio':>9} "
         f"{'tput this':>9} {'tput base':>9} {'tput ratio':>10}"
     )
-    for photo_set in sets:
-        for concurrency in levels:
-            mine = _summary(samples, walls, (THIS, photo_set.size.name, concurrency))
-            base = _summary(samples, walls, (BASE, photo_set.size.name, concurrency))
-            print(
-                f"{photo_set.size.name:>10} {concurrency:>2} {mine.p50:9.2f} {base.p50:9.2f} "
-                f"{mine.p50 / base.p50:9.3f} {mine.throughput:9.1f} {base.throughput:9.1f} "
-                f"{mine.throughput / base.throughput:10.3f}"
-            )
+    for size, concurrency in itertools.product(sizes, levels):
+        mine = _pooled(runs[THIS, size, concurrency])
+        base = _pooled(runs[BASE, size, concurrency])
+        print(
+            f"{size:>10} {concurrency:>2} {mine.p50:9.2f} {base.p50:9.2f} "
+            f"{mine.p50 / base.p50:9.3f} {mine.throughput:9.1f} {base.throughput:9.1f} "
+            f"{mine.throughput / base.throughput:10.3f}"
+        )
     return 0
 
 
-def _summary(
-    samples: dict[tuple[str, str, int], list[float]],
-    walls: dict[tuple[str, str, int], float],
-    key: tuple[str, str, int],
-) -> Summary:
-    return summarize(samples[key], walls[key])
+def _measure(
+    server: servers.ServerProcess, requests: list[bytes], concurrency: int, args: argparse.Namespace
+) -> load.Run:
+    """One level on one server: connections warmed (unmeasured), then the measured run."""
+    load.drive(server.port, requests, concurrency, total=concurrency, seconds=args.seconds)
+    run = load.drive(server.port, requests, concurrency, total=args.requests, seconds=args.seconds)
+    if run.errors:
+        raise RuntimeError(f"{server.name} answered {run.errors} requests with an error")
+    return run
+
+
+def _pooled(runs: list[load.Run]) -> Summary:
+    """The rounds of one level on one server, as one sample."""
+    return summarize(
+        [ms for run in runs for ms in run.latencies_ms], sum(run.wall_s for run in runs)
+    )
 
 
 if __name__ == "__main__":
