@@ -420,10 +420,11 @@ stuck_behind_port() {
 # under the spec Swarm rolled back to is logged and written to $run/converged; from then on the
 # update status must end within the rollback's delay and monitor ($settle, with the margin).
 update_to() {
-    local before state seen='' limit start settled='' converged=''
+    local before state seen='' limit start deadline settled='' converged=''
     limit=$(with_margin "$2")
     before=$(update_state)
     start=$(date +%s.%N)
+    deadline=$((SECONDS + limit))
     rm -f "$run/converged"
     deploy "$1"
     while :; do
@@ -440,16 +441,16 @@ update_to() {
             converged_on "$3"; then
             converged=$(elapsed "$start")
             echo "$converged" >"$run/converged"
-            settled=$(awk -v a="$(date +%s.%N)" -v s="$(with_margin "$settle")" 'BEGIN { printf "%f", a + s }')
+            settled=$((SECONDS + $(with_margin "$settle")))
             log "  both nodes on $3 again, healthy, after $converged s"
         fi
-        if [ -n "$settled" ] && awk -v a="$settled" -v b="$(date +%s.%N)" 'BEGIN { exit !(b > a) }'; then
+        if [ -n "$settled" ] && [ $SECONDS -gt "$settled" ]; then
             diagnose
             log "the service has converged on $3 but Swarm's update status did not end within" \
                 "$(with_margin "$settle") s (rollback delay + monitor $settle s)"
             break
         fi
-        if awk -v a="$start" -v b="$(date +%s.%N)" -v l="$limit" 'BEGIN { exit !(b - a > l) }'; then
+        if [ $SECONDS -gt "$deadline" ]; then
             diagnose
             log "the update to $1 did not end within $limit s (bound $2 s)"
             break
