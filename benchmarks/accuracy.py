@@ -5,7 +5,7 @@ classified three ways on the same interpreter:
 
 - reference: decoded at full size (handed to the service as a lossless BMP), then the
   service's own fit (resize) and tensor;
-- service: `Classifier.prepare`, the reduced-scale decode the service runs;
+- service: `Engine.prepare`, the reduced-scale decode the service runs;
 - noise floor: the reference's model input with +-1 grey level of random noise per pixel
   (what a camera's next frame of the same scene differs by, at the least).
 
@@ -25,7 +25,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from benchmarks import photos
-from edge_server.core.classifier import Classifier
+from edge_server.core.engine import Engine
 from edge_server.core.runtime import Interpreter
 
 MARGIN = 0.05
@@ -96,7 +96,7 @@ def variants(pictures: Sequence[Image.Image], size: photos.SizeSpec) -> list[byt
 
 
 def _scores(
-    interpreter: Interpreter, classifier: Classifier, tensor: npt.NDArray[np.generic]
+    interpreter: Interpreter, classifier: Engine, tensor: npt.NDArray[np.generic]
 ) -> npt.NDArray[np.float32]:
     interpreter.set_tensor(classifier.info.input.index, tensor)
     interpreter.invoke()
@@ -127,7 +127,7 @@ def _noisy(tensor: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[An
 
 
 def compare(
-    interpreter: Interpreter, classifier: Classifier, jpegs: Sequence[bytes], max_pixels: int
+    interpreter: Interpreter, classifier: Engine, jpegs: Sequence[bytes], max_pixels: int
 ) -> Agreement:
     """Service preprocessing against the full-size reference and the noise floor."""
     rng = np.random.default_rng(13)

@@ -1,6 +1,6 @@
 """The floor, measured in-process: the model alone, the whole pipeline serially, and preprocessing.
 
-The pipeline is the service's own code (`Classifier.prepare` and `rank`) with the interpreter
+The pipeline is the service's own code (`Engine.prepare` and `rank`) with the interpreter
 called on the measuring thread: no HTTP, no queue, no thread hop, one request at a time.
 """
 
@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from edge_server.core.classifier import Classifier
+from edge_server.core.engine import Engine
 from edge_server.core.runtime import Interpreter
 
 TOP_K = 5
 
 
-def invoke_alone(interpreter: Interpreter, classifier: Classifier) -> Callable[[], object]:
+def invoke_alone(interpreter: Interpreter, classifier: Engine) -> Callable[[], object]:
     """One invoke on a fixed input."""
     spec = classifier.info.input
     interpreter.set_tensor(spec.index, np.zeros(spec.shape, dtype=spec.dtype))
@@ -27,7 +27,7 @@ def invoke_alone(interpreter: Interpreter, classifier: Classifier) -> Callable[[
 
 
 def pipeline(
-    interpreter: Interpreter, classifier: Classifier, jpegs: Sequence[bytes], max_pixels: int
+    interpreter: Interpreter, classifier: Engine, jpegs: Sequence[bytes], max_pixels: int
 ) -> Callable[[], object]:
     """Decode, preprocess, invoke and rank the next photo, all on the calling thread."""
     turn = iter(range(1 << 62))
@@ -44,7 +44,7 @@ def pipeline(
 
 
 def service_preprocess(
-    classifier: Classifier, jpegs: Sequence[bytes], max_pixels: int
+    classifier: Engine, jpegs: Sequence[bytes], max_pixels: int
 ) -> Callable[[], object]:
     """The service's decode and preprocess of the next photo (draft decode, fit, tensor)."""
     turn = iter(range(1 << 62))

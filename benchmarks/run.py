@@ -33,7 +33,7 @@ from benchmarks.targets import (
     evaluate,
 )
 from edge_server.config.settings import DEFAULT_MODEL, Settings
-from edge_server.core.classifier import Classifier
+from edge_server.core.engine import Engine
 from edge_server.core.runtime import RuntimeChoice, create_interpreter, load_backend
 from edge_server.serving.catalog import resolve_model
 from edge_server.serving.specs import model_specs
@@ -207,7 +207,7 @@ def measure(args: argparse.Namespace, plan: Plan) -> tuple[Measurements, dict[st
         args.out / "service.log",
     )
     naive: servers.ServerProcess | None = None
-    classifier: Classifier | None = None
+    classifier: Engine | None = None
     try:
         described = servers.get_json(service_port, "/v1/models")["models"][0]
         threads = int(described["num_threads"])

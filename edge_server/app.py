@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from . import mqtt
 from .config.settings import Settings
-from .core.classifier import Classifier
+from .core.engine import Engine
 from .http.application import application
 from .lan import advertisement
 from .ops.board import BoardCollector
@@ -35,7 +35,7 @@ log = logging.getLogger("edge_server")
 def create_app(
     settings: Settings,
     *,
-    models: Sequence[tuple[ModelSpec, Classifier]] | None = None,
+    models: Sequence[tuple[ModelSpec, Engine]] | None = None,
     decoders: ThreadPoolExecutor | None = None,
 ) -> FastAPI:
     """Build the app; it owns the models (loaded by the lifespan when not given) and the

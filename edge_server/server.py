@@ -13,7 +13,7 @@ import uvicorn
 from .app import create_app
 from .config.settings import Settings
 from .core import memory
-from .core.classifier import decode_pool
+from .core.engine import decode_pool
 from .ops import connections, filelimit
 from .ops.logthrottle import LogThrottle
 from .serving.metrics import Metrics

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, FilePath
 
-from ..core.classifier import OutputKind
+from ..core.engine import OutputKind
 from ..core.imaging import ResizeMode
 from ..core.runtime import RuntimeChoice
 from ..core.threads import available_cpus

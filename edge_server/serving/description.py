@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.classifier import Classifier, TensorSpec
+from ..core.engine import Engine, TensorSpec
 from .schemas import ModelDescription, QuantizationInfo, TensorInfo
 from .service import Service
 
@@ -24,7 +24,7 @@ def describe(service: Service, name: str) -> ModelDescription:
     return description(service.ready_classifier(name), default=name == service.default_model)
 
 
-def description(classifier: Classifier, *, default: bool = True) -> ModelDescription:
+def description(classifier: Engine, *, default: bool = True) -> ModelDescription:
     """The public description of a model, whether served or loaded by the CLI."""
     info = classifier.info
     return ModelDescription(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 if TYPE_CHECKING:
-    from ..core.classifier import Classifier
+    from ..core.engine import Engine
 
 STAGES = ("queue", "decode", "preprocess", "inference", "postprocess", "total")
 
@@ -151,7 +151,7 @@ class Metrics:
         for stage, ms in timing_ms.items():
             self.stage_seconds.labels(stage, model).observe(ms / 1000)
 
-    def set_model(self, classifier: Classifier) -> None:
+    def set_model(self, classifier: Engine) -> None:
         """Describe a serving model and count its invokes."""
         info = classifier.info
         self.model.labels(info.name).info(

@@ -1,6 +1,6 @@
 """The models being served, by name: loading, reloading and unloading without failing a request.
 
-Each model is a Classifier with its own owner thread, so a request for one model never waits in
+Each model is a Engine with its own owner thread, so a request for one model never waits in
 another model's queue of invokes; all of them share one decode pool. A request leases its model
 for its whole life: a reload or an unload retires the model, which is closed once its last
 request is done. Changes are made one at a time (a lock), each loaded and warmed up beside the
@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from ..config.settings import Settings
-from ..core.classifier import Classifier, decode_pool
+from ..core.engine import Engine, decode_pool
 from ..core.errors import Conflict, NotFound, NotReady, ReloadFailed, StartupError
 from ..core.memory import MemoryBudget
 from .catalog import load_catalog, lookup
@@ -56,10 +56,10 @@ class ModelRepository:
         self.config = (
             read_config(settings.models_config) if settings.models_config else ModelsConfig()
         )
-        self._models: dict[str, Classifier] = {}
+        self._models: dict[str, Engine] = {}
         self._specs: dict[str, ModelSpec] = {}
         self._default: str | None = None
-        self._users: Counter[Classifier] = Counter()
+        self._users: Counter[Engine] = Counter()
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[], None]] = []
 
@@ -76,7 +76,7 @@ class ModelRepository:
         """The loaded models' names, the default first."""
         return list(self._models)
 
-    def get(self, name: str | None = None) -> Classifier:
+    def get(self, name: str | None = None) -> Engine:
         """The model of that name or alias (the default for None); 404 or 503 otherwise."""
         if not self._models:
             raise NotReady("the model is not loaded yet", headers={"Retry-After": "1"})
@@ -98,7 +98,7 @@ class ModelRepository:
         self._listeners.append(listener)
 
     @asynccontextmanager
-    async def lease(self, name: str | None = None) -> AsyncIterator[Classifier]:
+    async def lease(self, name: str | None = None) -> AsyncIterator[Engine]:
         """A model kept open until the request is done, even if it is swapped or unloaded."""
         classifier = self.get(name)
         self._users[classifier] += 1
@@ -112,7 +112,7 @@ class ModelRepository:
 
     # --- changes ------------------------------------------------------------------------------
 
-    def install(self, spec: ModelSpec, classifier: Classifier) -> None:
+    def install(self, spec: ModelSpec, classifier: Engine) -> None:
         """Serve a loaded model under its name (the first installed is the default)."""
         classifier.memory = self.memory
         self._models[spec.name] = classifier
@@ -122,7 +122,7 @@ class ModelRepository:
         self.metrics.set_model(classifier)
         self._changed()
 
-    async def load(self, name: str) -> Classifier:
+    async def load(self, name: str) -> Engine:
         """Load a model of the repository by name and serve it; loaded already: reload it."""
         if name in self._models or self._alias_of_loaded(name):
             return await self.reload(name)
@@ -155,7 +155,7 @@ class ModelRepository:
             log.info("unloaded %s; it closes when its last request is done", loaded)
         await self._close_if_retired(classifier)
 
-    async def reload(self, name: str | None = None, model: str | None = None) -> Classifier:
+    async def reload(self, name: str | None = None, model: str | None = None) -> Engine:
         """Load a model's file again, or another file in its place, then swap; the old drains.
 
         A model that fails to load leaves the current one serving (ReloadFailed says why).
@@ -241,9 +241,7 @@ class ModelRepository:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    async def _load(
-        self, spec: ModelSpec, *, what: str, serving: Classifier | None = None
-    ) -> Classifier:
+    async def _load(self, spec: ModelSpec, *, what: str, serving: Engine | None = None) -> Engine:
         try:
             classifier = await asyncio.to_thread(spec.load, self.decoders)
         except StartupError as exc:
@@ -262,7 +260,7 @@ class ModelRepository:
         entry = lookup(name)
         return entry is not None and entry.name in self._models
 
-    async def _close_if_retired(self, classifier: Classifier) -> None:
+    async def _close_if_retired(self, classifier: Engine) -> None:
         """Close a model no longer served, once its last request is done."""
         if classifier not in self._models.values() and self._users[classifier] == 0:
             await asyncio.to_thread(classifier.close)
@@ -277,9 +275,9 @@ class ModelRepository:
 
 def load_models(
     specs: list[ModelSpec], decoders: ThreadPoolExecutor
-) -> list[tuple[ModelSpec, Classifier]]:
+) -> list[tuple[ModelSpec, Engine]]:
     """Load and warm every model in order; one that fails closes those already loaded."""
-    loaded: list[tuple[ModelSpec, Classifier]] = []
+    loaded: list[tuple[ModelSpec, Engine]] = []
     try:
         for spec in specs:
             loaded.append((spec, spec.load(decoders)))

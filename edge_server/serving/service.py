@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
 from ..config.settings import Settings
-from ..core.classifier import Classifier
+from ..core.engine import Engine
 from ..core.errors import ClientGone, DeadlineExceeded, Overloaded, TooLarge, UploadTimeout
 from ..core.imaging import decode_bytes
 from ..core.memory import MemoryBudget, budget_bytes
@@ -59,7 +59,7 @@ class Service:
 
     # --- the models -------------------------------------------------------------------------
 
-    def ready_classifier(self, model: str | None = None) -> Classifier:
+    def ready_classifier(self, model: str | None = None) -> Engine:
         """A loaded model by name (the default for None): 503 while none is, 404 if unknown."""
         return self.models.get(model)
 
@@ -76,7 +76,7 @@ class Service:
         """Call `listener` on the event loop after every model load, unload and reload."""
         self.models.add_listener(listener)
 
-    async def reload(self, model: str | None = None, *, name: str | None = None) -> Classifier:
+    async def reload(self, model: str | None = None, *, name: str | None = None) -> Engine:
         """Reload a model (the default for no name), or load `model` in its place."""
         return await self.models.reload(name, model)
 

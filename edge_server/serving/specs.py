@@ -30,7 +30,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config.settings import Settings
-from ..core.classifier import Classifier, LoadOptions, OutputKind
+from ..core.engine import Engine, LoadOptions, OutputKind
 from ..core.errors import StartupError
 from ..core.imaging import ResizeMode
 from ..core.threads import available_cpus
@@ -77,9 +77,9 @@ class ModelSpec:
         """The model file; a StartupError says how to get it when it is missing."""
         return resolve_model(self.model, self.models_dir)
 
-    def load(self, decoders: Executor | None = None) -> Classifier:
+    def load(self, decoders: Executor | None = None) -> Engine:
         """Load and warm up the model under its served name."""
-        return Classifier.load(self.path(), self.options, name=self.name, decoders=decoders)
+        return Engine.load(self.path(), self.options, name=self.name, decoders=decoders)
 
 
 # The settings every model loads with, unless its [models.NAME] table says otherwise.

@@ -17,7 +17,7 @@ import uvicorn
 
 from edge_server.app import create_app
 from edge_server.config.settings import Settings
-from edge_server.core.classifier import Classifier
+from edge_server.core.engine import Engine
 from edge_server.core.errors import ReloadFailed
 from edge_server.core.runtime import RuntimeChoice, create_interpreter, load_backend
 from edge_server.serving.auth import ApiKeys
@@ -199,7 +199,7 @@ def faulty_app(models_dir: Path, runtime: str) -> Iterator[tuple[httpx.Client, l
                 raise RuntimeError("Node number 12 (DEPTHWISE_CONV_2D) failed to invoke.")
             real_invoke()
 
-    classifier = Classifier(loaded.info, Faulty())  # type: ignore[arg-type]  # fault injection
+    classifier = Engine(loaded.info, Faulty())  # type: ignore[arg-type]  # fault injection
     port = free_port()
     app = create_app(settings, models=[(spec, classifier)])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))

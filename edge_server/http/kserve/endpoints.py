@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from ... import __version__
-from ...core.classifier import Classifier
+from ...core.engine import Engine
 from ...core.errors import NotFound, TooLarge, UnsupportedMediaType
 from ...serving.schemas import ClassifyResponse
 from ...serving.service import Service
@@ -149,7 +149,7 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
 
 
 def _response(
-    classifier: Classifier,
+    classifier: Engine,
     inference: InferenceRequest,
     answers: list[ClassifyResponse],
     classes: int,
@@ -174,7 +174,7 @@ def _response(
     )
 
 
-def _model(service: Service, name: str, version: str) -> Classifier:
+def _model(service: Service, name: str, version: str) -> Engine:
     classifier = service.ready_classifier(name)
     if version not in ("", MODEL_VERSION):
         raise NotFound(

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from edge_server.config.settings import Settings
-from edge_server.core.classifier import (
-    Classifier,
+from edge_server.core.engine import (
+    Engine,
     ModelInfo,
     OutputKind,
     TensorSpec,
@@ -31,7 +31,7 @@ from support.reference import REFERENCE, TOLERANCE
 Photo = Callable[[str], bytes]
 
 
-def _load(models_dir: Path, runtime: str, model: str, **overrides: Any) -> Classifier:
+def _load(models_dir: Path, runtime: str, model: str, **overrides: Any) -> Engine:
     return model_specs(
         Settings(
             model=model,
@@ -44,14 +44,14 @@ def _load(models_dir: Path, runtime: str, model: str, **overrides: Any) -> Class
 
 
 @pytest.fixture(scope="module")
-def classifier(models_dir: Path, runtime: str) -> Iterator[Classifier]:
+def classifier(models_dir: Path, runtime: str) -> Iterator[Engine]:
     """The default model, loaded once for this module."""
     loaded = _load(models_dir, runtime, DEFAULT_MODEL)
     yield loaded
     loaded.close()
 
 
-def _top1(classifier: Classifier, data: bytes) -> tuple[str, float]:
+def _top1(classifier: Engine, data: bytes) -> tuple[str, float]:
     prepared = classifier.prepare(data, max_pixels=50_000_000)
     (_, label, score), *_ = classifier.rank(classifier.submit(prepared.tensor).result().raw, 1)
     return label, score
@@ -76,7 +76,7 @@ def test_reference_answers(
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])
 def test_exif_rotated_photo_gives_the_upright_answer(
-    classifier: Classifier, photo: Photo, orientation: int
+    classifier: Engine, photo: Photo, orientation: int
 ) -> None:
     """A photo turned in its pixels with a compensating EXIF tag classifies as upright."""
     assert _top1(classifier, variants.exif_rotated(photo("parrot.jpg"), orientation))[0] == "macaw"
@@ -86,7 +86,7 @@ def test_exif_rotated_photo_gives_the_upright_answer(
 
 @pytest.mark.parametrize("encoding", sorted(variants.SAME_PICTURE))
 def test_other_encodings_give_the_same_top1(
-    classifier: Classifier, photo: Photo, encoding: str
+    classifier: Engine, photo: Photo, encoding: str
 ) -> None:
     """CMYK, RGBA, palette, WebP, progressive, BMP, GIF and TIFF copies keep the top-1."""
     make = variants.SAME_PICTURE[encoding]
@@ -94,7 +94,7 @@ def test_other_encodings_give_the_same_top1(
     assert _top1(classifier, make(photo("coffee.png")))[0] == "espresso"
 
 
-def test_16_bit_png_classifies_like_its_8_bit_copy(classifier: Classifier, photo: Photo) -> None:
+def test_16_bit_png_classifies_like_its_8_bit_copy(classifier: Engine, photo: Photo) -> None:
     """A 16-bit grayscale PNG gives the same answer and score as the 8-bit one."""
     eight = _top1(classifier, variants.gray8_png(photo("grace_hopper.jpg")))
     sixteen = _top1(classifier, variants.gray16_png(photo("grace_hopper.jpg")))
@@ -102,15 +102,13 @@ def test_16_bit_png_classifies_like_its_8_bit_copy(classifier: Classifier, photo
     assert sixteen[0] == "military uniform"
 
 
-def test_large_photo_with_draft_decoding_keeps_the_answer(
-    classifier: Classifier, photo: Photo
-) -> None:
+def test_large_photo_with_draft_decoding_keeps_the_answer(classifier: Engine, photo: Photo) -> None:
     """A 12 MP JPEG, decoded at reduced scale, still gives the right top-1."""
     big = variants.upscaled_jpeg(photo("parrot.jpg"), 3024, 4032)
     assert _top1(classifier, big)[0] == "macaw"
 
 
-def test_model_info_describes_the_loaded_model(classifier: Classifier) -> None:
+def test_model_info_describes_the_loaded_model(classifier: Engine) -> None:
     """Input 1x224x224x3 uint8 with its quantization, 1001 labels, softmax output detected."""
     info = classifier.info
     assert info.input.shape == (1, 224, 224, 3)
@@ -175,7 +173,7 @@ class FakeInterpreter:
         return self.output.copy()
 
 
-def _fake_classifier(output: np.ndarray, kind: OutputKind) -> tuple[Classifier, FakeInterpreter]:
+def _fake_classifier(output: np.ndarray, kind: OutputKind) -> tuple[Engine, FakeInterpreter]:
     fake = FakeInterpreter(output)
     spec_in = TensorSpec(0, (1, 2, 2, 3), np.uint8, Quantization(0.0, 0))
     spec_out = TensorSpec(1, output.shape, np.float32, Quantization(0.0, 0))
@@ -191,7 +189,7 @@ def _fake_classifier(output: np.ndarray, kind: OutputKind) -> tuple[Classifier, 
         num_threads=1,
         xnnpack=False,
     )
-    return Classifier(info, fake), fake
+    return Engine(info, fake), fake
 
 
 def test_logits_are_turned_into_probabilities() -> None:
@@ -233,9 +231,7 @@ def test_an_invoke_error_fails_that_request_only() -> None:
     classifier.close()
 
 
-def test_prepare_and_submit_decodes_then_invokes_or_fails(
-    classifier: Classifier, photo: Photo
-) -> None:
+def test_prepare_and_submit_decodes_then_invokes_or_fails(classifier: Engine, photo: Photo) -> None:
     """The chained decode and invoke answers like prepare + submit; a bad upload fails it."""
     prepared, inference = classifier.prepare_and_submit(
         photo("parrot.jpg"), max_pixels=50_000_000
@@ -286,7 +282,7 @@ class EchoInterpreter:
         return np.array([[self._value, 0, 0]], np.float32)
 
 
-def _replicated(count: int) -> tuple[Classifier, list[EchoInterpreter], list[int], threading.Event]:
+def _replicated(count: int) -> tuple[Engine, list[EchoInterpreter], list[int], threading.Event]:
     log: list[int] = []
     lock, gate = threading.Lock(), threading.Event()
     gate.set()
@@ -294,7 +290,7 @@ def _replicated(count: int) -> tuple[Classifier, list[EchoInterpreter], list[int
     classifier, _ = _fake_classifier(np.zeros((1, 3), np.float32), OutputKind.probabilities)
     classifier.close()
     info = classifier.info
-    return Classifier(info, fakes[0], replicas=fakes[1:]), fakes, log, gate
+    return Engine(info, fakes[0], replicas=fakes[1:]), fakes, log, gate
 
 
 def _tensor(value: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The loaded model: its spec, its labels and the threads that run every invoke.
+"""The loaded model (a classifier or a detector): its spec, its labels and the threads that
+run every invoke.
 
 The TFLite interpreter is not thread-safe. Each interpreter (replica) of the model is owned by
 one thread (`owners.Owners`): an invoke goes to the first free replica, and while all are busy
@@ -135,7 +136,7 @@ class Inference:
     inference_ms: float
 
 
-class Classifier:
+class Engine:
     """A loaded, warmed-up model and the threads that own its interpreters."""
 
     def __init__(
@@ -171,7 +172,7 @@ class Classifier:
         *,
         name: str | None = None,
         decoders: Executor | None = None,
-    ) -> Classifier:
+    ) -> Engine:
         """Load the model file at `path`, check its labels and warm it up.
 
         `name` is what requests call it (default: the file name without `.tflite`).
