@@ -26,6 +26,7 @@ from support.inprocess import in_process
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "mobilenet_v2_1.0_224_quant"
 SMALL_MODEL = "mobilenet_v1_0.25_128_quant"
+DETECTOR = "ssd_mobilenet_v1_coco_quant"
 
 
 def _folder(variable: str, default: Path, what: str) -> Path:

@@ -25,6 +25,16 @@ class LimitSettings(BaseModel):
     default_top_k: Annotated[int, Field(ge=1, le=100)] = Field(
         5, description="Predictions returned when the request names no top_k."
     )
+    min_score: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.4,
+        description="Least score of an object a detector reports when the request names no "
+        "min_score (DeepStack's default, and where Frigate stops reading).",
+    )
+    max_detections: Annotated[int, Field(ge=1, le=100)] = Field(
+        20,
+        description="Most objects one detection answers (Frigate's DeepStack plugin cannot "
+        "take more than 20).",
+    )
     max_queue: Annotated[int, Field(ge=1, le=10_000)] = Field(
         64, description="Classify requests admitted at once; more get 503 + Retry-After."
     )

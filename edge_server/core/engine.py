@@ -15,7 +15,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -26,6 +26,16 @@ import numpy as np
 import numpy.typing as npt
 
 from . import imaging, quantization
+from .detection import (
+    Detection,
+    OutputLayout,
+    Task,
+    class_labels,
+    output_layout,
+    read_detections,
+    uncrop,
+    unfit,
+)
 from .digest import sha256_of
 from .errors import InferenceFailed, StartupError
 from .imaging import ResizeMode
@@ -105,6 +115,9 @@ class ModelInfo:
     num_threads: int  # of the first replica, the one a lone request runs on
     xnnpack: bool
     replica_threads: tuple[int, ...] = ()  # threads of each interpreter; () = one, num_threads
+    task: Task = Task.classification
+    layout: OutputLayout | None = None  # a detector's outputs
+    outputs: tuple[TensorSpec, ...] = ()  # every output, in the model's order
 
     @property
     def replicas(self) -> int:
@@ -134,6 +147,7 @@ class Inference:
     raw: npt.NDArray[Any]
     queue_ms: float
     inference_ms: float
+    outputs: tuple[npt.NDArray[Any], ...] = ()  # a detector's: every output, in model order
 
 
 class Engine:
@@ -156,6 +170,8 @@ class Engine:
         self.resize = resize
         self._mean = input_mean
         self._std = input_std
+        # A detector's invoke reads all four outputs; a classifier's only its one.
+        self._extra = tuple(o.index for o in info.outputs) if info.layout is not None else ()
         # Called on an owner thread after each invoke (the service counts them in metrics).
         self.on_invoke: Callable[[], None] | None = None
         # What decodes are charged against (the service's; none: unbounded, as in tools).
@@ -189,10 +205,18 @@ class Engine:
         interpreter = created.interpreter
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
         input_spec = _checked_input(TensorSpec.from_detail(inputs[0]), path)
-        output_spec = TensorSpec.from_detail(outputs[0])
-        num_classes = int(np.prod(output_spec.shape))
+        output_specs = tuple(TensorSpec.from_detail(detail) for detail in outputs)
+        layout = output_layout(outputs)
         labels = load_labels(path, options.labels)
-        labels = align_labels(labels, num_classes, str(options.labels or f"{path} (embedded)"))
+        if layout is not None:
+            # The scores stand for the output in descriptions; all four are read per invoke.
+            output_spec = output_specs[layout.scores]
+            labels = class_labels(labels)
+        else:
+            output_spec = output_specs[0]
+            num_classes = int(np.prod(output_spec.shape))
+            source = str(options.labels or f"{path} (embedded)")
+            labels = align_labels(labels, num_classes, source)
 
         # Warm-up: the first invoke pays for lazy allocations and delegate set-up.
         interpreter.set_tensor(input_spec.index, zeros_for(inputs[0]))
@@ -200,7 +224,11 @@ class Engine:
         warm = quantization.dequantize(
             interpreter.get_tensor(output_spec.index), output_spec.quantization
         )
-        output_kind = _output_kind(options.output, output_spec, warm)
+        output_kind = (
+            OutputKind.probabilities
+            if layout is not None
+            else _output_kind(options.output, output_spec, warm)
+        )
         plan = replica_threads(available_cpus(), threads, options.replicas)
         replicas = []
         for count in plan[1:]:
@@ -221,9 +249,13 @@ class Engine:
             num_threads=threads,
             xnnpack=created.xnnpack,
             replica_threads=plan,
+            task=Task.detection if layout is not None else Task.classification,
+            layout=layout,
+            outputs=output_specs,
         )
         log.info(
-            "loaded %s (%s %s, %d interpreter(s) of %s threads, XNNPACK %s) in %.0f ms",
+            "loaded %s %s (%s %s, %d interpreter(s) of %s threads, XNNPACK %s) in %.0f ms",
+            info.task,
             name,
             backend.name,
             backend.version,
@@ -351,13 +383,53 @@ class Engine:
             interpreter.set_tensor(self.info.input.index, tensor)
             interpreter.invoke()
             raw = interpreter.get_tensor(self.info.output.index)
+            outputs = tuple(interpreter.get_tensor(index) for index in self._extra)
         except Exception as exc:
             log.exception("invoke failed")
             raise InferenceFailed(f"the model failed on this input: {exc}") from exc
         finished = time.perf_counter()
         if self.on_invoke is not None:
             self.on_invoke()
-        return Inference(raw, (started - submitted) * 1000, (finished - started) * 1000)
+        return Inference(raw, (started - submitted) * 1000, (finished - started) * 1000, outputs)
+
+    def detect(
+        self,
+        inference: Inference,
+        image: imaging.ImageFacts,
+        *,
+        min_score: float,
+        max_results: int,
+        wanted: Collection[str] | None = None,
+        region: Region | None = None,
+    ) -> list[Detection]:
+        """A detector's objects in one invoke, boxes as fractions of the upright image.
+
+        The boxes are mapped back through the fitting (`resize`) and the crop `region`, so
+        they lie on the whole upright picture the upload was.
+        """
+        layout = self.info.layout
+        if layout is None:
+            raise TypeError(f"{self.info.name} is not a detector")
+        found = read_detections(
+            inference.outputs,
+            layout,
+            self.info.labels,
+            min_score=min_score,
+            max_results=max_results,
+            wanted=wanted,
+        )
+        width = image.width * ((region.x1 - region.x0) if region else 1.0)
+        height = image.height * ((region.y1 - region.y0) if region else 1.0)
+        aspect = width / height
+        return [
+            Detection(
+                d.index,
+                d.label,
+                d.score,
+                uncrop(unfit(d.box, aspect, self.info.input_size, self.resize), region),
+            )
+            for d in found
+        ]
 
     def close(self) -> None:
         """Finish queued decodes and invokes, and stop the threads (a shared pool stays)."""
@@ -398,12 +470,12 @@ def _checked_input(spec: TensorSpec, path: Path) -> TensorSpec:
     if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
         raise StartupError(
             f"{path} takes input of shape {list(shape)}, not an RGB image [1, H, W, 3]",
-            fix="use an image classification model",
+            fix="use an image classification or detection model",
         )
     if spec.dtype not in (np.uint8, np.int8, np.float32):
         raise StartupError(
             f"{path} takes {np.dtype(spec.dtype).name} input; uint8, int8 or float32 are supported",
-            fix="use a uint8/int8 quantized or float32 classification model",
+            fix="use a uint8/int8 quantized or float32 model",
         )
     return spec
 

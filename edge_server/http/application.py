@@ -16,7 +16,8 @@ from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..serving.metrics import Metrics
-from . import batch, deepstack, page, problems, routes
+from . import batch, page, problems, routes
+from .deepstack import status, vision
 from .kserve import endpoints, model_repository
 from .middleware import RequestContext
 
@@ -37,13 +38,15 @@ def application(
         redoc_url=None,
         title="edge-server",
         version=__version__,
-        description="On-device image classification with a quantized TFLite model.",
+        description="On-device image classification and object detection with quantized "
+        "TFLite models.",
         lifespan=lifespan,
     )
     app.include_router(routes.router)
     app.include_router(routes.protected)
     app.include_router(batch.router)
-    app.include_router(deepstack.router)
+    app.include_router(vision.router)
+    app.include_router(status.router)
     app.include_router(endpoints.router)
     app.include_router(model_repository.router)
     app.include_router(page.router)

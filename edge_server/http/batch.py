@@ -47,7 +47,7 @@ async def classify_batch(
     model: ModelQuery = None,
 ) -> JSONResponse:
     """Classify each file of the repeated multipart field `images`; answers in the same order."""
-    service.ready_classifier(model)
+    service.ready_model(model)
     if media_type(request) != "multipart/form-data":
         raise UnsupportedMediaType(
             f"send the images as multipart form data, one '{BATCH_FIELD}' field per image "

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 
+from ..core.errors import BadRequest
 from ..core.region import Region, parse_region
 from ..serving.service import Service
 
@@ -76,3 +79,77 @@ ModelQuery = Annotated[
         max_length=64,
     ),
 ]
+
+
+@dataclass(frozen=True)
+class DetectionOptions:
+    """What a detection request keeps: the least score, how many, and which labels."""
+
+    min_score: float
+    max_results: int
+    labels: frozenset[str] | None
+
+
+async def _detection_options(
+    service: ServiceDep,
+    min_score: Annotated[
+        str | None,
+        Query(
+            description="Least score of an object, 0..1; default EDGE_MIN_SCORE (0.4).",
+            examples=["0.5"],
+        ),
+    ] = None,
+    max_results: Annotated[
+        str | None,
+        Query(
+            description="Most objects in the answer, 1..100; default EDGE_MAX_DETECTIONS (20).",
+            examples=["5"],
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        Query(
+            description="Only objects with these labels, comma-separated.",
+            examples=["person,car"],
+            max_length=2000,
+        ),
+    ] = None,
+) -> DetectionOptions:
+    # Parsed here rather than typed, so a bad value is a 400 that says what to send.
+    settings = service.settings
+    return DetectionOptions(
+        min_score=settings.min_score if min_score is None else parse_score(min_score),
+        max_results=settings.max_detections if max_results is None else parse_count(max_results),
+        labels=parse_labels_filter(labels),
+    )
+
+
+DetectionDep = Annotated[DetectionOptions, Depends(_detection_options)]
+
+
+def parse_score(text: str) -> float:
+    """min_score as a number in 0..1, or a 400."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadRequest(f"min_score {text!r} is not a number; use 0..1") from None
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise BadRequest(f"min_score {text!r} is outside 0..1")
+    return value
+
+
+def parse_count(text: str) -> int:
+    """max_results as a whole number in 1..100, or a 400."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 100:
+        raise BadRequest(f"max_results {text!r} is not a whole number in 1..100")
+    return int(text)
+
+
+def parse_labels_filter(text: str | None) -> frozenset[str] | None:
+    """The labels to keep (None: all); an empty list is a 400."""
+    if text is None:
+        return None
+    wanted = frozenset(part.strip() for part in text.split(",") if part.strip())
+    if not wanted:
+        raise BadRequest("labels is empty; name one or more labels, e.g. labels=person,car")
+    return wanted

@@ -1,4 +1,4 @@
-"""The native HTTP routes: classify, health, readiness, models, reload and metrics."""
+"""The native HTTP routes: classify, detect, health, readiness, models, reload and metrics."""
 
 from __future__ import annotations
 
@@ -8,14 +8,23 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..core.detection import Task
 from ..core.errors import Forbidden
 from ..ops.board import read_board
 from ..serving.description import describe
 from ..serving.metrics import STAGES
-from ..serving.schemas import ClassifyResponse, Health, ModelDescription, ModelList, ReloadRequest
+from ..serving.schemas import (
+    ClassifyResponse,
+    DetectResponse,
+    Health,
+    ModelDescription,
+    ModelList,
+    ReloadRequest,
+)
 from . import problems
 from .deps import (
     Authorized,
+    DetectionDep,
     ModelQuery,
     RegionDep,
     ServiceDep,
@@ -71,7 +80,7 @@ async def classify(
 ) -> JSONResponse:
     """Classify one image sent as multipart field `image` (or `file`), as JSON
     `{"image": "<base64>"}` or as a raw image body."""
-    service.ready_classifier(model)  # 503 or 404 before reading a body that could not be used
+    model = service.model_for(Task.classification, model)  # 503, 404 or 400 before the body
     answer = await exchange(
         service,
         request,
@@ -83,6 +92,41 @@ async def classify(
             started=request.state.request_started,
             region=region,
             model=model,
+        ),
+    )
+    timing = answer.timing_ms.model_dump()
+    return JSONResponse(answer.model_dump(), headers={"Server-Timing": server_timing(timing)})
+
+
+@protected.post(
+    "/detect",
+    response_model=DetectResponse,
+    responses=problems.openapi_responses(400, 404, 408, 413, 415, 500, 503, 504),
+    openapi_extra=_IMAGE_BODY,
+    summary="Detect objects in an image",
+)
+async def detect(
+    request: Request,
+    service: ServiceDep,
+    region: RegionDep,
+    options: DetectionDep,
+    model: ModelQuery = None,
+) -> JSONResponse:
+    """The objects in one image (sent as `/classify` takes it), best first, with boxes in
+    pixels of the upright original image; default model: the first served detector."""
+    name = service.model_for(Task.detection, model)  # 503, 404 or 400 before the body
+    answer = await exchange(
+        service,
+        request,
+        lambda: read_image(request, service.settings.max_upload_bytes),
+        lambda data: service.detect(
+            data,
+            min_score=options.min_score,
+            max_results=options.max_results,
+            wanted=options.labels,
+            started=request.state.request_started,
+            region=region,
+            model=name,
         ),
     )
     timing = answer.timing_ms.model_dump()
@@ -121,14 +165,14 @@ def healthz(request: Request, service: ServiceDep) -> Health:
 )
 async def readyz(service: ServiceDep) -> Health:
     """200 once the models are loaded and warmed up, 503 before and while shutting down."""
-    service.ready_classifier()
+    service.ready_model()
     return Health(status="ready")
 
 
 @protected.get("/v1/models", response_model=ModelList, responses=problems.openapi_responses(503))
 async def models(service: ServiceDep) -> ModelList:
     """The loaded models (the default first), their tensors and how they run."""
-    service.ready_classifier()
+    service.ready_model()
     return ModelList(models=[describe(service, name) for name in service.model_names()])
 
 

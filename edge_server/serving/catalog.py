@@ -37,6 +37,18 @@ class CatalogEntry:
     labels: str
     description: str
     aliases: tuple[str, ...] = ()
+    task: str = "classification"
+    # A labels file beside the model (detectors' label maps are not embedded), pulled with it.
+    label_file: str | None = None
+    label_sha256: str | None = None
+    label_url: str | None = None
+
+    def files(self) -> list[tuple[str, str, str]]:
+        """(file name, sha256, official URL) of the model and of its labels file, if any."""
+        files = [(self.file, self.sha256, self.url)]
+        if self.label_file and self.label_sha256 and self.label_url:
+            files.append((self.label_file, self.label_sha256, self.label_url))
+        return files
 
 
 def load_catalog() -> dict[str, CatalogEntry]:
@@ -63,6 +75,22 @@ def known_names() -> str:
         e.name + (f" ({', '.join(e.aliases)})" if e.aliases else "")
         for e in sorted(load_catalog().values(), key=lambda e: e.name)
     )
+
+
+def catalog_labels(model: str, models_dir: Path) -> Path | None:
+    """The labels file a catalog model keeps beside it, or None (embedded, or not a catalog
+    model); a StartupError says how to get it when it is missing."""
+    entry = lookup(model)
+    if entry is None or entry.label_file is None:
+        return None
+    path = models_dir / entry.label_file
+    if not path.is_file():
+        raise StartupError(
+            f"model {model!r} needs its labels file {path}, which is missing",
+            fix=f"run `edge-server models pull {entry.name}` (add --from DIR for a local "
+            "copy): it fetches the model and its labels",
+        )
+    return path
 
 
 def resolve_model(model: str, models_dir: Path) -> Path:
@@ -94,22 +122,28 @@ class PullResult:
 
 
 def pull(name: str, models_dir: Path, source: str | None = None) -> PullResult:
-    """Fetch a catalog model into models_dir and verify its sha256.
+    """Fetch a catalog model (and its labels file, if it has one) into models_dir and verify
+    their sha256.
 
-    `source` is a folder or a base URL holding the catalog's file name; None means the
-    official URL. A file already present with the right digest is left as it is.
+    `source` is a folder or a base URL holding the catalog's file names; None means the
+    official URLs. A file already present with the right digest is left as it is.
     """
     entry = lookup(name)
     if entry is None:
         raise StartupError(
             f"{name!r} is not in the model catalog", fix="choose one of: " + known_names()
         )
-    target = models_dir / entry.file
-    if target.is_file() and sha256_of(target) == entry.sha256:
+    results = [_fetch(file, sha256, url, models_dir, source) for file, sha256, url in entry.files()]
+    return results[0]
+
+
+def _fetch(file: str, sha256: str, url: str, models_dir: Path, source: str | None) -> PullResult:
+    target = models_dir / file
+    if target.is_file() and sha256_of(target) == sha256:
         return PullResult(target, str(target), already_present=True)
-    origin = _origin(entry, source)
+    origin = _origin(file, url, source)
     models_dir.mkdir(parents=True, exist_ok=True)
-    fd, partial_name = tempfile.mkstemp(prefix=f".{entry.file}.", dir=models_dir)
+    fd, partial_name = tempfile.mkstemp(prefix=f".{file}.", dir=models_dir)
     partial = Path(partial_name)
     try:
         digest = hashlib.sha256()
@@ -117,9 +151,9 @@ def pull(name: str, models_dir: Path, source: str | None = None) -> PullResult:
             for chunk in _read(origin):
                 digest.update(chunk)
                 out.write(chunk)
-        if digest.hexdigest() != entry.sha256:
+        if digest.hexdigest() != sha256:
             raise StartupError(
-                f"{origin} has sha256 {digest.hexdigest()}, the catalog expects {entry.sha256}",
+                f"{origin} has sha256 {digest.hexdigest()}, the catalog expects {sha256}",
                 fix="the copy is corrupt or a different file; fetch it again from the "
                 "official source",
             )
@@ -130,12 +164,12 @@ def pull(name: str, models_dir: Path, source: str | None = None) -> PullResult:
     return PullResult(target, origin, already_present=False)
 
 
-def _origin(entry: CatalogEntry, source: str | None) -> str:
+def _origin(file: str, url: str, source: str | None) -> str:
     if source is None:
-        return entry.url
+        return url
     if source.startswith(("http://", "https://")):
-        return source.rstrip("/") + "/" + entry.file
-    return str(Path(source) / entry.file)
+        return source.rstrip("/") + "/" + file
+    return str(Path(source) / file)
 
 
 def _read(origin: str) -> Iterator[bytes]:

@@ -21,7 +21,7 @@ def _tensor_info(spec: TensorSpec) -> TensorInfo:
 
 def describe(service: Service, name: str) -> ModelDescription:
     """The public description of a loaded model."""
-    return description(service.ready_classifier(name), default=name == service.default_model)
+    return description(service.ready_model(name), default=name == service.default_model)
 
 
 def description(classifier: Engine, *, default: bool = True) -> ModelDescription:
@@ -30,6 +30,7 @@ def description(classifier: Engine, *, default: bool = True) -> ModelDescription
     return ModelDescription(
         default=default,
         name=info.name,
+        task=info.task.value,
         file=info.path.name,
         sha256=info.sha256,
         input=_tensor_info(info.input),

@@ -13,6 +13,20 @@ if TYPE_CHECKING:
 STAGES = ("queue", "decode", "preprocess", "inference", "postprocess", "total")
 
 # Seconds; spans a 2 ms invoke on a desktop to a multi-second 12 MP decode on a Pi Zero 2.
+# The label values known up front (the code that counts them uses these same words).
+CONNECT_FAILURES = ("auth", "refused", "tls", "network", "lost")
+RECEIVED_KINDS = ("classify", "frigate", "birth")
+PUBLISHED_KINDS = ("result", "error", "event", "response", "discovery", "status")
+DROPPED = (
+    ("classify", "queue_full"),
+    ("classify", "overloaded"),
+    ("classify", "disconnected"),
+    ("frigate", "queue_full"),
+    ("frigate", "disconnected"),
+)
+MQTT_ERROR_STATUSES = (400, 413, 415, 500, 503, 504)
+FRIGATE_OUTCOMES = ("classified", "unchanged", "ignored", "ended", "invalid", "failed")
+
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -42,9 +56,9 @@ class Metrics:
         )
         self.stage_seconds = Histogram(
             "edge_classify_stage_seconds",
-            "Time per classification stage (queue, decode, preprocess, inference, "
-            "postprocess, total), by model.",
-            ("stage", "model"),
+            "Time per request stage (queue, decode, preprocess, inference, postprocess, total), "
+            "by model and task (classification, detection).",
+            ("stage", "model", "task"),
             buckets=_BUCKETS,
             registry=self.registry,
         )
@@ -86,6 +100,12 @@ class Metrics:
             "edge_model_reloads",
             "Model loads and reloads after start-up, by model and result (ok, failed).",
             ("model", "result"),
+            registry=self.registry,
+        )
+        self.detections = Counter(
+            "edge_detections",
+            "Objects found and answered by detectors, by model and label.",
+            ("model", "label"),
             registry=self.registry,
         )
         self.model = Info(
@@ -146,16 +166,29 @@ class Metrics:
             registry=self.registry,
         )
 
-    def observe_stages(self, timing_ms: dict[str, float], model: str) -> None:
-        """Record one classification's stage times."""
+        # Every series whose label values are known up front starts at zero, so an alert on
+        # the first failure has a series to fire on (`increase()` needs a previous sample).
+        _zero(self.timeouts, ("upload",), ("processing",))
+        _zero(self.mqtt_connect_failures, *((r,) for r in CONNECT_FAILURES))
+        _zero(self.mqtt_received, *((k,) for k in RECEIVED_KINDS))
+        _zero(self.mqtt_published, *((k,) for k in PUBLISHED_KINDS))
+        _zero(self.mqtt_dropped, *DROPPED)
+        _zero(self.mqtt_errors, *((str(s),) for s in MQTT_ERROR_STATUSES))
+        _zero(self.frigate_events, *((o,) for o in FRIGATE_OUTCOMES))
+        _zero(self.frigate_sub_labels, ("ok",), ("failed",))
+
+    def observe_stages(self, timing_ms: dict[str, float], model: str, task: str) -> None:
+        """Record one request's stage times."""
         for stage, ms in timing_ms.items():
-            self.stage_seconds.labels(stage, model).observe(ms / 1000)
+            self.stage_seconds.labels(stage, model, task).observe(ms / 1000)
 
     def set_model(self, classifier: Engine) -> None:
-        """Describe a serving model and count its invokes."""
+        """Describe a serving model, count its invokes, and start its reload counts at zero."""
         info = classifier.info
+        _zero(self.reloads, (info.name, "ok"), (info.name, "failed"))
         self.model.labels(info.name).info(
             {
+                "task": info.task.value,
                 "file": info.path.name,
                 "sha256": info.sha256,
                 "backend": info.backend.name,
@@ -170,3 +203,9 @@ class Metrics:
         """A model no longer served has no info series (its counters keep their history)."""
         with suppress(KeyError):  # never described
             self.model.remove(name)
+
+
+def _zero(counter: Counter, *label_sets: tuple[str, ...]) -> None:
+    """Create each labelled series at zero."""
+    for values in label_sets:
+        counter.labels(*values)

@@ -51,6 +51,45 @@ class ClassifyResponse(BaseModel):
     timing_ms: Timing
 
 
+class PixelBox(BaseModel):
+    """A box in whole pixels of the upright original image (EXIF applied, clamped to it)."""
+
+    x_min: int
+    y_min: int
+    x_max: int
+    y_max: int
+
+
+class NormalizedBox(BaseModel):
+    """The same box as fractions (0..1) of the upright image's width and height."""
+
+    x_min: float = Field(ge=0.0, le=1.0)
+    y_min: float = Field(ge=0.0, le=1.0)
+    x_max: float = Field(ge=0.0, le=1.0)
+    y_max: float = Field(ge=0.0, le=1.0)
+
+
+class DetectedObject(BaseModel):
+    """One object: its class, score and where it is."""
+
+    label: str
+    index: int = Field(
+        description="Class id the model gave (its label map's line, offset applied)."
+    )
+    score: float = Field(ge=0.0, le=1.0)
+    box: PixelBox
+    box_normalized: NormalizedBox
+
+
+class DetectResponse(BaseModel):
+    """The answer to `POST /detect`."""
+
+    model: ModelRef
+    detections: list[DetectedObject] = Field(description="Best first.")
+    image: ImageInfo
+    timing_ms: Timing
+
+
 class QuantizationInfo(BaseModel):
     """Affine quantization of a tensor (scale 0 means not quantized)."""
 
@@ -71,6 +110,9 @@ class ModelDescription(BaseModel):
 
     name: str = Field(description="What requests call it (`?model=`).")
     default: bool = Field(description="Whether requests that name no model get this one.")
+    task: str = Field(
+        description="classification (`/classify`) or detection (`/detect`): what it answers."
+    )
     file: str
     sha256: str
     input: TensorInfo

@@ -1,7 +1,9 @@
-"""The service every surface shares: settings, metrics, the models, and the classify pipeline.
+"""The service every surface shares: settings, metrics, the models, and the classify and
+detect pipelines.
 
 Routes (the native API and any compatible one) only translate requests and answers; admission,
-deadlines, decoding, queueing for the interpreter, ranking and timing happen here once.
+deadlines, decoding, queueing for the interpreter, ranking, placing boxes and timing happen
+here once.
 """
 
 from __future__ import annotations
@@ -11,21 +13,40 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
 from ..config.settings import Settings
-from ..core.engine import Engine
-from ..core.errors import ClientGone, DeadlineExceeded, Overloaded, TooLarge, UploadTimeout
+from ..core.detection import Task
+from ..core.engine import Engine, Inference, Prepared
+from ..core.errors import (
+    BadRequest,
+    ClientGone,
+    DeadlineExceeded,
+    NotFound,
+    Overloaded,
+    TooLarge,
+    UploadTimeout,
+)
 from ..core.imaging import decode_bytes
 from ..core.memory import MemoryBudget, budget_bytes
 from ..core.region import Region
 from .auth import ApiKeys
 from .metrics import Metrics
 from .repository import ModelRepository
-from .schemas import ClassifyResponse, ImageInfo, ModelRef, Prediction, Timing
+from .schemas import (
+    ClassifyResponse,
+    DetectedObject,
+    DetectResponse,
+    ImageInfo,
+    ModelRef,
+    NormalizedBox,
+    PixelBox,
+    Prediction,
+    Timing,
+)
 
 log = logging.getLogger("edge_server")
 T = TypeVar("T")
@@ -59,9 +80,42 @@ class Service:
 
     # --- the models -------------------------------------------------------------------------
 
-    def ready_classifier(self, model: str | None = None) -> Engine:
+    def ready_model(self, model: str | None = None) -> Engine:
         """A loaded model by name (the default for None): 503 while none is, 404 if unknown."""
         return self.models.get(model)
+
+    def model_for(self, task: Task, model: str | None = None) -> str:
+        """The served name that answers `task` for a request naming `model`.
+
+        No name: the default model if it does that task, else the first served one that
+        does (404 when none does). A named model of the other task is a 400 that says which
+        route it answers on.
+        """
+        if model is not None:
+            engine = self.models.get(model)
+            if engine.info.task is not task:
+                route = "/detect" if engine.info.task is Task.detection else "/classify"
+                raise BadRequest(
+                    f"model {engine.info.name!r} is a {engine.info.task} model, not a {task} "
+                    f"one; send it to {route}, or name one of: "
+                    + (", ".join(self.models_for(task)) or f"(no {task} model is served)")
+                )
+            return engine.info.name
+        default = self.models.get()  # 503 while nothing is loaded yet
+        if default.info.task is task:
+            return default.info.name
+        served = self.models_for(task)
+        if not served:
+            hint = "objects" if task is Task.detection else "mobilenet_v2_1.0_224_quant"
+            raise NotFound(
+                f"no {task} model is served (served: {', '.join(self.model_names())}); "
+                f"add one to EDGE_MODEL, e.g. EDGE_MODEL={','.join(self.model_names())},{hint}"
+            )
+        return served[0]
+
+    def models_for(self, task: Task) -> list[str]:
+        """The served models that answer `task`, the default first."""
+        return [n for n in self.models.names() if self.models.get(n).info.task is task]
 
     @property
     def default_model(self) -> str:
@@ -193,7 +247,7 @@ class Service:
         limit = self.settings.max_upload_bytes
         if len(data) > limit:
             raise TooLarge(f"the image is {len(data)} bytes, over EDGE_MAX_UPLOAD_BYTES={limit}")
-        self.ready_classifier(model)
+        self.model_for(Task.classification, model)
         started = time.perf_counter()
 
         async def upload() -> bytes:
@@ -203,6 +257,32 @@ class Service:
             upload,
             lambda image: self.classify(
                 image, top_k=top_k, threshold=0.0, started=started, model=model
+            ),
+            started=started,
+        )
+
+    async def detect_upload(
+        self, data: bytes, *, model: str | None = None, min_score: float | None = None
+    ) -> DetectResponse:
+        """Detect objects in an image already in memory (an MQTT payload), with the same
+        limits, admission and deadline as `POST /detect`."""
+        limit = self.settings.max_upload_bytes
+        if len(data) > limit:
+            raise TooLarge(f"the image is {len(data)} bytes, over EDGE_MAX_UPLOAD_BYTES={limit}")
+        name = self.model_for(Task.detection, model)
+        started = time.perf_counter()
+
+        async def upload() -> bytes:
+            return data
+
+        return await self.run(
+            upload,
+            lambda image: self.detect(
+                image,
+                min_score=self.settings.min_score if min_score is None else min_score,
+                max_results=self.settings.max_detections,
+                started=started,
+                model=name,
             ),
             started=started,
         )
@@ -223,26 +303,107 @@ class Service:
         the upload too. With a region, only that part of the upright image is classified.
         `model` names the model (the default for None).
         """
-        settings = self.settings
-        async with self.models.lease(model) as classifier:
-            # Decode on the classifier's decoder pool, which queues the invoke itself: the
-            # event loop hears back once, when both are done.
-            prepared, inference = await asyncio.wrap_future(
-                classifier.prepare_and_submit(
-                    data,
-                    max_pixels=settings.max_image_pixels,
-                    min_side=settings.min_image_side,
-                    region=region,
-                )
-            )
-
+        name = self.model_for(Task.classification, model)
+        async with self.models.lease(name) as classifier:
+            prepared, inference = await self._infer(classifier, data, region)
             post_started = time.perf_counter()
-            k = top_k if top_k is not None else settings.default_top_k
+            k = top_k if top_k is not None else self.settings.default_top_k
             predictions = [
                 Prediction(label=label, index=i, score=min(1.0, max(0.0, score)))
                 for i, label, score in classifier.rank(inference.raw, k, threshold)
             ]
             info = classifier.info
+        return ClassifyResponse(
+            model=ModelRef(name=info.name, sha256=info.sha256),
+            predictions=predictions,
+            image=_image_info(prepared),
+            timing_ms=self._timing(
+                prepared, inference, post_started, started, info.name, Task.classification
+            ),
+        )
+
+    async def detect(
+        self,
+        data: bytes,
+        *,
+        min_score: float,
+        max_results: int,
+        started: float,
+        wanted: Collection[str] | None = None,
+        region: Region | None = None,
+        model: str | None = None,
+    ) -> DetectResponse:
+        """Decode, invoke and read one image's objects, boxes on the whole upright image.
+
+        `wanted` keeps only those labels; with a region only that part is searched, and the
+        boxes are still given in the whole image's pixels.
+        """
+        name = self.model_for(Task.detection, model)
+        async with self.models.lease(name) as engine:
+            prepared, inference = await self._infer(engine, data, region)
+            post_started = time.perf_counter()
+            found = engine.detect(
+                inference,
+                prepared.image,
+                min_score=min_score,
+                max_results=max_results,
+                wanted=wanted,
+                region=region,
+            )
+            info = engine.info
+        width, height = prepared.image.width, prepared.image.height
+        detections = []
+        for d in found:
+            x_min, y_min, x_max, y_max = d.box.pixels(width, height)
+            detections.append(
+                DetectedObject(
+                    label=d.label,
+                    index=d.index,
+                    score=round(d.score, 6),
+                    box=PixelBox(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max),
+                    box_normalized=NormalizedBox(
+                        x_min=round(d.box.x_min, 6),
+                        y_min=round(d.box.y_min, 6),
+                        x_max=round(d.box.x_max, 6),
+                        y_max=round(d.box.y_max, 6),
+                    ),
+                )
+            )
+            self.metrics.detections.labels(info.name, d.label).inc()
+        return DetectResponse(
+            model=ModelRef(name=info.name, sha256=info.sha256),
+            detections=detections,
+            image=_image_info(prepared),
+            timing_ms=self._timing(
+                prepared, inference, post_started, started, info.name, Task.detection
+            ),
+        )
+
+    async def _infer(
+        self, engine: Engine, data: bytes, region: Region | None
+    ) -> tuple[Prepared, Inference]:
+        """Decode on the shared decode pool, which queues the invoke itself: the event loop
+        hears back once, when both are done."""
+        settings = self.settings
+        return await asyncio.wrap_future(
+            engine.prepare_and_submit(
+                data,
+                max_pixels=settings.max_image_pixels,
+                min_side=settings.min_image_side,
+                region=region,
+            )
+        )
+
+    def _timing(
+        self,
+        prepared: Prepared,
+        inference: Inference,
+        post_started: float,
+        started: float,
+        model: str,
+        task: Task,
+    ) -> Timing:
+        """The stage times of one request, recorded in the metrics too."""
         finished = time.perf_counter()
         timing = {
             "queue": inference.queue_ms,
@@ -252,16 +413,15 @@ class Service:
             "postprocess": (finished - post_started) * 1000,
             "total": (finished - started) * 1000,
         }
-        self.metrics.observe_stages(timing, info.name)
-        image = prepared.image
-        return ClassifyResponse(
-            model=ModelRef(name=info.name, sha256=info.sha256),
-            predictions=predictions,
-            image=ImageInfo(
-                width=image.width,
-                height=image.height,
-                format=image.format,
-                orientation_applied=image.orientation_applied,
-            ),
-            timing_ms=Timing(**{stage: round(ms, 3) for stage, ms in timing.items()}),
-        )
+        self.metrics.observe_stages(timing, model, task.value)
+        return Timing(**{stage: round(ms, 3) for stage, ms in timing.items()})
+
+
+def _image_info(prepared: Prepared) -> ImageInfo:
+    image = prepared.image
+    return ImageInfo(
+        width=image.width,
+        height=image.height,
+        format=image.format,
+        orientation_applied=image.orientation_applied,
+    )

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import tomllib
 from concurrent.futures import Executor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -34,7 +34,7 @@ from ..core.engine import Engine, LoadOptions, OutputKind
 from ..core.errors import StartupError
 from ..core.imaging import ResizeMode
 from ..core.threads import available_cpus
-from .catalog import known_names, lookup, resolve_model
+from .catalog import catalog_labels, known_names, lookup, resolve_model
 
 # Names travel in URL paths, query strings and MQTT topics: keep them plain.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -79,7 +79,12 @@ class ModelSpec:
 
     def load(self, decoders: Executor | None = None) -> Engine:
         """Load and warm up the model under its served name."""
-        return Engine.load(self.path(), self.options, name=self.name, decoders=decoders)
+        options = self.options
+        if options.labels is None:
+            labels = catalog_labels(self.model, self.models_dir)
+            if labels is not None:
+                options = replace(options, labels=labels)
+        return Engine.load(self.path(), options, name=self.name, decoders=decoders)
 
 
 # The settings every model loads with, unless its [models.NAME] table says otherwise.

@@ -11,18 +11,32 @@ from edge_server.core.digest import sha256_of
 from edge_server.core.errors import StartupError
 from edge_server.serving.catalog import load_catalog, pull, resolve_model
 
-from conftest import DEFAULT_MODEL, SMALL_MODEL
+from conftest import DEFAULT_MODEL, DETECTOR, SMALL_MODEL
 
 
 def test_catalog_matches_the_manifest(models_dir: Path) -> None:
-    """Every catalog entry names a file whose sha256 the shared MANIFEST.md lists."""
+    """Every catalog file (models and label maps) has the sha256 the shared MANIFEST.md lists."""
     manifest = (models_dir / "MANIFEST.md").read_text()
-    listed = dict(re.findall(r"^\| (\S+\.tflite) \| ([0-9a-f]{64}) \|", manifest, re.MULTILINE))
+    listed = dict(
+        re.findall(r"^\| (\S+\.(?:tflite|txt)) \| ([0-9a-f]{64}) \|", manifest, re.MULTILINE)
+    )
     catalog = load_catalog()
     assert DEFAULT_MODEL in catalog
     for entry in catalog.values():
-        assert listed[entry.file] == entry.sha256
-        assert entry.url.startswith("https://") and entry.url.endswith(entry.file)
+        for file, sha256, url in entry.files():
+            assert listed[file] == sha256
+            assert url.startswith("https://")
+    assert catalog[DETECTOR].task == "detection" and catalog[DETECTOR].label_file
+
+
+def test_pull_fetches_a_detector_with_its_label_map(models_dir: Path, tmp_path: Path) -> None:
+    """Pulling the detector by its alias brings its label map too, both verified."""
+    target_dir = tmp_path / "models"
+    result = pull("objects", target_dir, str(models_dir))
+    assert result.path.name == f"{DETECTOR}.tflite"
+    entry = load_catalog()[DETECTOR]
+    assert sorted(p.name for p in target_dir.iterdir()) == sorted([entry.file, entry.label_file])
+    assert sha256_of(target_dir / str(entry.label_file)) == entry.label_sha256
 
 
 def test_pull_from_a_folder_verifies_and_installs(models_dir: Path, tmp_path: Path) -> None:

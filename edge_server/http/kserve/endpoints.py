@@ -68,7 +68,7 @@ async def live() -> dict[str, bool]:
 @router.get("/health/ready", summary="Server readiness")
 async def ready(service: ServiceDep) -> dict[str, bool]:
     """200 once the model is loaded, else 503."""
-    service.ready_classifier()
+    service.ready_model()
     return {"ready": True}
 
 
@@ -175,7 +175,7 @@ def _response(
 
 
 def _model(service: Service, name: str, version: str) -> Engine:
-    classifier = service.ready_classifier(name)
+    classifier = service.ready_model(name)
     if version not in ("", MODEL_VERSION):
         raise NotFound(
             f"model {classifier.info.name!r} has no version {version!r}; it has {MODEL_VERSION!r}"
