@@ -32,6 +32,8 @@ DEFAULTS: dict[str, object] = {
     "min_image_side": 16,
     "max_batch_images": 16,
     "default_top_k": 5,
+    "min_score": 0.4,
+    "max_detections": 20,
     "max_queue": 64,
     "request_timeout": 30.0,
     "header_timeout": 10.0,
@@ -85,7 +87,7 @@ def _spelled(value: object) -> object:
 
 
 def test_every_name_and_default_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The composed Settings has exactly the old fields, each with its old default."""
+    """The composed Settings has exactly these fields, each with its default."""
     for name in DEFAULTS:
         monkeypatch.delenv(f"EDGE_{name.upper()}", raising=False)
     settings = Settings()
