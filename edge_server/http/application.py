@@ -51,6 +51,7 @@ def application(
     app.include_router(model_repository.router)
     app.include_router(page.router)
     problems.install(app)
+    app.add_exception_handler(404, vision.not_found_here(problems.http_error))
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -80,7 +80,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 422, _validation_detail(exc))
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """An HTTPException (an unknown route, a wrong method) as problem+json."""
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers) if exc.headers else None
     return problem_response(request, exc.status_code, str(exc.detail), headers)
@@ -97,7 +98,7 @@ def install(app: FastAPI) -> None:
     """Route every error of the app through problem+json."""
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -101,7 +101,7 @@ async def classify(
 @protected.post(
     "/detect",
     response_model=DetectResponse,
-    responses=problems.openapi_responses(400, 404, 408, 413, 415, 500, 503, 504),
+    responses=problems.openapi_responses(400, 404, 408, 413, 415, 422, 500, 503, 504),
     openapi_extra=_IMAGE_BODY,
     summary="Detect objects in an image",
 )

@@ -252,7 +252,7 @@ def test_metrics_show_requests_and_stage_histograms(http: httpx.Client, photo: P
     assert value(route.format("200")) >= 1
     assert value(route.format("400")) >= 1
     for stage in STAGES:
-        labels = rf'model="{DEFAULT_MODEL}",stage="{stage}"'
+        labels = rf'model="{DEFAULT_MODEL}",stage="{stage}",task="classification"'
         assert value(rf"edge_classify_stage_seconds_count\{{{labels}\}}") >= 1
     assert "edge_http_requests_in_flight" in text
     info = next(line for line in text.splitlines() if line.startswith("edge_model_info{"))

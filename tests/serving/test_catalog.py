@@ -35,7 +35,9 @@ def test_pull_fetches_a_detector_with_its_label_map(models_dir: Path, tmp_path: 
     result = pull("objects", target_dir, str(models_dir))
     assert result.path.name == f"{DETECTOR}.tflite"
     entry = load_catalog()[DETECTOR]
-    assert sorted(p.name for p in target_dir.iterdir()) == sorted([entry.file, entry.label_file])
+    assert sorted(p.name for p in target_dir.iterdir()) == sorted(
+        [entry.file, str(entry.label_file)]
+    )
     assert sha256_of(target_dir / str(entry.label_file)) == entry.label_sha256
 
 

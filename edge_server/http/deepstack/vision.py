@@ -7,16 +7,18 @@
 - `POST /v1/vision/custom/{model}`: the same answer from any served model; a classifier's top
   classes come back as boxes around the whole image, so clients that count targets by label
   (Home Assistant's DeepStack component) count them.
-- `GET|POST /v1/vision/custom/list`: the served models.
+- `POST /v1/vision/custom/list`: the served models (CodeProject.AI's method for it).
 
 Every 200 answer carries `predictions` (deepstack-python reads it without a check); errors are
 `{success: false, error, code}` with the same HTTP status, and always JSON (Frigate parses every
 answer). FastAPI answers with a Content-Length, never chunked, which Blue Iris needs.
-Face and plate recognition are not served: their routes answer 404 naming the ones that are.
+Face and plate recognition are not served: their routes answer 404 naming the ones that are
+(`not_found_here`, an app-wide 404 handler, so a wrong method on a served route stays a 405).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -24,7 +26,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ...core.detection import Task
-from ...core.errors import NotFound
 from ...serving.schemas import ClassifyResponse, DetectResponse, Timing
 from ...serving.service import Service
 from ..deps import ServiceDep
@@ -32,6 +33,8 @@ from ..dialect import error_dialect
 from ..exchange import exchange
 from ..upload import BINARY, form_content, openapi_body
 from .forms import VisionForm, read_vision_form
+
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 # What the scene answer's label is when the best score is below the client's min_confidence.
 UNKNOWN_LABEL = "unknown"
@@ -159,9 +162,8 @@ async def detection(request: Request, service: ServiceDep) -> DetectionAnswer:
 
 
 # Before custom/{model}, which would otherwise take "list" as a model name.
-@router.api_route(
+@router.post(
     "/custom/list",
-    methods=["GET", "POST"],
     response_model=ModelsAnswer,
     responses=_ERRORS,
     summary="The models /v1/vision/custom/{model} serves (CodeProject.AI)",
@@ -185,18 +187,21 @@ async def custom(request: Request, service: ServiceDep, model: str) -> Detection
     return await _vision(request, service, name, "custom")
 
 
-@router.api_route(
-    "/{rest:path}",
-    methods=["GET", "POST"],
-    include_in_schema=False,
-)
-async def not_served(rest: str) -> Response:
-    """Face, plate and other DeepStack routes this service does not have: 404, saying so."""
-    raise NotFound(
-        f"/v1/vision/{rest} is not served here (face and plate recognition are not "
-        "available); served: POST /v1/vision/detection, /v1/vision/scene, "
-        "/v1/vision/custom/{model}, and GET or POST /v1/vision/custom/list"
-    )
+def not_found_here(fallback: ErrorHandler) -> ErrorHandler:
+    """A 404 handler: under /v1/vision, DeepStack's error naming what is served (face and
+    plate recognition are not); elsewhere, `fallback`'s answer."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        if not request.url.path.startswith(router.prefix + "/"):
+            return await fallback(request, exc)
+        detail = (
+            f"{request.url.path} is not served here (face and plate recognition are not "
+            "available); served: POST /v1/vision/detection, /v1/vision/scene, "
+            "/v1/vision/custom/{model} and /v1/vision/custom/list"
+        )
+        return _render_error(request, 404, detail, {})
+
+    return handle
 
 
 async def _vision(request: Request, service: Service, name: str, command: str) -> DetectionAnswer:
