@@ -51,7 +51,8 @@ def application(
     app.include_router(model_repository.router)
     app.include_router(page.router)
     problems.install(app)
-    app.add_exception_handler(404, vision.not_found_here(problems.http_error))
+    for code in (404, 405):
+        app.add_exception_handler(code, vision.vision_errors(problems.http_error))
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,

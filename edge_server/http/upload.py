@@ -137,6 +137,12 @@ async def multipart_form(
                 f"the form holds more than {max_files} files; send at most {max_files}{where}"
             ) from exc
         raise BadRequest(f"the multipart body cannot be parsed: {exc.message}") from exc
+    # Starlette leaves the file of an unterminated last part open and out of the form; close
+    # it now rather than whenever the collector finds it.
+    kept = {id(v.file) for _, v in form.multi_items() if isinstance(v, UploadFile)}
+    for spooled in getattr(parser, "_files_to_close_on_error", ()):
+        if id(spooled) not in kept:
+            spooled.close()
     try:
         yield form
     finally:

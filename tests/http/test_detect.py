@@ -14,6 +14,7 @@ from PIL import Image
 from conftest import DETECTOR, SMALL_MODEL, images_folder
 from support import variants
 from support.detections import from_answer, iou, reference, unmatched
+from support.hostile import BadRequest, corpus
 
 Photo = Callable[[str], bytes]
 PHOTOS = sorted(p.name for p in images_folder().iterdir() if p.suffix in (".jpg", ".png"))
@@ -195,3 +196,75 @@ def test_a_huge_photo_is_refused_not_detected(detector_http: httpx.Client) -> No
     data = variants.encode(big, "JPEG", quality=20)
     response = detector_http.post("/detect", files={"image": data})
     assert response.status_code in (413,), response.text
+
+
+# The cases of /classify's body and headers (its own parameters, top_k..., mean nothing here).
+HOSTILE = [
+    case
+    for case in corpus(images_folder(), 2_000_000)
+    if case.path == "/classify" and not case.params
+]
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[case.name for case in HOSTILE])
+def test_hostile_input_on_both_detection_routes(
+    detector_http: httpx.Client, photo: Photo, case: BadRequest
+) -> None:
+    """Each broken request: never a 5xx; /detect answers as /classify does, DeepStack's route in
+    its own error shape; and the detector keeps serving."""
+    request = {
+        "params": case.params,
+        "headers": case.headers,
+        "content": case.content,
+        "files": case.files,
+        "data": case.data,
+    }
+    native = detector_http.request(case.method, "/detect", **request)  # type: ignore[arg-type]
+    assert 400 <= native.status_code < 500, native.text
+    assert native.status_code == case.status, native.text
+    assert native.headers["content-type"] == "application/problem+json"
+    assert case.detail in native.json()["detail"]
+    deepstack = detector_http.request(case.method, "/v1/vision/detection", **request)  # type: ignore[arg-type]
+    assert 400 <= deepstack.status_code < 500, deepstack.text
+    body = deepstack.json()
+    assert body["success"] is False and body["code"] == deepstack.status_code and body["error"]
+    assert _detect(detector_http, photo("parrot.jpg"))["detections"]
+
+
+@pytest.mark.parametrize(
+    ("value", "detail"),
+    [
+        ("high", "not a number"),
+        ("1.5", "outside 0..1"),
+        ("-0.1", "outside 0..1"),
+        ("inf", "outside"),
+    ],
+)
+def test_deepstack_min_confidence_is_checked(
+    detector_http: httpx.Client, photo: Photo, value: str, detail: str
+) -> None:
+    """A bad min_confidence is a 400 in DeepStack's shape, for detection and custom models."""
+    for path in ("/v1/vision/detection", f"/v1/vision/custom/{SMALL_MODEL}"):
+        response = detector_http.post(
+            path, files={"image": ("image", photo("parrot.jpg"))}, data={"min_confidence": value}
+        )
+        assert response.status_code == 400
+        body = response.json()
+        assert body == {"success": False, "error": body["error"], "code": 400}
+        assert detail in body["error"]
+
+
+def test_deepstack_status_and_unserved_routes(detector_http: httpx.Client) -> None:
+    """Blue Iris' probes answer; face and plate routes are a 404 naming the served routes."""
+    assert detector_http.get("/v1/status/ping").json()["success"] is True
+    update = detector_http.get("/v1/status/updateavailable").json()
+    assert update["updateAvailable"] is False and update["current"] == update["latest"]
+    assert {"major", "minor", "patch"} <= set(update["version"])
+    listed = detector_http.post("/v1/vision/custom/list").json()
+    assert listed == {"success": True, "models": [DETECTOR, SMALL_MODEL]}
+    for path in ("/v1/vision/face", "/v1/vision/face/recognize", "/v1/vision/alpr"):
+        response = detector_http.post(path)
+        assert response.status_code == 404
+        assert "/v1/vision/detection" in response.json()["error"]
+    wrong_method = detector_http.get("/v1/vision/detection")
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"

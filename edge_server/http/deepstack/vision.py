@@ -13,7 +13,8 @@ Every 200 answer carries `predictions` (deepstack-python reads it without a chec
 `{success: false, error, code}` with the same HTTP status, and always JSON (Frigate parses every
 answer). FastAPI answers with a Content-Length, never chunked, which Blue Iris needs.
 Face and plate recognition are not served: their routes answer 404 naming the ones that are
-(`not_found_here`, an app-wide 404 handler, so a wrong method on a served route stays a 405).
+(`vision_errors`, an app-wide 404 and 405 handler, so a wrong method on a served route stays
+a 405 with its Allow header).
 """
 
 from __future__ import annotations
@@ -187,13 +188,17 @@ async def custom(request: Request, service: ServiceDep, model: str) -> Detection
     return await _vision(request, service, name, "custom")
 
 
-def not_found_here(fallback: ErrorHandler) -> ErrorHandler:
-    """A 404 handler: under /v1/vision, DeepStack's error naming what is served (face and
-    plate recognition are not); elsewhere, `fallback`'s answer."""
+def vision_errors(fallback: ErrorHandler) -> ErrorHandler:
+    """A 404 and 405 handler: under /v1/vision, DeepStack's error shape (a 404 naming what is
+    served: face and plate recognition are not); elsewhere, `fallback`'s answer."""
 
     async def handle(request: Request, exc: Exception) -> Response:
         if not request.url.path.startswith(router.prefix + "/"):
             return await fallback(request, exc)
+        status = getattr(exc, "status_code", 404)
+        if status != 404:
+            headers = dict(getattr(exc, "headers", None) or {})
+            return _render_error(request, status, f"{request.method} is not allowed here", headers)
         detail = (
             f"{request.url.path} is not served here (face and plate recognition are not "
             "available); served: POST /v1/vision/detection, /v1/vision/scene, "

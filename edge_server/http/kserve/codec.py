@@ -14,9 +14,15 @@ import numpy as np
 from pydantic import ValidationError
 
 from ...core.errors import BadRequest
-from ...serving.schemas import ClassifyResponse
+from ...serving.schemas import ClassifyResponse, DetectResponse
 from ..upload import decode_base64
-from .messages import _LENGTH_PREFIX, INPUT_NAME, OUTPUT_NAME, InferenceRequest
+from .messages import (
+    _LENGTH_PREFIX,
+    DETECTION_OUTPUTS,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    InferenceRequest,
+)
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[InferenceRequest, bytes]:
@@ -113,6 +119,51 @@ def output_tensor(
         data = dense.tobytes()
         return {**tensor, "parameters": {"binary_data_size": len(data)}}, data
     return {**tensor, "data": [float(v) for v in dense.ravel()]}, None
+
+
+def requested_detection_outputs(inference: InferenceRequest) -> list[tuple[str, bool]]:
+    """(name, binary) of each detector output to answer, in the order asked (default: all)."""
+    default_binary = inference.parameters.get("binary_data_output") is True
+    if not inference.outputs:
+        return [(name, default_binary) for name in DETECTION_OUTPUTS]
+    outputs = []
+    for output in inference.outputs:
+        if output.name not in DETECTION_OUTPUTS:
+            raise BadRequest(
+                f"the model has no output {output.name!r}; it has {', '.join(DETECTION_OUTPUTS)}"
+            )
+        binary = output.parameters.get("binary_data", default_binary)
+        outputs.append((output.name, binary is True))
+    return outputs
+
+
+def detection_tensor(
+    answers: list[DetectResponse], rows: int, name: str, binary: bool
+) -> tuple[dict[str, Any], bytes | None]:
+    """One detector output for every image, padded with zeros to `rows` objects.
+
+    As TensorFlow's detection API names and orders them: boxes (ymin, xmin, ymax, xmax) as
+    fractions of the upright image, class ids, scores, and the count of real rows.
+    """
+    batch = len(answers)
+    if name == "num_detections":
+        values = np.array([len(a.detections) for a in answers], dtype="<f4")
+    elif name == "detection_boxes":
+        values = np.zeros((batch, rows, 4), dtype="<f4")
+        for i, answer in enumerate(answers):
+            for j, d in enumerate(answer.detections):
+                box = d.box_normalized
+                values[i, j] = (box.y_min, box.x_min, box.y_max, box.x_max)
+    else:
+        values = np.zeros((batch, rows), dtype="<f4")
+        for i, answer in enumerate(answers):
+            for j, d in enumerate(answer.detections):
+                values[i, j] = d.index if name == "detection_classes" else d.score
+    tensor: dict[str, Any] = {"name": name, "datatype": "FP32", "shape": list(values.shape)}
+    if binary:
+        data = values.tobytes()
+        return {**tensor, "parameters": {"binary_data_size": len(data)}}, data
+    return {**tensor, "data": [float(v) for v in values.ravel()]}, None
 
 
 def classification_entries(answer: ClassifyResponse, k: int) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from ... import __version__
+from ...core.detection import Task
 from ...core.engine import Engine
 from ...core.errors import NotFound, TooLarge, UnsupportedMediaType
 from ...serving.schemas import ClassifyResponse
@@ -26,7 +27,14 @@ from ..deps import Authorized, ServiceDep
 from ..dialect import error_dialect
 from ..exchange import exchange
 from ..upload import read_body
-from .codec import input_images, output_tensor, requested_outputs, split_body
+from .codec import (
+    detection_tensor,
+    input_images,
+    output_tensor,
+    requested_detection_outputs,
+    requested_outputs,
+    split_body,
+)
 from .messages import (
     EXTENSIONS,
     HEADER_LENGTH,
@@ -86,14 +94,26 @@ async def ready(service: ServiceDep) -> dict[str, bool]:
 )
 async def model_metadata(service: ServiceDep, name: str, version: str = "") -> ModelMetadata:
     """The model's inputs and outputs; 404 for another model name."""
-    classifier = _model(service, name, version)
-    classes = len(classifier.info.labels)
+    engine = _model(service, name, version)
+    if engine.info.task is Task.detection:
+        rows = service.settings.max_detections
+        shapes = {
+            "detection_boxes": [-1, rows, 4],
+            "detection_classes": [-1, rows],
+            "detection_scores": [-1, rows],
+            "num_detections": [-1],
+        }
+        outputs = [TensorMetadata(name=n, datatype="FP32", shape=shapes[n]) for n in shapes]
+    else:
+        classes = len(engine.info.labels)
+        outputs = [TensorMetadata(name=OUTPUT_NAME, datatype="FP32", shape=[-1, classes])]
     return ModelMetadata(
-        name=classifier.info.name,
+        name=engine.info.name,
         versions=[MODEL_VERSION],
         platform=PLATFORM,
         inputs=[TensorMetadata(name=INPUT_NAME, datatype="BYTES", shape=[-1])],
-        outputs=[TensorMetadata(name=OUTPUT_NAME, datatype="FP32", shape=[-1, classes])],
+        outputs=outputs,
+        parameters={"task": engine.info.task.value},
     )
 
 
@@ -114,7 +134,7 @@ async def model_ready(service: ServiceDep, name: str, version: str = "") -> dict
     "/models/{name}/versions/{version}/infer", include_in_schema=False, dependencies=[Authorized]
 )
 async def infer(request: Request, service: ServiceDep, name: str, version: str = "") -> Response:
-    """Classify the encoded images of the BYTES input `image`."""
+    """Classify, or detect objects in, the encoded images of the BYTES input `image`."""
     classifier = _model(service, name, version)
     settings = service.settings
     if request.headers.get("content-encoding", "identity").lower() != "identity":
@@ -131,6 +151,25 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
             )
         return inference, images
 
+    async def detect(upload: tuple[InferenceRequest, list[bytes]]) -> Response:
+        inference, images = upload
+        wanted = requested_detection_outputs(inference)
+        rows = settings.max_detections
+        answers = await asyncio.gather(
+            *(
+                service.detect(
+                    image,
+                    min_score=settings.min_score,
+                    max_results=rows,
+                    started=request.state.request_started,
+                    model=classifier.info.name,
+                )
+                for image in images
+            )
+        )
+        tensors = [detection_tensor(answers, rows, n, binary) for n, binary in wanted]
+        return _encoded(classifier, inference, tensors)
+
     async def run(upload: tuple[InferenceRequest, list[bytes]]) -> Response:
         inference, images = upload
         outputs = requested_outputs(inference)
@@ -145,6 +184,8 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
         return _response(classifier, inference, answers, classes, outputs)
 
     # One admission place, deadline and disconnect watch for the whole request.
+    if classifier.info.task is Task.detection:
+        return await exchange(service, request, read, detect)
     return await exchange(service, request, read, run)
 
 
@@ -156,6 +197,15 @@ def _response(
     outputs: list[tuple[int, bool]],
 ) -> Response:
     tensors = [output_tensor(answers, classes, k, binary) for k, binary in outputs]
+    return _encoded(classifier, inference, tensors)
+
+
+def _encoded(
+    classifier: Engine,
+    inference: InferenceRequest,
+    tensors: list[tuple[dict[str, Any], bytes | None]],
+) -> Response:
+    """The infer answer: JSON, or JSON then the binary tensors (Triton's binary extension)."""
     header: dict[str, Any] = {
         "model_name": classifier.info.name,
         "model_version": MODEL_VERSION,

@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
+# A detector's outputs, named as TensorFlow's object detection API names them.
+DETECTION_OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
 MODEL_VERSION = "1"  # a model has one version, the file loaded; its sha256 is in /v1/models
 PLATFORM = "tflite"
 EXTENSIONS = ["classification", "binary_tensor_data", "model_repository"]
@@ -34,6 +36,9 @@ class ModelMetadata(BaseModel):
     platform: str
     inputs: list[TensorMetadata]
     outputs: list[TensorMetadata]
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="`task`: classification or detection."
+    )
 
 
 class ServerMetadata(BaseModel):
