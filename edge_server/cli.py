@@ -16,11 +16,12 @@ from pydantic import ValidationError
 from . import __version__
 from .client import IMAGE_STATUSES, Client, ClientError
 from .config.settings import Settings
+from .core.detection import Task
 from .core.errors import ServiceError, StartupError
 from .core.region import parse_region
 from .core.threads import available_cpus
 from .lan.browser import DEFAULT_TIMEOUT, Instance
-from .serving.catalog import load_catalog, pull
+from .serving.catalog import load_catalog, lookup, pull
 from .serving.specs import ModelSpec, model_specs
 
 EXIT_USAGE = 2  # bad settings or a failed start, as argparse does for bad arguments
@@ -191,6 +192,146 @@ def _classify_remote(args: argparse.Namespace) -> int:
             )
             _print_predictions(result["predictions"])
     return 1 if failures else 0
+
+
+def _detect(args: argparse.Namespace, settings: Settings) -> int:
+    """Detect objects in the files, with a running server (--url) or the local detector."""
+    only = args.only.split(",") if args.only else []
+    labels = [part.strip() for part in only if part.strip()] or None
+    if args.url is not None:
+        return _detect_remote(args, labels)
+    try:
+        region = parse_region(args.crop) if args.crop is not None else None
+    except ServiceError as exc:
+        print(f"edge-server: {exc.detail}", file=sys.stderr)
+        return EXIT_USAGE
+    _configure_logging("warning")
+    engine = _detector_spec(settings).load()
+    if engine.info.task is not Task.detection:
+        engine.close()
+        print(
+            f"edge-server: {engine.info.name} is a {engine.info.task} model; name a detector "
+            "with --model (e.g. --model objects)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    results: list[dict[str, Any]] = []
+    failures = 0
+    try:
+        for name in args.images:
+            try:
+                data = Path(name).read_bytes()
+                prepared = engine.prepare(
+                    data,
+                    max_pixels=settings.max_image_pixels,
+                    min_side=settings.min_image_side,
+                    region=region,
+                )
+                inference = engine.submit(prepared.tensor).result()
+            except (OSError, ServiceError) as exc:
+                failures += 1
+                print(f"{name}: {getattr(exc, 'detail', exc)}", file=sys.stderr)
+                continue
+            found = engine.detect(
+                inference,
+                prepared.image,
+                min_score=args.min_score,
+                max_results=args.max_results,
+                wanted=labels,
+                region=region,
+            )
+            width, height = prepared.image.width, prepared.image.height
+            detections = []
+            for d in found:
+                x_min, y_min, x_max, y_max = d.box.pixels(width, height)
+                box = {"x_min": x_min, "y_min": y_min, "x_max": x_max, "y_max": y_max}
+                detections.append(
+                    {"label": d.label, "index": d.index, "score": d.score, "box": box}
+                )
+            results.append(
+                {
+                    "file": name,
+                    "image": asdict(prepared.image),
+                    "detections": detections,
+                    "inference_ms": round(inference.inference_ms, 3),
+                }
+            )
+    finally:
+        engine.close()
+    _print_detections(args.json, {"model": engine.info.name, "results": results})
+    return 1 if failures else 0
+
+
+def _detect_remote(args: argparse.Namespace, labels: list[str] | None) -> int:
+    """Detect with the server at --url; stop at the first failure not about an image."""
+    if args.url == "auto":
+        found = _only_instance(args.discover_timeout)
+        if isinstance(found, int):
+            return found
+        args.url = found.url
+    try:
+        client = Client(args.url, api_key=args.api_key, timeout=args.timeout)
+    except ClientError as exc:
+        print(f"edge-server: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    results: list[dict[str, Any]] = []
+    failures = 0
+    for name in args.images:
+        try:
+            data = Path(name).read_bytes()
+            answer = client.detect(
+                data,
+                min_score=args.min_score,
+                max_results=args.max_results,
+                labels=labels,
+                crop=args.crop,
+                model=args.setting_model,
+            )
+        except OSError as exc:
+            failures += 1
+            print(f"{name}: {exc.strerror or exc}", file=sys.stderr)
+            continue
+        except ClientError as exc:
+            failures += 1
+            if exc.status not in IMAGE_STATUSES:
+                print(f"edge-server: {exc}", file=sys.stderr)
+                return 1
+            print(f"{name}: {exc}", file=sys.stderr)
+            continue
+        results.append({"file": name, **answer.model_dump()})
+    _print_detections(args.json, {"url": args.url, "results": results})
+    return 1 if failures else 0
+
+
+def _print_detections(as_json: bool, report: dict[str, Any]) -> None:
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    for result in report["results"]:
+        image = result["image"]
+        print(f"{result['file']}  ({image['width']}x{image['height']} {image['format']})")
+        if not result["detections"]:
+            print("  no objects found")
+        for d in result["detections"]:
+            box = d["box"]
+            print(
+                f"  {d['score']:6.1%}  {d['label']:<16} "
+                f"({box['x_min']}, {box['y_min']}) - ({box['x_max']}, {box['y_max']})"
+            )
+
+
+def _detector_spec(settings: Settings) -> ModelSpec:
+    """The model local `detect` uses: the first configured catalog detector; with no model
+    configured, the catalog's COCO detector; else the first model (its load tells)."""
+    specs = model_specs(settings)
+    for spec in specs:
+        entry = lookup(spec.model)
+        if entry is not None and entry.task == Task.detection.value:
+            return spec
+    if "model" not in settings.model_fields_set:
+        given = settings.model_dump(exclude_unset=True)
+        return model_specs(Settings(**{**given, "model": ["objects"]}))[0]
+    return specs[0]
 
 
 def _first_spec(settings: Settings) -> ModelSpec:
@@ -379,9 +520,26 @@ _MODEL_FIELDS = (
 )
 
 
+def _add_remote_flags(command: argparse.ArgumentParser) -> None:
+    remote = command.add_argument_group("with a running server instead of a local model")
+    remote.add_argument(
+        "--url",
+        help="the server, e.g. http://192.168.1.20:8080, or auto: the only one found on the LAN",
+    )
+    remote.add_argument("--api-key", help="sent as Authorization: Bearer KEY")
+    remote.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    remote.add_argument(
+        "--discover-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds to look for servers with --url auto",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="edge-server", description="On-device image classification over HTTP."
+        prog="edge-server",
+        description="On-device image classification and object detection over HTTP.",
     )
     parser.add_argument("--version", action="version", version=f"edge-server {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -400,21 +558,26 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--crop", metavar="X0,Y0,X1,Y1", help="region of interest, as fractions 0..1"
     )
-    remote = classify.add_argument_group("with a running server instead of a local model")
-    remote.add_argument(
-        "--url",
-        help="the server, e.g. http://192.168.1.20:8080, or auto: the only one found on the LAN",
-    )
-    remote.add_argument("--api-key", help="sent as Authorization: Bearer KEY")
-    remote.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    remote.add_argument(
-        "--discover-timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        help="seconds to look for servers with --url auto",
-    )
+    _add_remote_flags(classify)
     _add_settings_flags(classify, _MODEL_FIELDS)
     classify.set_defaults(run=_classify)
+
+    detect = commands.add_parser(
+        "detect", help="find objects in image files, locally or with a running server (--url)"
+    )
+    detect.add_argument("images", nargs="+", metavar="IMAGE")
+    detect.add_argument("--json", action="store_true", help="print JSON for scripts")
+    detect.add_argument("--min-score", type=float, default=0.4, help="least score of an object")
+    detect.add_argument("--max-results", type=int, default=20, help="most objects per image")
+    detect.add_argument(
+        "--only", metavar="LABELS", help="only these labels, comma-separated (person,car)"
+    )
+    detect.add_argument(
+        "--crop", metavar="X0,Y0,X1,Y1", help="region of interest, as fractions 0..1"
+    )
+    _add_remote_flags(detect)
+    _add_settings_flags(detect, _MODEL_FIELDS)
+    detect.set_defaults(run=_detect)
 
     discover = commands.add_parser(
         "discover", help="list the edge-servers on the LAN (mDNS/DNS-SD); exit 1 when none"

@@ -14,12 +14,13 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .serving.schemas import ClassifyResponse, ModelList
+from .serving.schemas import ClassifyResponse, DetectResponse, ModelList
 
 if TYPE_CHECKING:
     from .lan.browser import Instance
@@ -89,6 +90,30 @@ class Client:
         # A raw body: no multipart encoding to get wrong, and the server sniffs the format.
         answer = self._request("POST", path, image, {"Content-Type": "application/octet-stream"})
         return _parsed(ClassifyResponse, answer, self.url)
+
+    def detect(
+        self,
+        image: bytes,
+        *,
+        min_score: float | None = None,
+        max_results: int | None = None,
+        labels: Sequence[str] | None = None,
+        crop: str | None = None,
+        model: str | None = None,
+    ) -> DetectResponse:
+        """The objects in one encoded image, from the first served detector or the one named;
+        boxes in pixels of the upright image. Raises ClientError on failure."""
+        parameters = (
+            ("min_score", min_score),
+            ("max_results", max_results),
+            ("labels", ",".join(labels) if labels else None),
+            ("crop", crop),
+            ("model", model),
+        )
+        query = {name: str(value) for name, value in parameters if value is not None}
+        path = "/detect" + ("?" + urllib.parse.urlencode(query) if query else "")
+        answer = self._request("POST", path, image, {"Content-Type": "application/octet-stream"})
+        return _parsed(DetectResponse, answer, self.url)
 
     def models(self) -> ModelList:
         """The loaded models, the default first, and how they run (`GET /v1/models`)."""

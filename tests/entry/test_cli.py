@@ -163,3 +163,41 @@ def test_models_pull_from_a_folder_setting(models_dir: Path, tmp_path: Path) -> 
     assert any(
         line.startswith("pulled ") and SMALL_MODEL in line for line in listing.stdout.splitlines()
     )
+
+
+def test_detect_finds_objects_in_local_files(models_dir: Path, images_dir: Path) -> None:
+    """`detect` with no model set loads the COCO detector; --only and --json; a bad file fails."""
+    result = _run(
+        "detect",
+        "--json",
+        "--only",
+        "kite",
+        "--models-dir",
+        str(models_dir),
+        str(images_dir / "kite_and_cold.jpg"),
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["model"] == "ssd_mobilenet_v1_coco_quant"
+    detections = answer["results"][0]["detections"]
+    assert [d["label"] for d in detections] == ["kite"] * 3
+    assert all(0 <= d["box"]["x_min"] < d["box"]["x_max"] <= 1352 for d in detections)
+    table = _run(
+        "detect", "--models-dir", str(models_dir), str(images_dir / "parrot.jpg"), "/nonexistent"
+    )
+    assert table.returncode == 1 and "bird" in table.stdout and "/nonexistent" in table.stderr
+
+
+def test_detect_with_a_classifier_says_which_model_to_name(
+    models_dir: Path, images_dir: Path
+) -> None:
+    """Local `detect` on a classifier exits 2 and names --model objects."""
+    result = _run(
+        "detect",
+        "--models-dir",
+        str(models_dir),
+        "--model",
+        SMALL_MODEL,
+        str(images_dir / "parrot.jpg"),
+    )
+    assert result.returncode == 2 and "--model objects" in result.stderr

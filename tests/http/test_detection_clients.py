@@ -16,7 +16,10 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,8 @@ import requests
 import tritonclient.http as triton
 from deepstack.core import DeepstackException, DeepstackObject
 from PIL import Image
+
+from edge_server.client import Client
 
 from conftest import DEFAULT_MODEL, DETECTOR, ServerProcess, free_port, server_env
 
@@ -251,3 +256,38 @@ def test_tritonclient_infers_with_the_detector(
         assert (x_min, y_min, x_max, y_max) == pytest.approx((0.17, 0.11, 0.93, 0.92), abs=0.03)
     finally:
         client.close()
+
+
+# --- our own client and command -------------------------------------------------------------
+
+
+def test_client_detect_and_the_cli_with_url(
+    detecting_server: ServerProcess, photo: Photo, images_dir: Path
+) -> None:
+    """Client.detect answers typed objects; `edge-server detect --url` prints them."""
+    answer = Client(detecting_server.url).detect(
+        photo("kite_and_cold.jpg"), labels=["person"], max_results=3, min_score=0.5
+    )
+    assert [d.label for d in answer.detections] == ["person"] * 3
+    assert answer.model.name == DETECTOR and answer.image.width == 1352
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_server",
+            "detect",
+            "--url",
+            detecting_server.url,
+            "--json",
+            str(images_dir / "parrot.jpg"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)["results"][0]["detections"]
+    assert found[0]["label"] == "bird" and found[0]["box"]["x_max"] <= 512
