@@ -82,6 +82,21 @@ def check_prefix(prefix: str) -> None:
         raise ValueError(f"{prefix!r}: no leading or trailing '/'")
 
 
+def parse_sources(pairs: list[str]) -> dict[str, str]:
+    """`source:model` pairs as a mapping; ValueError for a pair without both halves or a
+    source given twice. The model is split off at the last ':' (a topic may hold one)."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        source, _, model = pair.rpartition(":")
+        source, model = source.strip(), model.strip()
+        if not source or not model:
+            raise ValueError(f"{pair!r} is not source:model (e.g. front_door:objects,feeder:birds)")
+        if source in mapping:
+            raise ValueError(f"source {source!r} is given twice")
+        mapping[source] = model
+    return mapping
+
+
 class MqttSettings(BaseModel):
     """The MQTT surface (the `mqtt` extra; off unless a broker is configured) and the Frigate
     bridge (on when frigate_url is set; needs MQTT)."""
@@ -109,6 +124,16 @@ class MqttSettings(BaseModel):
         [],
         description="More topic filters whose messages are images to classify, comma-separated "
         "(e.g. a camera's snapshot topic).",
+    )
+    mqtt_sources: CommaList = Field(
+        [],
+        description="Which model answers each source, comma-separated source:model pairs "
+        "(e.g. front_door:objects,feeder:birds); a source is the last level of "
+        "<prefix>/classify/<source> or a whole topic. Others get the default model.",
+    )
+    mqtt_count_labels: CommaList = Field(
+        ["person", "car", "cat", "dog", "bird"],
+        description="Labels a detecting source gets a Home Assistant count sensor for.",
     )
     mqtt_max_pending: Annotated[int, Field(ge=1, le=1000)] = Field(
         8,
@@ -147,6 +172,12 @@ class MqttSettings(BaseModel):
     def _topic_filters(cls, value: list[str]) -> list[str]:
         for pattern in value:
             check_filter(pattern)
+        return value
+
+    @field_validator("mqtt_sources")
+    @classmethod
+    def _source_pairs(cls, value: list[str]) -> list[str]:
+        parse_sources(value)  # ValueError names the bad pair
         return value
 
     @field_validator("mqtt_prefix", "mqtt_discovery_prefix", "frigate_topic_prefix")

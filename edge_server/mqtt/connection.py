@@ -27,13 +27,16 @@ from paho.mqtt.properties import Properties
 
 from .. import __version__
 from ..config.mqtt import parse_broker_url
+from ..core.detection import Task
 from ..core.errors import Overloaded, ServiceError, StartupError
 from ..ops.identity import node_id
 from ..serving.schemas import ClassifyResponse
 from ..serving.service import Service
+from ..serving.specs import source_models
 from . import homeassistant, payloads
 from .frigate import FrigateBridge
-from .topics import Kind, Topics
+from .payloads import Answer
+from .topics import Kind, Topics, source_name
 
 log = logging.getLogger("edge_server.mqtt")
 
@@ -85,7 +88,15 @@ class MqttConnection:
         self.client_id = settings.mqtt_client_id or f"edge-server-{node}"
         self.extra_filters = list(settings.mqtt_topics)
         self.tls_context = self._tls_context() if self.broker.tls else None
-        self.sources: dict[str, None] = {}  # seen sources, in order (an ordered set)
+        # Which model answers a source (by source name or whole topic); checked now, so a
+        # model that is not served stops the start.
+        self.source_models = source_models(settings)
+        # Sources to announce and the task each answers, in order: the declared ones from the
+        # start (Home Assistant shows them before any image), then each new one seen.
+        self.sources: dict[str, Task] = {
+            source_name(key): Task.classification for key in self.source_models
+        }
+        self.count_labels = tuple(settings.mqtt_count_labels)
         self.connected = False
         self._client: aiomqtt.Client | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -295,11 +306,21 @@ class MqttConnection:
         elif route.kind is Kind.frigate and self.frigate is not None:
             self.frigate.offer(payload)
 
+    def model_of(self, source: str, topic: str) -> str | None:
+        """The model mapped to a source (by name, else by its topic); None: the default."""
+        return self.source_models.get(source) or self.source_models.get(topic)
+
     async def _classify(self, message: aiomqtt.Message, source: str) -> None:
         topic = message.topic.value
         respond = _response_target(message)
+        data = _bytes(message.payload)
         try:
-            answer = await self.service.classify_upload(_bytes(message.payload))
+            model = self.model_of(source, topic)
+            answer: Answer
+            if self.service.ready_model(model).info.task is Task.detection:
+                answer = await self.service.detect_upload(data, model=model)
+            else:
+                answer = await self.service.classify_upload(data, model=model)
         except ServiceError as exc:
             if isinstance(exc, Overloaded):
                 self.metrics.mqtt_dropped.labels(Kind.classify.value, "overloaded").inc()
@@ -321,16 +342,15 @@ class MqttConnection:
 
     # --- outgoing -----------------------------------------------------------------------------
 
-    async def publish_result(
-        self, source: str, answer: ClassifyResponse, topic: str, **extra: Any
-    ) -> None:
+    async def publish_result(self, source: str, answer: Answer, topic: str, **extra: Any) -> None:
         """A source's result (retained: Home Assistant's state) and its event."""
+        task = Task.classification if isinstance(answer, ClassifyResponse) else Task.detection
         if self.identity().model != self._announced_model:
             # A reload changed the default model, which every config's device block names.
-            self.sources.setdefault(source, None)
+            self.sources[source] = task
             await self.announce()
-        elif source not in self.sources:
-            self.sources[source] = None
+        elif self.sources.get(source) is not task:
+            self.sources[source] = task  # new, or its model now answers the other task
             await self.announce([source])
         await self._publish(
             self.topics.result(source),
@@ -346,9 +366,22 @@ class MqttConnection:
             return
         identity = self.identity()
         self._announced_model = identity.model
+        if sources is None:
+            self._declare_tasks()
+            topic, config = homeassistant.status_config(self.topics, identity)
+            await self._publish(topic, payloads.dumps(config), "discovery", retain=True)
         for source in sources if sources is not None else list(self.sources):
-            for topic, config in homeassistant.configs(self.topics, identity, source):
+            task = self.sources[source]
+            for topic, config in homeassistant.configs(
+                self.topics, identity, source, task, self.count_labels
+            ):
                 await self._publish(topic, payloads.dumps(config), "discovery", retain=True)
+
+    def _declare_tasks(self) -> None:
+        """The task of each declared source, from its model as loaded now."""
+        for key, model in self.source_models.items():
+            with suppress(ServiceError):  # not loaded yet: announced again once it is
+                self.sources[source_name(key)] = self.service.ready_model(model).info.task
 
     def identity(self) -> homeassistant.Identity:
         """This edge-server as Home Assistant's device block describes it."""

@@ -1,7 +1,10 @@
 """Home Assistant MQTT discovery: the config payloads that make each source show up by itself.
 
-Per source, three entities of one device (this edge-server): a `sensor` whose state is the top
-label, a `sensor` for its score, and an `event` entity for automations. Single-component
+Per classifying source, three entities of one device (this edge-server): a `sensor` whose state
+is the top label, a `sensor` for its score, and an `event` entity for automations. Per detecting
+source, a count `sensor` for each label the user lists (EDGE_MQTT_COUNT_LABELS), one for all
+objects, and the `event` entity. The device also has a diagnostic connectivity sensor on the
+availability topic, so "offline" shows as a state rather than only as unavailable. Single-component
 discovery (one retained config per entity) because sources appear as images arrive; every
 config carries the full device and origin blocks and the availability topic. No `object_id`
 (deprecated by Home Assistant 2025.10): entity ids follow from the device and entity names.
@@ -9,10 +12,12 @@ config carries the full device and origin blocks and the availability topic. No 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from .payloads import EVENT_TYPE
+from ..core.detection import Task
+from .payloads import DETECTED, EVENT_TYPE
 from .topics import Topics
 
 # Home Assistant refuses sensor states over 255 characters; the label is cut in the template
@@ -24,6 +29,9 @@ _ATTRIBUTES = (
     "'top_k': value_json.predictions, 'model': value_json.model.name, "
     "'topic': value_json.topic} | tojson }}"
 )
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_]+")  # a label inside a unique id ("traffic light")
 
 
 @dataclass(frozen=True)
@@ -57,9 +65,8 @@ def unique_id(identity: Identity, source: str, entity: str) -> str:
     return f"edge_server_{identity.node}_{source}_{entity}".replace("-", "_")
 
 
-def configs(topics: Topics, identity: Identity, source: str) -> list[tuple[str, dict[str, Any]]]:
-    """(config topic, payload) of the three entities of one source."""
-    common = {
+def _common(topics: Topics, identity: Identity) -> dict[str, Any]:
+    return {
         "availability": [
             {
                 "topic": topics.status,
@@ -71,6 +78,36 @@ def configs(topics: Topics, identity: Identity, source: str) -> list[tuple[str, 
         "origin": origin(identity),
         "qos": 1,
     }
+
+
+def status_config(topics: Topics, identity: Identity) -> tuple[str, dict[str, Any]]:
+    """The device's diagnostic connectivity sensor: `online` or `offline` (the Last Will)."""
+    status_id = unique_id(identity, "service", "status")
+    return topics.discovery("binary_sensor", status_id), {
+        "name": "status",
+        "unique_id": status_id,
+        "state_topic": topics.status,
+        "payload_on": "online",
+        "payload_off": "offline",
+        "device_class": "connectivity",
+        "entity_category": "diagnostic",
+        "device": device(identity),
+        "origin": origin(identity),
+        "qos": 1,
+    }
+
+
+def configs(
+    topics: Topics,
+    identity: Identity,
+    source: str,
+    task: Task = Task.classification,
+    count_labels: tuple[str, ...] = (),
+) -> list[tuple[str, dict[str, Any]]]:
+    """(config topic, payload) of the entities of one source."""
+    common = _common(topics, identity)
+    if task is Task.detection:
+        return detection_configs(topics, identity, source, count_labels)
     label_id = unique_id(identity, source, "label")
     score_id = unique_id(identity, source, "score")
     event_id = unique_id(identity, source, "classified")
@@ -114,3 +151,48 @@ def configs(topics: Topics, identity: Identity, source: str) -> list[tuple[str, 
             },
         ),
     ]
+
+
+def detection_configs(
+    topics: Topics, identity: Identity, source: str, count_labels: tuple[str, ...]
+) -> list[tuple[str, dict[str, Any]]]:
+    """A count sensor per listed label and one of all objects, and the event entity."""
+    common = _common(topics, identity)
+    entities: list[tuple[str, dict[str, Any]]] = []
+    for label in (*count_labels, None):
+        name = label or "objects"
+        entity_id = unique_id(identity, source, f"{_SAFE.sub('_', name)}_count")
+        selected = (
+            f"value_json.detections | selectattr('label', 'eq', {label!r}) | list"
+            if label
+            else "value_json.detections"
+        )
+        entities.append(
+            (
+                topics.discovery("sensor", entity_id),
+                {
+                    "name": f"{source} {name}",
+                    "unique_id": entity_id,
+                    "state_topic": topics.result(source),
+                    "value_template": f"{{{{ {selected} | count }}}}",
+                    "state_class": "measurement",
+                    "icon": "mdi:counter",
+                    **common,
+                },
+            )
+        )
+    event_id = unique_id(identity, source, DETECTED)
+    entities.append(
+        (
+            topics.discovery("event", event_id),
+            {
+                "name": f"{source} detected",
+                "unique_id": event_id,
+                "state_topic": topics.event(source),
+                "event_types": [DETECTED],
+                "icon": "mdi:cctv",
+                **common,
+            },
+        )
+    )
+    return entities

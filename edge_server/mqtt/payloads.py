@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 from ..core.errors import title_of
-from ..serving.schemas import ClassifyResponse, Problem
+from ..serving.schemas import ClassifyResponse, DetectResponse, Problem
 
 EVENT_TYPE = "classified"
+DETECTED = "detected"
+Answer = ClassifyResponse | DetectResponse
 
 
 def dumps(document: dict[str, Any]) -> bytes:
@@ -16,13 +18,28 @@ def dumps(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def result(answer: ClassifyResponse, topic: str, **extra: Any) -> bytes:
-    """The `/classify` answer plus the topic the image came from (and any extra facts)."""
+def result(answer: Answer, topic: str, **extra: Any) -> bytes:
+    """The `/classify` or `/detect` answer plus the topic the image came from (and any extra
+    facts)."""
     return dumps({**answer.model_dump(), "topic": topic, **extra})
 
 
-def event(answer: ClassifyResponse, topic: str) -> bytes:
-    """A Home Assistant `event` entity payload: the event type and the top prediction."""
+def event(answer: Answer, topic: str) -> bytes:
+    """A Home Assistant `event` entity payload: the event type and the top prediction, or the
+    objects found and how many of each label."""
+    if isinstance(answer, DetectResponse):
+        counts: dict[str, int] = {}
+        for d in answer.detections:
+            counts[d.label] = counts.get(d.label, 0) + 1
+        return dumps(
+            {
+                "event_type": DETECTED,
+                "count": len(answer.detections),
+                "labels": counts,
+                "model": answer.model.name,
+                "topic": topic,
+            }
+        )
     top = answer.predictions[0] if answer.predictions else None
     return dumps(
         {

@@ -29,6 +29,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..config.mqtt import parse_sources
 from ..config.settings import Settings
 from ..core.engine import Engine, LoadOptions, OutputKind
 from ..core.errors import StartupError
@@ -53,6 +54,9 @@ class ModelOptions(BaseModel):
     output: OutputKind | None = None
     input_mean: float | None = None
     input_std: Annotated[float, Field(gt=0)] | None = None
+    sources: list[str] = Field(
+        default_factory=list, description="MQTT sources this model answers (EDGE_MQTT_SOURCES)."
+    )
 
 
 class ModelsConfig(BaseModel):
@@ -175,7 +179,7 @@ def spec_for(
     if options is not None:
         _check_table_name(name, options)
         model = options.model or name
-        overrides = options.model_dump(exclude_none=True, exclude={"model"})
+        overrides = options.model_dump(exclude_none=True, exclude={"model", "sources"})
         served = name
     elif lookup(name) is not None or name.endswith(".tflite"):
         model, overrides, served = name, {}, serving_name(name)
@@ -228,3 +232,27 @@ def cpu_share(settings: Settings, models: int) -> dict[str, object]:
     if "replicas" not in settings.model_fields_set:
         share["replicas"] = 1
     return share
+
+
+def source_models(settings: Settings) -> dict[str, str]:
+    """Which served model answers each MQTT source: the models config's `sources`, then
+    EDGE_MQTT_SOURCES (which wins). A model that is not served stops the start."""
+    config = read_config(settings.models_config) if settings.models_config else ModelsConfig()
+    specs = model_specs(settings)
+    mapping = {source: name for name, table in config.models.items() for source in table.sources}
+    mapping.update(parse_sources(settings.mqtt_sources))
+    served = {spec.name: spec.name for spec in specs}
+    for spec in specs:
+        entry = lookup(spec.model)
+        for alias in (spec.model, *(entry.aliases if entry else ())):
+            served.setdefault(alias, spec.name)
+    resolved = {}
+    for source, model in mapping.items():
+        if model not in served:
+            raise StartupError(
+                f"MQTT source {source!r} is mapped to {model!r}, which is not served "
+                f"(served: {', '.join(spec.name for spec in specs)})",
+                fix="map it to a served model in EDGE_MQTT_SOURCES, or add the model to EDGE_MODEL",
+            )
+        resolved[source] = served[model]
+    return resolved

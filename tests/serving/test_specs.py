@@ -11,7 +11,7 @@ from edge_server.core.errors import StartupError
 from edge_server.core.imaging import ResizeMode
 from edge_server.core.threads import available_cpus
 from edge_server.serving.catalog import load_catalog, lookup
-from edge_server.serving.specs import model_specs, read_config
+from edge_server.serving.specs import model_specs, read_config, source_models
 
 BIRDS = "mobilenet_v2_1.0_224_inat_bird_quant"
 DEFAULT = "mobilenet_v2_1.0_224_quant"
@@ -138,3 +138,39 @@ def test_unreadable_config_bytes_are_refused(tmp_path: Path) -> None:
     (tmp_path / "models.toml").write_bytes(b"\xff\xfe[models]")
     with pytest.raises(StartupError, match="not valid TOML"):
         read_config(tmp_path / "models.toml")
+
+
+def test_mqtt_sources_come_from_the_config_and_the_environment(tmp_path: Path) -> None:
+    """`sources` in a [models.NAME] table and EDGE_MQTT_SOURCES map sources to served names."""
+    config = tmp_path / "models.toml"
+    config.write_text(
+        '[models.doorbell]\nmodel = "objects"\nsources = ["front_door", "porch"]\n'
+        '[models.feeder]\nmodel = "birds"\n'
+    )
+    settings = Settings(models_config=config, mqtt_sources="porch:feeder,garden:feeder")
+    assert source_models(settings) == {
+        "front_door": "doorbell",
+        "porch": "feeder",
+        "garden": "feeder",
+    }
+    aliases = Settings(model="objects,birds", mqtt_sources="door:objects,feeder:birds")
+    assert source_models(aliases) == {
+        "door": "ssd_mobilenet_v1_coco_quant",
+        "feeder": "mobilenet_v2_1.0_224_inat_bird_quant",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("front_door", "source:model"), ("a:objects,a:birds", "twice"), (":objects", "source:model")],
+)
+def test_malformed_mqtt_sources_are_a_settings_error(value: str, problem: str) -> None:
+    """A pair without both halves, or a source given twice, is refused with the reason."""
+    with pytest.raises(ValueError, match=problem):
+        Settings(mqtt_sources=value)
+
+
+def test_a_source_mapped_to_an_unserved_model_is_refused() -> None:
+    """The start stops naming the source, the model and what is served."""
+    with pytest.raises(StartupError, match="'garage' is mapped to 'garage_door'"):
+        source_models(Settings(model="objects", mqtt_sources="garage:garage_door"))
