@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, Request, sync_playwright
 
-from conftest import DEFAULT_MODEL, ROOT, ServerProcess, free_port, server_env
+from conftest import DEFAULT_MODEL, DETECTOR, ROOT, ServerProcess, free_port, server_env
 
 BIRDS = "mobilenet_v2_1.0_224_inat_bird_quant"
 
@@ -184,3 +186,47 @@ def test_page_offers_the_models_and_classifies_with_the_chosen_one(
         server.stop()
     assert options == [f"{DEFAULT_MODEL} (default)", BIRDS]
     assert label == "Ara macao (Scarlet Macaw)"
+
+
+def test_page_draws_the_boxes_of_a_chosen_detector(
+    browser: BrowserContext, models_dir: Path, runtime: str, images_dir: Path
+) -> None:
+    """Choosing the detector posts to /detect and draws kite_and_cold's ten boxes on the photo."""
+    server = ServerProcess(
+        server_env(models_dir, runtime, model=f"{DEFAULT_MODEL},objects"), free_port()
+    )
+    server.wait_ready()
+    tab = browser.new_page()
+    try:
+        tab.goto(server.url + "/")
+        choice = tab.locator("#model-choice")
+        choice.locator("option").nth(1).wait_for(state="attached", timeout=30_000)
+        choice.select_option(DETECTOR)
+        with tab.expect_response(lambda r: "/detect?" in r.url, timeout=30_000) as answer:
+            tab.set_input_files("#file", str(images_dir / "kite_and_cold.jpg"))
+        detections = answer.value.json()["detections"]
+        boxes = tab.locator("#boxes .box")
+        boxes.nth(9).wait_for(timeout=30_000)
+        tags = boxes.all_inner_texts()
+        listed = tab.locator("#results .label").all_inner_texts()
+        photo = tab.locator("#preview").bounding_box()
+        drawn = [box.bounding_box() for box in boxes.all()]
+        _screenshot(tab, "page-detections.png")
+    finally:
+        tab.close()
+        server.stop()
+    assert len(tags) == 10 and all(re.fullmatch(r"(person|kite) \d+%", t) for t in tags), tags
+    assert Counter(listed) == {"person": 7, "kite": 3}
+    # The photo is shown scaled down, and each box sits where its fractions put it on it.
+    assert photo is not None and photo["width"] < 1352
+    for detection, rect in zip(detections, drawn, strict=True):
+        assert rect is not None
+        b = detection["box_normalized"]
+        expected = (
+            photo["x"] + b["x_min"] * photo["width"],
+            photo["y"] + b["y_min"] * photo["height"],
+            (b["x_max"] - b["x_min"]) * photo["width"],
+            (b["y_max"] - b["y_min"]) * photo["height"],
+        )
+        got = (rect["x"], rect["y"], rect["width"], rect["height"])
+        assert got == pytest.approx(expected, abs=1.5)
