@@ -20,7 +20,17 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ROOT, ServerProcess, fake_pi, free_port, images_folder, metric, server_env
+from conftest import (
+    DEFAULT_MODEL,
+    DETECTOR,
+    ROOT,
+    ServerProcess,
+    fake_pi,
+    free_port,
+    images_folder,
+    metric,
+    server_env,
+)
 
 pytestmark = pytest.mark.lan
 
@@ -186,16 +196,25 @@ def test_dashboard_is_grafana_json_with_a_query_in_every_panel() -> None:
 def busy_pi(
     tmp_path_factory: pytest.TempPathFactory, models_dir: Path, runtime: str
 ) -> Iterator[ServerProcess]:
-    """A real server on a fake Pi that has answered, refused (503), timed out an upload (408)
-    and reloaded its model, so that every series the fleet's queries read exists."""
+    """A real server on a fake Pi, with a classifier and a detector, that has classified,
+    detected, refused (503), timed out an upload (408) and reloaded its models, so that every
+    series the fleet's queries read exists."""
     root = fake_pi(tmp_path_factory.mktemp("sysfs"))
-    env = server_env(models_dir, runtime, sysfs_root=str(root), max_queue="1", request_timeout="2")
+    env = server_env(
+        models_dir,
+        runtime,
+        model=f"{DEFAULT_MODEL},objects",
+        sysfs_root=str(root),
+        max_queue="1",
+        request_timeout="2",
+    )
     server = ServerProcess(env, free_port())
     server.wait_ready()
     try:
         photo = (images_folder() / "grace_hopper.jpg").read_bytes()
         assert httpx.get(server.url + "/healthz").status_code == 200
         assert httpx.post(server.url + "/classify", files={"image": photo}).status_code == 200
+        assert httpx.post(server.url + "/detect", files={"image": photo}).status_code == 200
         # A slow upload holds the only place in the queue: the next request is refused, and the
         # slow one runs out of time.
         head = (
@@ -209,7 +228,8 @@ def busy_pi(
             assert refused.status_code == 503
             assert slow.recv(64).startswith(b"HTTP/1.1 408")
         server.process.send_signal(signal.SIGHUP)
-        _wait_for(server, "edge_model_reloads_total", 1, result="ok")
+        _wait_for(server, "edge_model_reloads_total", 1, model=DEFAULT_MODEL, result="ok")
+        _wait_for(server, "edge_model_reloads_total", 1, model=DETECTOR, result="ok")
         yield server
     finally:
         server.stop()

@@ -268,3 +268,20 @@ def test_server_stops_cleanly_on_sigterm(models_dir: object, runtime: str) -> No
     process = ServerProcess(server_env(Path(str(models_dir)), runtime), free_port())
     process.wait_ready()
     assert process.stop() == 0
+
+
+def test_counters_with_known_labels_start_at_zero(http: httpx.Client) -> None:
+    """Timeouts by phase, reloads by model and result, MQTT and Frigate counters exist at 0,
+    so an alert on the first failure has a series to see it increase."""
+    text = http.get("/metrics").text
+    for name, labels in [
+        ("edge_classify_timeouts_total", {"phase": "upload"}),
+        ("edge_classify_timeouts_total", {"phase": "processing"}),
+        ("edge_model_reloads_total", {"model": DEFAULT_MODEL, "result": "failed"}),
+        ("edge_mqtt_connect_failures_total", {"reason": "auth"}),
+        ("edge_mqtt_messages_dropped_total", {"kind": "classify", "reason": "queue_full"}),
+        ("edge_frigate_events_total", {"outcome": "failed"}),
+        ("edge_frigate_sub_labels_total", {"result": "failed"}),
+    ]:
+        label_text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        assert f"{name}{{{label_text}}} 0.0" in text, name
