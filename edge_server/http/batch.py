@@ -13,6 +13,7 @@ from http import HTTPStatus
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ..core.detection import Task
 from ..core.errors import ServiceError, UnsupportedMediaType
 from ..core.region import Region
 from ..serving.schemas import BatchItem, BatchResponse
@@ -47,7 +48,7 @@ async def classify_batch(
     model: ModelQuery = None,
 ) -> JSONResponse:
     """Classify each file of the repeated multipart field `images`; answers in the same order."""
-    service.ready_model(model)
+    model = service.model_for(Task.classification, model)  # 503, 404 or 400 before the body
     if media_type(request) != "multipart/form-data":
         raise UnsupportedMediaType(
             f"send the images as multipart form data, one '{BATCH_FIELD}' field per image "

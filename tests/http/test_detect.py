@@ -268,3 +268,24 @@ def test_deepstack_status_and_unserved_routes(detector_http: httpx.Client) -> No
         assert "/v1/vision/detection" in response.json()["error"]
     wrong_method = detector_http.get("/v1/vision/detection")
     assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+
+
+def test_batch_classifies_beside_a_default_detector(
+    detector_http: httpx.Client, photo: Photo
+) -> None:
+    """/classify/batch uses the served classifier though the detector is the default."""
+    response = detector_http.post(
+        "/classify/batch",
+        files=[
+            ("images", ("a.jpg", photo("parrot.jpg"))),
+            ("images", ("b.png", photo("coffee.png"))),
+        ],
+    )
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert [i["result"]["model"]["name"] for i in items] == [SMALL_MODEL, SMALL_MODEL]
+    assert items[0]["result"]["predictions"][0]["label"] == "macaw"
+    wrong = detector_http.post(
+        "/classify/batch", params={"model": "objects"}, files=[("images", ("a.jpg", b"x"))]
+    )
+    assert wrong.status_code == 400 and "/detect" in wrong.json()["detail"]

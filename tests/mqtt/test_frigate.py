@@ -148,7 +148,7 @@ def bridge(
         server_env(
             models_dir,
             runtime,
-            model="imagenet,birds",
+            model="objects,imagenet,birds",  # a detector first: the bridge still classifies
             node_id=NODE,
             mqtt_url=broker.url(),
             frigate_url=frigate.url,
