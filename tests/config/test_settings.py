@@ -33,6 +33,8 @@ DEFAULTS: dict[str, object] = {
     "max_batch_images": 16,
     "default_top_k": 5,
     "min_score": 0.4,
+    "mqtt_sources": "",
+    "mqtt_count_labels": "person,car,cat,dog,bird",
     "max_detections": 20,
     "max_queue": 64,
     "request_timeout": 30.0,

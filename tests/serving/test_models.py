@@ -304,7 +304,8 @@ def test_local_classify_applies_the_servers_input_limits(
 def test_the_readme_config_serves_the_doorbell_and_the_feeder(
     models_dir: Path, runtime: str, tmp_path: Path, photo: Photo
 ) -> None:
-    """The docs' models config, as written: `feeder` names the macaw, the default the uniform."""
+    """The docs' models config, as written: `feeder` names the macaw, the default the uniform,
+    `porch` finds the bird."""
     readme = (ROOT / "docs" / "models.md").read_text()
     config = readme.split("```toml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "models.toml").write_text(config)
@@ -317,7 +318,9 @@ def test_the_readme_config_serves_the_doorbell_and_the_feeder(
         http.headers.update(RAW)
         feeder = http.post("/classify?model=feeder", content=photo("parrot.jpg")).json()
         default = http.post("/classify", content=photo("grace_hopper.jpg")).json()
+        porch = http.post("/detect?model=porch", content=photo("parrot.jpg")).json()
         listed = [m["name"] for m in http.get("/v1/models").json()["models"]]
-    assert listed == ["doorbell", "feeder"]
+    assert listed == ["doorbell", "feeder", "porch"]
+    assert porch["detections"][0]["label"] == "bird"
     assert feeder["model"]["name"] == "feeder" and _best(feeder)[0] == MACAW
     assert default["model"]["name"] == "doorbell" and _best(default)[0] == "military uniform"
