@@ -12,7 +12,7 @@ import itertools
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class Run:
     latencies_ms: list[float]
     wall_s: float
     errors: int
+    bodies: list[bytes] = field(default_factory=list)  # with keep_bodies: one per latency
 
 
 def multipart_request(port: int, path: str, image: bytes, field: str = "image") -> bytes:
@@ -80,6 +81,7 @@ async def _worker(
     deadline: float,
     run: list[float],
     errors: list[int],
+    bodies: list[bytes] | None,
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
     try:
@@ -90,8 +92,10 @@ async def _worker(
             sent = time.perf_counter()
             writer.write(request)
             await writer.drain()
-            status, _ = await _answer(reader)
+            status, body = await _answer(reader)
             run.append((time.perf_counter() - sent) * 1000)
+            if bodies is not None:
+                bodies.append(body)
             if status != 200:
                 errors.append(status)
     finally:
@@ -100,20 +104,26 @@ async def _worker(
 
 
 async def _drive(
-    port: int, requests: Sequence[bytes], concurrency: int, total: int, seconds: float
+    port: int,
+    requests: Sequence[bytes],
+    concurrency: int,
+    total: int,
+    seconds: float,
+    keep_bodies: bool = False,
 ) -> Run:
     latencies: list[float] = []
     errors: list[int] = []
+    bodies: list[bytes] | None = [] if keep_bodies else None
     budget = itertools.count()
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(
         *(
-            _worker(port, requests, i, budget, total, deadline, latencies, errors)
+            _worker(port, requests, i, budget, total, deadline, latencies, errors, bodies)
             for i in range(concurrency)
         )
     )
-    return Run(latencies, time.perf_counter() - started, len(errors))
+    return Run(latencies, time.perf_counter() - started, len(errors), bodies or [])
 
 
 def drive(
@@ -123,9 +133,13 @@ def drive(
     *,
     total: int,
     seconds: float,
+    keep_bodies: bool = False,
 ) -> Run:
-    """Send up to `total` requests over `concurrency` connections, stopping after `seconds`."""
-    return asyncio.run(_drive(port, requests, concurrency, total, seconds))
+    """Send up to `total` requests over `concurrency` connections, stopping after `seconds`.
+
+    With `keep_bodies` the answers' bodies are kept too, in the order of the latencies.
+    """
+    return asyncio.run(_drive(port, requests, concurrency, total, seconds, keep_bodies))
 
 
 def drive_together(
