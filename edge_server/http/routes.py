@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..core.detection import Task
@@ -77,7 +77,7 @@ async def classify(
     top_k_: TopKQuery = None,
     threshold: ThresholdQuery = 0.0,
     model: ModelQuery = None,
-) -> JSONResponse:
+) -> Response:
     """Classify one image sent as multipart field `image` (or `file`), as JSON
     `{"image": "<base64>"}` or as a raw image body."""
     model = service.model_for(Task.classification, model)  # 503, 404 or 400 before the body
@@ -94,8 +94,7 @@ async def classify(
             model=model,
         ),
     )
-    timing = answer.timing_ms.model_dump()
-    return JSONResponse(answer.model_dump(), headers={"Server-Timing": server_timing(timing)})
+    return _answered(answer)
 
 
 @protected.post(
@@ -111,7 +110,7 @@ async def detect(
     region: RegionDep,
     options: DetectionDep,
     model: ModelQuery = None,
-) -> JSONResponse:
+) -> Response:
     """The objects in one image (sent as `/classify` takes it), best first, with boxes in
     pixels of the upright original image; default model: the first served detector."""
     name = service.model_for(Task.detection, model)  # 503, 404 or 400 before the body
@@ -129,8 +128,18 @@ async def detect(
             model=name,
         ),
     )
+    return _answered(answer)
+
+
+def _answered(answer: ClassifyResponse | DetectResponse) -> Response:
+    """The answer as JSON, serialized by pydantic in one pass (no dict in between), with its
+    stages in a Server-Timing header."""
     timing = answer.timing_ms.model_dump()
-    return JSONResponse(answer.model_dump(), headers={"Server-Timing": server_timing(timing)})
+    return Response(
+        answer.model_dump_json(),
+        media_type="application/json",
+        headers={"Server-Timing": server_timing(timing)},
+    )
 
 
 def server_timing(timing_ms: dict[str, float]) -> str:

@@ -369,7 +369,8 @@ class Service:
                     ),
                 )
             )
-            self.metrics.detections.labels(info.name, d.label).inc()
+        for label, count in Counter(d.label for d in found).items():
+            self.metrics.detections.labels(info.name, label).inc(count)
         return DetectResponse(
             model=ModelRef(name=info.name, sha256=info.sha256),
             detections=detections,
