@@ -352,16 +352,20 @@ class Service:
             )
             info = engine.info
         width, height = prepared.image.width, prepared.image.height
+        # Built without validation (model_construct): every value is the engine's own, already
+        # clamped and typed, and validating ten nested boxes costs a third of a millisecond.
         detections = []
         for d in found:
             x_min, y_min, x_max, y_max = d.box.pixels(width, height)
             detections.append(
-                DetectedObject(
+                DetectedObject.model_construct(
                     label=d.label,
                     index=d.index,
                     score=round(d.score, 6),
-                    box=PixelBox(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max),
-                    box_normalized=NormalizedBox(
+                    box=PixelBox.model_construct(
+                        x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max
+                    ),
+                    box_normalized=NormalizedBox.model_construct(
                         x_min=round(d.box.x_min, 6),
                         y_min=round(d.box.y_min, 6),
                         x_max=round(d.box.x_max, 6),
