@@ -102,7 +102,15 @@ def _classify(args: argparse.Namespace, settings: Settings) -> int:
         print(f"edge-server: {exc.detail}", file=sys.stderr)
         return EXIT_USAGE
     _configure_logging("warning")
-    classifier = _first_spec(settings).load()
+    classifier = _classifier_spec(settings).load()
+    if classifier.info.task is not Task.classification:
+        classifier.close()
+        print(
+            f"edge-server: {classifier.info.name} is a {classifier.info.task} model; use "
+            "`edge-server detect`, or name a classifier with --model",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     results: list[dict[str, Any]] = []
     failures = 0
     try:
@@ -334,6 +342,17 @@ def _detector_spec(settings: Settings) -> ModelSpec:
     return specs[0]
 
 
+def _classifier_spec(settings: Settings) -> ModelSpec:
+    """The model local `classify` uses: the first configured one that is not a catalog
+    detector (its load tells for a file)."""
+    specs = model_specs(settings)
+    for spec in specs:
+        entry = lookup(spec.model)
+        if entry is None or entry.task == Task.classification.value:
+            return spec
+    return specs[0]
+
+
 def _first_spec(settings: Settings) -> ModelSpec:
     """The model a local command uses: the default one of those configured."""
     return model_specs(settings)[0]
@@ -520,6 +539,13 @@ _MODEL_FIELDS = (
 )
 
 
+def _count(text: str) -> int:
+    """A whole number in 1..100, for argparse."""
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number in 1..100")
+    return int(text)
+
+
 def _add_remote_flags(command: argparse.ArgumentParser) -> None:
     remote = command.add_argument_group("with a running server instead of a local model")
     remote.add_argument(
@@ -568,7 +594,9 @@ def _parser() -> argparse.ArgumentParser:
     detect.add_argument("images", nargs="+", metavar="IMAGE")
     detect.add_argument("--json", action="store_true", help="print JSON for scripts")
     detect.add_argument("--min-score", type=float, default=0.4, help="least score of an object")
-    detect.add_argument("--max-results", type=int, default=20, help="most objects per image")
+    detect.add_argument(
+        "--max-results", type=_count, default=20, help="most objects per image, 1..100"
+    )
     detect.add_argument(
         "--only", metavar="LABELS", help="only these labels, comma-separated (person,car)"
     )

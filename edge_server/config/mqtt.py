@@ -91,6 +91,10 @@ def parse_sources(pairs: list[str]) -> dict[str, str]:
         source, model = source.strip(), model.strip()
         if not source or not model:
             raise ValueError(f"{pair!r} is not source:model (e.g. front_door:objects,feeder:birds)")
+        if "+" in source or "#" in source:
+            raise ValueError(
+                f"{source!r} is a topic filter; map each source (or concrete topic) by name"
+            )
         if source in mapping:
             raise ValueError(f"source {source!r} is given twice")
         mapping[source] = model
@@ -129,7 +133,8 @@ class MqttSettings(BaseModel):
         [],
         description="Which model answers each source, comma-separated source:model pairs "
         "(e.g. front_door:objects,feeder:birds); a source is the last level of "
-        "<prefix>/classify/<source> or a whole topic. Others get the default model.",
+        "<prefix>/classify/<source> or a topic an EDGE_MQTT_TOPICS filter matches (not the "
+        "filter). Others get the default model.",
     )
     mqtt_count_labels: CommaList = Field(
         ["person", "car", "cat", "dog", "bird"],

@@ -415,13 +415,13 @@ class Engine:
             layout,
             self.info.labels,
             min_score=min_score,
-            max_results=max_results,
+            max_results=len(inference.outputs[layout.scores].reshape(-1)),
             wanted=wanted,
         )
         width = image.width * ((region.x1 - region.x0) if region else 1.0)
         height = image.height * ((region.y1 - region.y0) if region else 1.0)
         aspect = width / height
-        return [
+        placed = [
             Detection(
                 d.index,
                 d.label,
@@ -430,6 +430,9 @@ class Engine:
             )
             for d in found
         ]
+        # A box that lay in a letterbox band has no area once mapped back: not an object.
+        kept = [d for d in placed if d.box.x_max > d.box.x_min and d.box.y_max > d.box.y_min]
+        return kept[:max_results]
 
     def close(self) -> None:
         """Finish queued decodes and invokes, and stop the threads (a shared pool stays)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -140,8 +141,9 @@ def parse_score(text: str) -> float:
 
 def parse_count(text: str) -> int:
     """max_results as a whole number in 1..100, or a 400."""
-    if not text.strip().isdigit() or not 1 <= int(text) <= 100:
-        raise BadRequest(f"max_results {text!r} is not a whole number in 1..100")
+    # ASCII digits only: str.isdigit() takes '²', which int() refuses.
+    if not re.fullmatch(r"\s*[0-9]{1,3}\s*", text) or not 1 <= int(text) <= 100:
+        raise BadRequest(f"max_results {text[:20]!r} is not a whole number in 1..100")
     return int(text)
 
 

@@ -90,12 +90,12 @@ class MqttConnection:
         self.tls_context = self._tls_context() if self.broker.tls else None
         # Which model answers a source (by source name or whole topic); checked now, so a
         # model that is not served stops the start.
-        self.source_models = source_models(settings)
+        self.source_models = {
+            source_name(key): model for key, model in source_models(settings).items()
+        }
         # Sources to announce and the task each answers, in order: the declared ones from the
         # start (Home Assistant shows them before any image), then each new one seen.
-        self.sources: dict[str, Task] = {
-            source_name(key): Task.classification for key in self.source_models
-        }
+        self.sources: dict[str, Task] = dict.fromkeys(self.source_models, Task.classification)
         self.count_labels = tuple(settings.mqtt_count_labels)
         self.connected = False
         self._client: aiomqtt.Client | None = None
@@ -306,16 +306,16 @@ class MqttConnection:
         elif route.kind is Kind.frigate and self.frigate is not None:
             self.frigate.offer(payload)
 
-    def model_of(self, source: str, topic: str) -> str | None:
-        """The model mapped to a source (by name, else by its topic); None: the default."""
-        return self.source_models.get(source) or self.source_models.get(topic)
+    def model_of(self, source: str) -> str | None:
+        """The model mapped to a source (named as its topic names it); None: the default."""
+        return self.source_models.get(source)
 
     async def _classify(self, message: aiomqtt.Message, source: str) -> None:
         topic = message.topic.value
         respond = _response_target(message)
         data = _bytes(message.payload)
         try:
-            model = self.model_of(source, topic)
+            model = self.model_of(source)
             answer: Answer
             if self.service.ready_model(model).info.task is Task.detection:
                 answer = await self.service.detect_upload(data, model=model)
@@ -350,7 +350,10 @@ class MqttConnection:
             self.sources[source] = task
             await self.announce()
         elif self.sources.get(source) is not task:
-            self.sources[source] = task  # new, or its model now answers the other task
+            previous = self.sources.get(source)
+            if previous is not None:  # its model now answers the other task: retire its entities
+                await self._retire(source, previous)
+            self.sources[source] = task
             await self.announce([source])
         await self._publish(
             self.topics.result(source),
@@ -379,9 +382,18 @@ class MqttConnection:
 
     def _declare_tasks(self) -> None:
         """The task of each declared source, from its model as loaded now."""
-        for key, model in self.source_models.items():
-            with suppress(ServiceError):  # not loaded yet: announced again once it is
-                self.sources[source_name(key)] = self.service.ready_model(model).info.task
+        for source, model in self.source_models.items():
+            with suppress(ServiceError):  # not loaded: corrected with the source's first result
+                self.sources[source] = self.service.ready_model(model).info.task
+
+    async def _retire(self, source: str, task: Task) -> None:
+        """Remove a source's entities of `task` from Home Assistant (an empty retained config)."""
+        if not self.settings.mqtt_discovery:
+            return
+        for topic, _ in homeassistant.configs(
+            self.topics, self.identity(), source, task, self.count_labels
+        ):
+            await self._publish(topic, b"", "discovery", retain=True)
 
     def identity(self) -> homeassistant.Identity:
         """This edge-server as Home Assistant's device block describes it."""

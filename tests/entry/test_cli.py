@@ -188,6 +188,26 @@ def test_detect_finds_objects_in_local_files(models_dir: Path, images_dir: Path)
     assert table.returncode == 1 and "bird" in table.stdout and "/nonexistent" in table.stderr
 
 
+def test_classify_skips_a_detector_and_refuses_one_named(
+    models_dir: Path, images_dir: Path
+) -> None:
+    """Local `classify` with the detector first uses the classifier; naming the detector exits 2."""
+    parrot = str(images_dir / "parrot.jpg")
+    both = _run(
+        "classify",
+        "--json",
+        "--models-dir",
+        str(models_dir),
+        "--model",
+        f"objects,{SMALL_MODEL}",
+        parrot,
+    )
+    assert both.returncode == 0, both.stderr
+    assert json.loads(both.stdout)["model"] == SMALL_MODEL
+    named = _run("classify", "--models-dir", str(models_dir), "--model", "objects", parrot)
+    assert named.returncode == 2 and "edge-server detect" in named.stderr
+
+
 def test_detect_with_a_classifier_says_which_model_to_name(
     models_dir: Path, images_dir: Path
 ) -> None:

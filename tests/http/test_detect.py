@@ -135,6 +135,8 @@ def test_filters_and_limits(detector_http: httpx.Client, photo: Photo) -> None:
         ({"max_results": "0"}, "max_results"),
         ({"max_results": "101"}, "max_results"),
         ({"max_results": "2.5"}, "max_results"),
+        ({"max_results": "\u00b2"}, "max_results"),
+        ({"max_results": "0" * 5000}, "max_results"),
         ({"labels": " , "}, "labels is empty"),
         ({"crop": "0.5,0.5,0.2,1"}, "empty box"),
         ({"model": SMALL_MODEL}, "classification model"),

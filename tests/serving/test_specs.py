@@ -162,7 +162,12 @@ def test_mqtt_sources_come_from_the_config_and_the_environment(tmp_path: Path) -
 
 @pytest.mark.parametrize(
     ("value", "problem"),
-    [("front_door", "source:model"), ("a:objects,a:birds", "twice"), (":objects", "source:model")],
+    [
+        ("front_door", "source:model"),
+        ("a:objects,a:birds", "twice"),
+        (":objects", "source:model"),
+        ("cams/+/snapshot:objects", "topic filter"),
+    ],
 )
 def test_malformed_mqtt_sources_are_a_settings_error(value: str, problem: str) -> None:
     """A pair without both halves, or a source given twice, is refused with the reason."""

@@ -170,7 +170,8 @@ async def detection(request: Request, service: ServiceDep) -> DetectionAnswer:
     summary="The models /v1/vision/custom/{model} serves (CodeProject.AI)",
 )
 async def custom_list(service: ServiceDep) -> ModelsAnswer:
-    """Every served model, detectors and classifiers."""
+    """Every served model, detectors and classifiers. Open like the status routes: NVRs ask
+    it with no key, and the names are in the mDNS announcement anyway."""
     service.ready_model()
     return ModelsAnswer(models=service.model_names())
 
