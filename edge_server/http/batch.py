@@ -48,7 +48,9 @@ async def classify_batch(
     model: ModelQuery = None,
 ) -> JSONResponse:
     """Classify each file of the repeated multipart field `images`; answers in the same order."""
-    model = service.model_for(Task.classification, model)  # 503, 404 or 400 before the body
+    # 503, 404 or 400 before the body; resolved again when the work starts, so a reload that
+    # serves the default under a new name meanwhile is no 404.
+    service.model_for(Task.classification, model)
     if media_type(request) != "multipart/form-data":
         raise UnsupportedMediaType(
             f"send the images as multipart form data, one '{BATCH_FIELD}' field per image "

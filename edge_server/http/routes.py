@@ -80,7 +80,9 @@ async def classify(
 ) -> Response:
     """Classify one image sent as multipart field `image` (or `file`), as JSON
     `{"image": "<base64>"}` or as a raw image body."""
-    model = service.model_for(Task.classification, model)  # 503, 404 or 400 before the body
+    # 503, 404 or 400 before the body; resolved again when the work starts, so a reload that
+    # serves the default under a new name meanwhile is no 404.
+    service.model_for(Task.classification, model)
     answer = await exchange(
         service,
         request,
@@ -113,7 +115,7 @@ async def detect(
 ) -> Response:
     """The objects in one image (sent as `/classify` takes it), best first, with boxes in
     pixels of the upright original image; default model: the first served detector."""
-    name = service.model_for(Task.detection, model)  # 503, 404 or 400 before the body
+    service.model_for(Task.detection, model)  # 503, 404 or 400 before the body, as above
     answer = await exchange(
         service,
         request,
@@ -125,7 +127,7 @@ async def detect(
             wanted=options.labels,
             started=request.state.request_started,
             region=region,
-            model=name,
+            model=model,
         ),
     )
     return _answered(answer)

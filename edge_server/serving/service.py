@@ -269,7 +269,7 @@ class Service:
         limit = self.settings.max_upload_bytes
         if len(data) > limit:
             raise TooLarge(f"the image is {len(data)} bytes, over EDGE_MAX_UPLOAD_BYTES={limit}")
-        name = self.model_for(Task.detection, model)
+        self.model_for(Task.detection, model)  # before an admission place; again at the work
         started = time.perf_counter()
 
         async def upload() -> bytes:
@@ -282,7 +282,7 @@ class Service:
                 min_score=self.settings.min_score if min_score is None else min_score,
                 max_results=self.settings.max_detections,
                 started=started,
-                model=name,
+                model=model,
             ),
             started=started,
         )

@@ -134,11 +134,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 )
 async def scene(request: Request, service: ServiceDep) -> SceneAnswer:
     """The best label of the multipart field `image`, in DeepStack's answer shape."""
-    name = service.model_for(Task.classification)
+    service.model_for(Task.classification)  # before the body; resolved again at the work
 
     async def classify(form: VisionForm) -> tuple[ClassifyResponse, float]:
         answer = await service.classify(
-            form.image, top_k=1, threshold=0.0, started=request.state.request_started, model=name
+            form.image, top_k=1, threshold=0.0, started=request.state.request_started
         )
         return answer, form.min_confidence or 0.0
 
@@ -158,8 +158,8 @@ async def scene(request: Request, service: ServiceDep) -> SceneAnswer:
 )
 async def detection(request: Request, service: ServiceDep) -> DetectionAnswer:
     """The objects in the multipart field `image`, from the first served detector."""
-    name = service.model_for(Task.detection)
-    return await _vision(request, service, name, "detect")
+    service.model_for(Task.detection)  # before the body; resolved again at the work
+    return await _vision(request, service, None, "detect")
 
 
 # Before custom/{model}, which would otherwise take "list" as a model name.
@@ -185,8 +185,8 @@ async def custom_list(service: ServiceDep) -> ModelsAnswer:
 )
 async def custom(request: Request, service: ServiceDep, model: str) -> DetectionAnswer:
     """A detector's objects, or a classifier's top classes as boxes around the whole image."""
-    name = service.ready_model(model).info.name  # 404 naming the served models
-    return await _vision(request, service, name, "custom")
+    service.ready_model(model)  # 404 naming the served models, before the body
+    return await _vision(request, service, model, "custom")
 
 
 def vision_errors(fallback: ErrorHandler) -> ErrorHandler:
@@ -210,10 +210,13 @@ def vision_errors(fallback: ErrorHandler) -> ErrorHandler:
     return handle
 
 
-async def _vision(request: Request, service: Service, name: str, command: str) -> DetectionAnswer:
-    """One detection-shaped answer from the served model `name`, whatever its task."""
+async def _vision(
+    request: Request, service: Service, name: str | None, command: str
+) -> DetectionAnswer:
+    """One detection-shaped answer from the served model `name` (None: the first detector),
+    whatever its task."""
     started = request.state.request_started
-    is_detector = service.ready_model(name).info.task is Task.detection
+    is_detector = name is None or service.ready_model(name).info.task is Task.detection
 
     async def work(form: VisionForm) -> DetectionAnswer:
         floor = DETECTION_MIN_CONFIDENCE if form.min_confidence is None else form.min_confidence
