@@ -6,19 +6,20 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from . import __version__
 from .client import IMAGE_STATUSES, Client, ClientError
 from .config.settings import Settings
 from .core.detection import Task
+from .core.engine import Engine, Inference, Prepared
 from .core.errors import ServiceError, StartupError
-from .core.region import parse_region
+from .core.region import Region, parse_region
 from .core.threads import available_cpus
 from .lan.browser import DEFAULT_TIMEOUT, Instance
 from .serving.catalog import load_catalog, lookup, pull
@@ -96,52 +97,25 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _classify(args: argparse.Namespace, settings: Settings) -> int:
     if args.url is not None:
         return _classify_remote(args)
-    try:
-        region = parse_region(args.crop) if args.crop is not None else None
-    except ServiceError as exc:
-        print(f"edge-server: {exc.detail}", file=sys.stderr)
-        return EXIT_USAGE
-    _configure_logging("warning")
-    classifier = _classifier_spec(settings).load()
-    if classifier.info.task is not Task.classification:
-        classifier.close()
-        print(
-            f"edge-server: {classifier.info.name} is a {classifier.info.task} model; use "
-            "`edge-server detect`, or name a classifier with --model",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    results: list[dict[str, Any]] = []
-    failures = 0
-    try:
-        for name in args.images:
-            try:
-                data = Path(name).read_bytes()
-                # The server's input limits, so a file refused over HTTP is refused here too.
-                prepared = classifier.prepare(
-                    data,
-                    max_pixels=settings.max_image_pixels,
-                    min_side=settings.min_image_side,
-                    region=region,
-                )
-                inference = classifier.submit(prepared.tensor).result()
-            except (OSError, ServiceError) as exc:
-                failures += 1
-                print(f"{name}: {getattr(exc, 'detail', exc)}", file=sys.stderr)
-                continue
-            ranked = classifier.rank(inference.raw, args.top_k, args.threshold)
-            results.append(
-                {
-                    "file": name,
-                    "image": asdict(prepared.image),
-                    "predictions": [
-                        {"label": label, "index": i, "score": score} for i, label, score in ranked
-                    ],
-                    "inference_ms": round(inference.inference_ms, 3),
-                }
-            )
-    finally:
-        classifier.close()
+    loaded = _local_engine(
+        args,
+        lambda: _classifier_spec(settings),
+        Task.classification,
+        "use `edge-server detect`, or name a classifier with --model",
+    )
+    if isinstance(loaded, int):
+        return loaded
+    classifier, region = loaded
+
+    def answer(prepared: Prepared, inference: Inference) -> dict[str, Any]:
+        ranked = classifier.rank(inference.raw, args.top_k, args.threshold)
+        return {
+            "predictions": [
+                {"label": label, "index": i, "score": score} for i, label, score in ranked
+            ]
+        }
+
+    results, failures = _run_local(classifier, settings, args.images, region, answer)
     if args.json:
         print(json.dumps({"model": classifier.info.name, "results": results}, indent=2))
     else:
@@ -154,41 +128,19 @@ def _classify(args: argparse.Namespace, settings: Settings) -> int:
 
 def _classify_remote(args: argparse.Namespace) -> int:
     """Classify the files with the server at --url; stop at the first failure not about an image."""
-    if args.url == "auto":
-        found = _only_instance(args.discover_timeout)
-        if isinstance(found, int):
-            return found
-        args.url = found.url
-    try:
-        client = Client(args.url, api_key=args.api_key, timeout=args.timeout)
-    except ClientError as exc:
-        print(f"edge-server: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    results: list[dict[str, Any]] = []
-    failures = 0
-    for name in args.images:
-        try:
-            data = Path(name).read_bytes()
-        except OSError as exc:
-            failures += 1
-            print(f"{name}: {exc.strerror or exc}", file=sys.stderr)
-            continue
-        try:
-            answer = client.classify(
-                data,
-                top_k=args.top_k,
-                threshold=args.threshold or None,
-                crop=args.crop,
-                model=args.setting_model,
-            )
-        except ClientError as exc:
-            failures += 1
-            if exc.status not in IMAGE_STATUSES:
-                print(f"edge-server: {exc}", file=sys.stderr)
-                return 1
-            print(f"{name}: {exc}", file=sys.stderr)
-            continue
-        results.append({"file": name, **answer.model_dump()})
+    done = _run_remote(
+        args,
+        lambda client, data: client.classify(
+            data,
+            top_k=args.top_k,
+            threshold=args.threshold or None,
+            crop=args.crop,
+            model=args.setting_model,
+        ),
+    )
+    if isinstance(done, int):
+        return done
+    results, failures = done
     if args.json:
         print(json.dumps({"url": args.url, "results": results}, indent=2))
     else:
@@ -208,27 +160,94 @@ def _detect(args: argparse.Namespace, settings: Settings) -> int:
     labels = [part.strip() for part in only if part.strip()] or None
     if args.url is not None:
         return _detect_remote(args, labels)
+    loaded = _local_engine(
+        args,
+        lambda: _detector_spec(settings),
+        Task.detection,
+        "name a detector with --model (e.g. --model objects)",
+    )
+    if isinstance(loaded, int):
+        return loaded
+    engine, region = loaded
+
+    def answer(prepared: Prepared, inference: Inference) -> dict[str, Any]:
+        found = engine.detect(
+            inference,
+            prepared.image,
+            min_score=args.min_score,
+            max_results=args.max_results,
+            wanted=labels,
+            region=region,
+        )
+        width, height = prepared.image.width, prepared.image.height
+        detections = []
+        for d in found:
+            x_min, y_min, x_max, y_max = d.box.pixels(width, height)
+            box = {"x_min": x_min, "y_min": y_min, "x_max": x_max, "y_max": y_max}
+            detections.append({"label": d.label, "index": d.index, "score": d.score, "box": box})
+        return {"detections": detections}
+
+    results, failures = _run_local(engine, settings, args.images, region, answer)
+    _print_detections(args.json, {"model": engine.info.name, "results": results})
+    return 1 if failures else 0
+
+
+def _detect_remote(args: argparse.Namespace, labels: list[str] | None) -> int:
+    """Detect with the server at --url; stop at the first failure not about an image."""
+    done = _run_remote(
+        args,
+        lambda client, data: client.detect(
+            data,
+            min_score=args.min_score,
+            max_results=args.max_results,
+            labels=labels,
+            crop=args.crop,
+            model=args.setting_model,
+        ),
+    )
+    if isinstance(done, int):
+        return done
+    results, failures = done
+    _print_detections(args.json, {"url": args.url, "results": results})
+    return 1 if failures else 0
+
+
+def _local_engine(
+    args: argparse.Namespace, choose: Callable[[], ModelSpec], task: Task, hint: str
+) -> tuple[Engine, Region | None] | int:
+    """The model a local command loads and its crop, or the exit status when either is wrong."""
     try:
         region = parse_region(args.crop) if args.crop is not None else None
     except ServiceError as exc:
         print(f"edge-server: {exc.detail}", file=sys.stderr)
         return EXIT_USAGE
     _configure_logging("warning")
-    engine = _detector_spec(settings).load()
-    if engine.info.task is not Task.detection:
+    engine = choose().load()
+    if engine.info.task is not task:
         engine.close()
         print(
-            f"edge-server: {engine.info.name} is a {engine.info.task} model; name a detector "
-            "with --model (e.g. --model objects)",
+            f"edge-server: {engine.info.name} is a {engine.info.task} model; {hint}",
             file=sys.stderr,
         )
         return EXIT_USAGE
+    return engine, region
+
+
+def _run_local(
+    engine: Engine,
+    settings: Settings,
+    images: Sequence[str],
+    region: Region | None,
+    answer: Callable[[Prepared, Inference], dict[str, Any]],
+) -> tuple[list[dict[str, Any]], int]:
+    """Each file through the local model (then closed): its results, and how many failed."""
     results: list[dict[str, Any]] = []
     failures = 0
     try:
-        for name in args.images:
+        for name in images:
             try:
                 data = Path(name).read_bytes()
+                # The server's input limits, so a file refused over HTTP is refused here too.
                 prepared = engine.prepare(
                     data,
                     max_pixels=settings.max_image_pixels,
@@ -240,38 +259,24 @@ def _detect(args: argparse.Namespace, settings: Settings) -> int:
                 failures += 1
                 print(f"{name}: {getattr(exc, 'detail', exc)}", file=sys.stderr)
                 continue
-            found = engine.detect(
-                inference,
-                prepared.image,
-                min_score=args.min_score,
-                max_results=args.max_results,
-                wanted=labels,
-                region=region,
-            )
-            width, height = prepared.image.width, prepared.image.height
-            detections = []
-            for d in found:
-                x_min, y_min, x_max, y_max = d.box.pixels(width, height)
-                box = {"x_min": x_min, "y_min": y_min, "x_max": x_max, "y_max": y_max}
-                detections.append(
-                    {"label": d.label, "index": d.index, "score": d.score, "box": box}
-                )
             results.append(
                 {
                     "file": name,
                     "image": asdict(prepared.image),
-                    "detections": detections,
+                    **answer(prepared, inference),
                     "inference_ms": round(inference.inference_ms, 3),
                 }
             )
     finally:
         engine.close()
-    _print_detections(args.json, {"model": engine.info.name, "results": results})
-    return 1 if failures else 0
+    return results, failures
 
 
-def _detect_remote(args: argparse.Namespace, labels: list[str] | None) -> int:
-    """Detect with the server at --url; stop at the first failure not about an image."""
+def _run_remote(
+    args: argparse.Namespace, ask: Callable[[Client, bytes], BaseModel]
+) -> tuple[list[dict[str, Any]], int] | int:
+    """Each file sent to the server at --url (`auto`: the one on the LAN): the answers and how
+    many failed, or the exit status when a failure not about an image stops the command."""
     if args.url == "auto":
         found = _only_instance(args.discover_timeout)
         if isinstance(found, int):
@@ -287,18 +292,12 @@ def _detect_remote(args: argparse.Namespace, labels: list[str] | None) -> int:
     for name in args.images:
         try:
             data = Path(name).read_bytes()
-            answer = client.detect(
-                data,
-                min_score=args.min_score,
-                max_results=args.max_results,
-                labels=labels,
-                crop=args.crop,
-                model=args.setting_model,
-            )
         except OSError as exc:
             failures += 1
             print(f"{name}: {exc.strerror or exc}", file=sys.stderr)
             continue
+        try:
+            answer = ask(client, data)
         except ClientError as exc:
             failures += 1
             if exc.status not in IMAGE_STATUSES:
@@ -307,8 +306,7 @@ def _detect_remote(args: argparse.Namespace, labels: list[str] | None) -> int:
             print(f"{name}: {exc}", file=sys.stderr)
             continue
         results.append({"file": name, **answer.model_dump()})
-    _print_detections(args.json, {"url": args.url, "results": results})
-    return 1 if failures else 0
+    return results, failures
 
 
 def _print_detections(as_json: bool, report: dict[str, Any]) -> None:
