@@ -172,6 +172,8 @@ class Engine:
         self._std = input_std
         # A detector's invoke reads all four outputs; a classifier's only its one.
         self._extra = tuple(o.index for o in info.outputs) if info.layout is not None else ()
+        self._scores = info.layout.scores if info.layout is not None else 0
+        self._output = info.output.index
         # Called on an owner thread after each invoke (the service counts them in metrics).
         self.on_invoke: Callable[[], None] | None = None
         # What decodes are charged against (the service's; none: unbounded, as in tools).
@@ -382,8 +384,9 @@ class Engine:
         try:
             interpreter.set_tensor(self.info.input.index, tensor)
             interpreter.invoke()
-            raw = interpreter.get_tensor(self.info.output.index)
             outputs = tuple(interpreter.get_tensor(index) for index in self._extra)
+            # A detector's `raw` is its scores, read once with the rest.
+            raw = outputs[self._scores] if outputs else interpreter.get_tensor(self._output)
         except Exception as exc:
             log.exception("invoke failed")
             raise InferenceFailed(f"the model failed on this input: {exc}") from exc

@@ -244,21 +244,13 @@ class Service:
         NotFound for a model that is not served (before taking an admission place),
         Overloaded, BadImage, DeadlineExceeded...
         """
-        limit = self.settings.max_upload_bytes
-        if len(data) > limit:
-            raise TooLarge(f"the image is {len(data)} bytes, over EDGE_MAX_UPLOAD_BYTES={limit}")
-        self.model_for(Task.classification, model)
-        started = time.perf_counter()
-
-        async def upload() -> bytes:
-            return data
-
-        return await self.run(
-            upload,
-            lambda image: self.classify(
+        return await self._in_memory(
+            data,
+            Task.classification,
+            model,
+            lambda image, started: self.classify(
                 image, top_k=top_k, threshold=0.0, started=started, model=model
             ),
-            started=started,
         )
 
     async def detect_upload(
@@ -266,26 +258,38 @@ class Service:
     ) -> DetectResponse:
         """Detect objects in an image already in memory (an MQTT payload), with the same
         limits, admission and deadline as `POST /detect`."""
-        limit = self.settings.max_upload_bytes
-        if len(data) > limit:
-            raise TooLarge(f"the image is {len(data)} bytes, over EDGE_MAX_UPLOAD_BYTES={limit}")
-        self.model_for(Task.detection, model)  # before an admission place; again at the work
-        started = time.perf_counter()
-
-        async def upload() -> bytes:
-            return data
-
-        return await self.run(
-            upload,
-            lambda image: self.detect(
+        return await self._in_memory(
+            data,
+            Task.detection,
+            model,
+            lambda image, started: self.detect(
                 image,
                 min_score=self.settings.min_score if min_score is None else min_score,
                 max_results=self.settings.max_detections,
                 started=started,
                 model=model,
             ),
-            started=started,
         )
+
+    async def _in_memory(
+        self,
+        data: bytes,
+        task: Task,
+        model: str | None,
+        work: Callable[[bytes, float], Awaitable[T]],
+    ) -> T:
+        """`run` for an image already read: the upload limit and the model checked before an
+        admission place is taken (the model is resolved again when the work starts)."""
+        limit = self.settings.max_upload_bytes
+        if len(data) > limit:
+            raise TooLarge(f"the image is {len(data)} bytes, over EDGE_MAX_UPLOAD_BYTES={limit}")
+        self.model_for(task, model)
+        started = time.perf_counter()
+
+        async def upload() -> bytes:
+            return data
+
+        return await self.run(upload, lambda image: work(image, started), started=started)
 
     async def classify(
         self,

@@ -128,9 +128,11 @@ def read_config(path: Path) -> ModelsConfig:
     return config
 
 
-def model_specs(settings: Settings) -> list[ModelSpec]:
-    """Every model to serve, the default first, with its settings and share of the CPUs."""
-    config = read_config(settings.models_config) if settings.models_config else ModelsConfig()
+def model_specs(settings: Settings, config: ModelsConfig | None = None) -> list[ModelSpec]:
+    """Every model to serve, the default first, with its settings and share of the CPUs
+    (`config`: the models config already read, else read here)."""
+    if config is None:
+        config = read_config(settings.models_config) if settings.models_config else ModelsConfig()
     if "model" in settings.model_fields_set or not config.models:
         names = list(settings.model)
     else:
@@ -238,7 +240,7 @@ def source_models(settings: Settings) -> dict[str, str]:
     """Which served model answers each MQTT source: the models config's `sources`, then
     EDGE_MQTT_SOURCES (which wins). A model that is not served stops the start."""
     config = read_config(settings.models_config) if settings.models_config else ModelsConfig()
-    specs = model_specs(settings)
+    specs = model_specs(settings, config)
     mapping = {source: name for name, table in config.models.items() for source in table.sources}
     mapping.update(parse_sources(settings.mqtt_sources))
     served = {spec.name: spec.name for spec in specs}
