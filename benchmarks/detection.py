@@ -754,11 +754,7 @@ def table(result: Result, targets: list[Target]) -> str:
         "",
         "targets (ratios from this run):",
     ]
-    for t in targets:
-        verdict = {True: "met", False: "MISSED", None: "n/a"}[t.met]
-        value = "n/a" if t.value is None else f"{t.value:.3f}"
-        relation = "<=" if t.at_most else ">="
-        lines.append(f"  {verdict:6} {value:>7} {relation} {t.bound:g}{t.unit}  {t.name}")
+    lines += [t.line(digits=3) for t in targets]
     return "\n".join(lines)
 
 

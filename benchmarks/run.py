@@ -416,11 +416,7 @@ def table(m: Measurements, context: dict[str, Any], targets: list[Target]) -> st
         figures = ", ".join(f"{size} {x:.2f}x" for size, x in sizes.items())
         lines.append(f"  {server:8} {figures}")
     lines += ["", "targets (ratios from this run):"]
-    for t in targets:
-        verdict = {True: "met", False: "MISSED", None: "n/a"}[t.met]
-        value = "n/a" if t.value is None else f"{t.value:.2f}"
-        relation = "<=" if t.at_most else ">="
-        lines.append(f"  {verdict:6} {value:>7} {relation} {t.bound:g} {t.unit}  {t.name}")
+    lines += [t.line() for t in targets]
     return "\n".join(lines)
 
 

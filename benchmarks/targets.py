@@ -63,6 +63,13 @@ class Target:
         spare = self.bound - self.value if self.at_most else self.value - self.bound
         return spare / self.bound
 
+    def line(self, digits: int = 2) -> str:
+        """The target as a row of a printed report: verdict, value, relation, bound, name."""
+        verdict = {True: "met", False: "MISSED", None: "n/a"}[self.met]
+        value = "n/a" if self.value is None else f"{self.value:.{digits}f}"
+        relation = "<=" if self.at_most else ">="
+        return f"  {verdict:6} {value:>7} {relation} {self.bound:g} {self.unit}  {self.name}"
+
     def as_dict(self) -> dict[str, Any]:
         """For the JSON report."""
         return {

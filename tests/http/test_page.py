@@ -11,6 +11,7 @@ import re
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -160,19 +161,29 @@ def test_docs_render_without_the_internet(
     assert outside == []
 
 
-def test_page_offers_the_models_and_classifies_with_the_chosen_one(
-    browser: BrowserContext, models_dir: Path, runtime: str, images_dir: Path
-) -> None:
-    """With two models served, the page lists both and the bird model names the macaw."""
-    server = ServerProcess(
-        server_env(models_dir, runtime, model=f"{DEFAULT_MODEL},birds"), free_port()
-    )
+@contextmanager
+def _page_with_models(browser: BrowserContext, env: dict[str, str]) -> Iterator[Page]:
+    """The page of a server serving two models, once its model choice lists both."""
+    server = ServerProcess(env, free_port())
     server.wait_ready()
     tab = browser.new_page()
     try:
         tab.goto(server.url + "/")
+        tab.locator("#model-choice option").nth(1).wait_for(state="attached", timeout=30_000)
+        yield tab
+    finally:
+        tab.close()
+        server.stop()
+
+
+def test_page_offers_the_models_and_classifies_with_the_chosen_one(
+    browser: BrowserContext, models_dir: Path, runtime: str, images_dir: Path
+) -> None:
+    """With two models served, the page lists both and the bird model names the macaw."""
+    with _page_with_models(
+        browser, server_env(models_dir, runtime, model=f"{DEFAULT_MODEL},birds")
+    ) as tab:
         choice = tab.locator("#model-choice")
-        choice.locator("option").nth(1).wait_for(state="attached", timeout=30_000)
         assert tab.locator("#model-choice-label").is_visible()
         options = choice.locator("option").all_inner_texts()
         choice.select_option(BIRDS)
@@ -181,9 +192,6 @@ def test_page_offers_the_models_and_classifies_with_the_chosen_one(
         first.wait_for(timeout=30_000)
         label = first.locator(".label").inner_text()
         _screenshot(tab, "page-models.png")
-    finally:
-        tab.close()
-        server.stop()
     assert options == [f"{DEFAULT_MODEL} (default)", BIRDS]
     assert label == "Ara macao (Scarlet Macaw)"
 
@@ -192,16 +200,10 @@ def test_page_draws_the_boxes_of_a_chosen_detector(
     browser: BrowserContext, models_dir: Path, runtime: str, images_dir: Path
 ) -> None:
     """Choosing the detector posts to /detect and draws kite_and_cold's ten boxes on the photo."""
-    server = ServerProcess(
-        server_env(models_dir, runtime, model=f"{DEFAULT_MODEL},objects"), free_port()
-    )
-    server.wait_ready()
-    tab = browser.new_page()
-    try:
-        tab.goto(server.url + "/")
-        choice = tab.locator("#model-choice")
-        choice.locator("option").nth(1).wait_for(state="attached", timeout=30_000)
-        choice.select_option(DETECTOR)
+    with _page_with_models(
+        browser, server_env(models_dir, runtime, model=f"{DEFAULT_MODEL},objects")
+    ) as tab:
+        tab.locator("#model-choice").select_option(DETECTOR)
         with tab.expect_response(lambda r: "/detect?" in r.url, timeout=30_000) as answer:
             tab.set_input_files("#file", str(images_dir / "kite_and_cold.jpg"))
         detections = answer.value.json()["detections"]
@@ -212,9 +214,6 @@ def test_page_draws_the_boxes_of_a_chosen_detector(
         photo = tab.locator("#preview").bounding_box()
         drawn = [box.bounding_box() for box in boxes.all()]
         _screenshot(tab, "page-detections.png")
-    finally:
-        tab.close()
-        server.stop()
     assert len(tags) == 10 and all(re.fullmatch(r"(person|kite) \d+%", t) for t in tags), tags
     assert Counter(listed) == {"person": 7, "kite": 3}
     # The photo is shown scaled down, and each box sits where its fractions put it on it.
