@@ -59,6 +59,7 @@ def create_app(
             )
         for spec, classifier in loaded:
             service.models.install(spec, classifier)
+        await service.learned.start()
         if link is not None:
             await link.start()  # connects in the background; HTTP never waits for the broker
         with _reload_on_sighup(service):

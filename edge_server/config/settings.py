@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .http import HttpSettings
 from .lan import LanSettings, MdnsMode
+from .learning import LearningSettings
 from .limits import LimitSettings
 from .model import DEFAULT_MODEL, ModelSettings
 from .mqtt import MqttSettings
@@ -30,12 +31,21 @@ SECTIONS: tuple[type[BaseModel], ...] = (
     HttpSettings,
     MqttSettings,
     LanSettings,
+    LearningSettings,
 )
 
 
 # The sections are listed last-first: pydantic orders inherited fields from the last base on,
 # which keeps each section's fields together and in the reference's order.
-class Settings(LanSettings, MqttSettings, HttpSettings, LimitSettings, ModelSettings, BaseSettings):
+class Settings(
+    LearningSettings,
+    LanSettings,
+    MqttSettings,
+    HttpSettings,
+    LimitSettings,
+    ModelSettings,
+    BaseSettings,
+):
     """Every knob of the service; each field is `EDGE_<NAME>` in the environment."""
 
     model_config = SettingsConfigDict(env_prefix="EDGE_", extra="forbid", validate_default=True)

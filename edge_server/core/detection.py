@@ -31,10 +31,12 @@ _PLACEHOLDERS = (NO_CLASS, "background")
 
 
 class Task(StrEnum):
-    """What a model answers: a class for the whole picture, or objects with boxes."""
+    """What a model answers: a class for the whole picture, objects with boxes, or (an
+    embedding model, the base of learned classes) a vector that is not served on its own."""
 
     classification = "classification"
     detection = "detection"
+    embedding = "embedding"
 
 
 @dataclass(frozen=True)

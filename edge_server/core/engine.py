@@ -78,6 +78,7 @@ class LoadOptions:
     output: OutputKind = OutputKind.auto
     input_mean: float = 127.5
     input_std: float = 127.5
+    embedding: bool = False  # an embedding model: no labels, its output is a vector
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class Prepared:
     image: imaging.ImageFacts
     decode_ms: float
     preprocess_ms: float
+    thumbnail: bytes = b""  # a small JPEG of the picture, when asked for (learned examples)
 
 
 @dataclass(frozen=True)
@@ -209,8 +211,10 @@ class Engine:
         input_spec = _checked_input(TensorSpec.from_detail(inputs[0]), path)
         output_specs = tuple(TensorSpec.from_detail(detail) for detail in outputs)
         layout = output_layout(outputs)
-        labels = load_labels(path, options.labels)
-        if layout is not None:
+        labels = [] if options.embedding else load_labels(path, options.labels)
+        if options.embedding:
+            output_spec = output_specs[0]
+        elif layout is not None:
             # The scores stand for the output in descriptions; all four are read per invoke.
             output_spec = output_specs[layout.scores]
             labels = class_labels(labels)
@@ -228,7 +232,7 @@ class Engine:
         )
         output_kind = (
             OutputKind.probabilities
-            if layout is not None
+            if layout is not None or options.embedding
             else _output_kind(options.output, output_spec, warm)
         )
         plan = replica_threads(available_cpus(), threads, options.replicas)
@@ -251,7 +255,7 @@ class Engine:
             num_threads=threads,
             xnnpack=created.xnnpack,
             replica_threads=plan,
-            task=Task.detection if layout is not None else Task.classification,
+            task=_task(layout, options.embedding),
             layout=layout,
             outputs=output_specs,
         )
@@ -285,8 +289,12 @@ class Engine:
         max_pixels: int,
         min_side: int = 1,
         region: Region | None = None,
+        thumbnail_side: int = 0,
     ) -> Prepared:
-        """Decode, crop and preprocess an upload (thread-safe; runs on any worker thread)."""
+        """Decode, crop and preprocess an upload (thread-safe; runs on any worker thread).
+
+        `thumbnail_side` > 0 also keeps a JPEG of the (cropped) picture that size.
+        """
         width, height = self.info.input_size
         started = time.perf_counter()
         budget = self.memory
@@ -308,9 +316,14 @@ class Engine:
                 imaging.pixels(fitted), self.info.input.dtype, mean=self._mean, std=self._std
             )
             facts = image.facts
+            thumbnail = (
+                imaging.jpeg_thumbnail(image.picture, thumbnail_side) if thumbnail_side else b""
+            )
             del image, fitted  # the pixels go before their charge does
         done = time.perf_counter()
-        return Prepared(tensor, facts, (decoded - started) * 1000, (done - decoded) * 1000)
+        return Prepared(
+            tensor, facts, (decoded - started) * 1000, (done - decoded) * 1000, thumbnail
+        )
 
     def prepare_and_submit(self, data: bytes, **options: Any) -> Future[tuple[Prepared, Inference]]:
         """`prepare(data, **options)` on the decode pool, then the invoke queued from there.
@@ -469,6 +482,12 @@ def decode_pool(threads: int | None = None) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(
         max_workers=threads or available_cpus(), thread_name_prefix="edge-decode"
     )
+
+
+def _task(layout: OutputLayout | None, embedding: bool) -> Task:
+    if embedding:
+        return Task.embedding
+    return Task.detection if layout is not None else Task.classification
 
 
 def _checked_input(spec: TensorSpec, path: Path) -> TensorSpec:

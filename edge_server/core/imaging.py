@@ -272,6 +272,15 @@ def fit(picture: Image.Image, size: tuple[int, int], mode: ResizeMode) -> Image.
     return ImageOps.pad(picture, size, Image.Resampling.BILINEAR, color=(0, 0, 0))
 
 
+def jpeg_thumbnail(picture: Image.Image, side: int, quality: int = 85) -> bytes:
+    """A JPEG of the picture at most `side` pixels on its long side (aspect kept)."""
+    small = picture.copy()
+    small.thumbnail((side, side), Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    small.convert("RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
 def pixels(picture: Image.Image) -> npt.NDArray[np.uint8]:
     """The picture as an HxWx3 uint8 array."""
     return np.asarray(picture, dtype=np.uint8)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -112,10 +112,20 @@ async def detect(
     region: RegionDep,
     options: DetectionDep,
     model: ModelQuery = None,
+    classify: Annotated[
+        str | None,
+        Query(
+            description="A classifier or learned model that classifies each object's box: "
+            "its top label and score are added as `sub_label` and `sub_score`.",
+            examples=["our_cats"],
+        ),
+    ] = None,
 ) -> Response:
     """The objects in one image (sent as `/classify` takes it), best first, with boxes in
     pixels of the upright original image; default model: the first served detector."""
     service.model_for(Task.detection, model)  # 503, 404 or 400 before the body, as above
+    if classify is not None:
+        service.model_for(Task.classification, classify)
     answer = await exchange(
         service,
         request,
@@ -128,6 +138,7 @@ async def detect(
             started=request.state.request_started,
             region=region,
             model=model,
+            classify=classify,
         ),
     )
     return _answered(answer)
@@ -138,7 +149,7 @@ def _answered(answer: ClassifyResponse | DetectResponse) -> Response:
     stages in a Server-Timing header."""
     timing = answer.timing_ms.model_dump()
     return Response(
-        answer.model_dump_json(),
+        answer.model_dump_json(exclude_none=True),
         media_type="application/json",
         headers={"Server-Timing": server_timing(timing)},
     )

@@ -25,6 +25,8 @@ DROPPED = (
     ("frigate", "disconnected"),
 )
 MQTT_ERROR_STATUSES = (400, 413, 415, 500, 503, 504)
+LEARNED_REFUSALS = ("bad_name", "bad_label", "limit", "bad_image", "bad_file", "unusable")
+LEARNED_STATUSES = ("ready", "unusable")
 FRIGATE_OUTCOMES = ("classified", "unchanged", "ignored", "ended", "invalid", "failed")
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -176,6 +178,29 @@ class Metrics:
         _zero(self.mqtt_errors, *((str(s),) for s in MQTT_ERROR_STATUSES))
         _zero(self.frigate_events, *((o,) for o in FRIGATE_OUTCOMES))
         _zero(self.frigate_sub_labels, ("ok",), ("failed",))
+        self.learned_examples = Gauge(
+            "edge_learned_examples",
+            "Examples stored in each learned model.",
+            ("model",),
+            registry=self.registry,
+        )
+        self.learned_models = Gauge(
+            "edge_learned_models",
+            "Learned models by status: ready (served) or unusable (a damaged file, or learned "
+            "with another embedding model; GET /v1/learned says why).",
+            ("status",),
+            registry=self.registry,
+        )
+        self.learned_refused = Counter(
+            "edge_learned_refused",
+            "Changes to learned models refused, by reason (bad_name, bad_label, limit, "
+            "bad_image, bad_file, unusable).",
+            ("reason",),
+            registry=self.registry,
+        )
+        _zero(self.learned_refused, *((r,) for r in LEARNED_REFUSALS))
+        for status in LEARNED_STATUSES:
+            self.learned_models.labels(status).set(0)
 
     def observe_stages(self, timing_ms: dict[str, float], model: str, task: str) -> None:
         """Record one request's stage times."""

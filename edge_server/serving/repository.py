@@ -62,6 +62,7 @@ class ModelRepository:
         self._users: Counter[Engine] = Counter()
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[], None]] = []
+        self._learned: set[str] = set()  # served names that are learned models
 
     # --- what is served ---------------------------------------------------------------------
 
@@ -122,12 +123,45 @@ class ModelRepository:
         self.metrics.set_model(classifier)
         self._changed()
 
+    def serve_learned(self, engine: Engine, *, announce: bool) -> None:
+        """Serve a learned model's engine, or swap in its new one (a request in flight keeps
+        the engine it leased). `announce`: tell the listeners (its classes changed)."""
+        name = engine.info.name
+        old = self._models.get(name)
+        engine.memory = self.memory
+        self._models[name] = engine
+        self._learned.add(name)
+        self.metrics.set_model(engine)
+        if announce or old is None:
+            self._changed()
+
+    async def drop_learned(self, name: str) -> None:
+        """Stop serving a learned model (deleted); its requests in flight finish."""
+        engine = self._models.pop(name, None)
+        self._learned.discard(name)
+        self.metrics.forget_model(name)
+        self._changed()
+        if engine is not None:
+            await self._close_if_retired(engine)
+
+    def is_learned(self, name: str) -> bool:
+        """Whether a served name is a learned model (changed through /v1/learned only)."""
+        return name in self._learned
+
+    def _refuse_learned(self, name: str, action: str) -> None:
+        if name in self._learned:
+            raise Conflict(
+                f"{name!r} is a learned model: it is changed and deleted through "
+                f"/v1/learned/{name}, not {action}"
+            )
+
     async def load(self, name: str) -> Engine:
         """Load a model of the repository by name and serve it; loaded already: reload it."""
+        self._refuse_learned(name, "loaded")
         if name in self._models or self._alias_of_loaded(name):
             return await self.reload(name)
         async with self._lock:
-            if len(self._models) >= self.settings.max_models:
+            if len(self._models) - len(self._learned) >= self.settings.max_models:
                 raise Conflict(
                     f"{len(self._models)} models are loaded ({', '.join(self._models)}), the "
                     f"most allowed (EDGE_MAX_MODELS={self.settings.max_models}); unload one first"
@@ -141,6 +175,7 @@ class ModelRepository:
 
     async def unload(self, name: str) -> None:
         """Stop serving a model; its requests in flight finish first. Not the default."""
+        self._refuse_learned(name, "unloaded")
         async with self._lock:
             loaded = self.resolve(name)
             if loaded == self._default:
@@ -161,6 +196,8 @@ class ModelRepository:
         A model that fails to load leaves the current one serving (ReloadFailed says why).
         Without a name of its own (from the models config), the model takes the new file's name.
         """
+        if name is not None:
+            self._refuse_learned(name, "reloaded")
         async with self._lock:
             current_name = self.resolve(name)
             spec = self._specs[current_name]
@@ -189,6 +226,8 @@ class ModelRepository:
     async def reload_all(self) -> None:
         """Reload every model's file (SIGHUP); one that fails keeps its old copy serving."""
         for name in self.names():
+            if name in self._learned:
+                continue  # nothing to read again: learned models change as they are taught
             try:
                 await self.reload(name)
             except (ReloadFailed, NotFound):  # logged; unloaded meanwhile

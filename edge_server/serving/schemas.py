@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Prediction(BaseModel):
@@ -79,12 +79,21 @@ class DetectedObject(BaseModel):
     score: float = Field(ge=0.0, le=1.0)
     box: PixelBox
     box_normalized: NormalizedBox
+    sub_label: str | None = Field(
+        None,
+        description="With `classify=NAME`: the top label of that classifier or learned model "
+        "for the object's box (`unknown` when it is none of a learned model's classes).",
+    )
+    sub_score: float | None = Field(None, ge=0.0, le=1.0, description="The sub label's score.")
 
 
 class DetectResponse(BaseModel):
     """The answer to `POST /detect`."""
 
     model: ModelRef
+    classifier: ModelRef | None = Field(
+        None, description="With `classify=NAME`: the model that gave the sub labels."
+    )
     detections: list[DetectedObject] = Field(description="Best first.")
     image: ImageInfo
     timing_ms: Timing
@@ -189,3 +198,45 @@ class BatchResponse(BaseModel):
     """The answer to `POST /classify/batch`: one item per image, in the order sent."""
 
     items: list[BatchItem]
+
+
+class LearnedClass(BaseModel):
+    """One class of a learned model."""
+
+    label: str
+    examples: int
+
+
+class LearnedModelDescription(BaseModel):
+    """A learned model: its classes, how it decides `unknown`, and how it is stored."""
+
+    name: str
+    status: str = Field(
+        description="ready (served), or unusable (see `problem`: a damaged file, or learned "
+        "with another embedding model)."
+    )
+    problem: str | None = None
+    classes: list[LearnedClass]
+    examples: int
+    embedder: str | None = Field(None, description="The embedding model it was learned with.")
+    threshold: float | None = Field(None, description="Cosine under which a photo is `unknown`.")
+    threshold_rule: str | None = Field(None, description="How the threshold was chosen.")
+    threshold_set: bool = Field(
+        False, description="Whether the threshold is this model's own setting (not calibrated)."
+    )
+    sha256: str | None = Field(None, description="Changes with every change to the model.")
+    size_bytes: int = Field(description="Its file's size.")
+
+
+class LearnedModelList(BaseModel):
+    """`GET /v1/learned`."""
+
+    models: list[LearnedModelDescription]
+
+
+class ThresholdChange(BaseModel):
+    """`PATCH /v1/learned/{name}`: the model's own threshold, or null to calibrate it again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float | None = Field(ge=0.0, le=1.0)

@@ -19,9 +19,10 @@ from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
 from ..config.settings import Settings
-from ..core.detection import Task
+from ..core.detection import Detection, Task
 from ..core.engine import Engine, Inference, Prepared
 from ..core.errors import (
+    BadImage,
     BadRequest,
     ClientGone,
     DeadlineExceeded,
@@ -34,6 +35,7 @@ from ..core.imaging import decode_bytes
 from ..core.memory import MemoryBudget, budget_bytes
 from ..core.region import Region
 from .auth import ApiKeys
+from .learned_models import THUMBNAIL_SIDE, Example, LearnedModel, LearnedModels
 from .metrics import Metrics
 from .repository import ModelRepository
 from .schemas import (
@@ -74,6 +76,7 @@ class Service:
             metrics.registry,
         )
         self.models = ModelRepository(settings, metrics, self.memory, decoders)
+        self.learned = LearnedModels(settings, self.models, metrics)
         self._admitted = 0
         metrics.queue_limit.set(settings.max_queue)
         self._by_client: Counter[str | None] = Counter()
@@ -137,6 +140,7 @@ class Service:
     async def shutdown(self) -> None:
         """Stop taking requests and close every model (queued invokes finish first)."""
         await self.models.shutdown()
+        await self.learned.close()
 
     # --- one request ------------------------------------------------------------------------
 
@@ -336,13 +340,17 @@ class Service:
         wanted: Collection[str] | None = None,
         region: Region | None = None,
         model: str | None = None,
+        classify: str | None = None,
     ) -> DetectResponse:
         """Decode, invoke and read one image's objects, boxes on the whole upright image.
 
         `wanted` keeps only those labels; with a region only that part is searched, and the
-        boxes are still given in the whole image's pixels.
+        boxes are still given in the whole image's pixels. `classify` names a classifier or
+        learned model that classifies each object's box: its top label is the sub label.
         """
         name = self.model_for(Task.detection, model)
+        if classify is not None:
+            self.model_for(Task.classification, classify)  # a 404 or 400 before any work
         async with self.models.lease(name) as engine:
             prepared, inference = await self._infer(engine, data, region)
             post_started = time.perf_counter()
@@ -355,12 +363,19 @@ class Service:
                 region=region,
             )
             info = engine.info
+        subs: list[tuple[str, float]] = []
+        classifier_ref = None
+        if classify is not None and found:
+            async with self.models.lease(self.model_for(Task.classification, classify)) as sub:
+                subs = await self._sub_labels(sub, data, found)
+                classifier_ref = ModelRef(name=sub.info.name, sha256=sub.info.sha256)
         width, height = prepared.image.width, prepared.image.height
         # Built without validation (model_construct): every value is the engine's own, already
         # clamped and typed, and validating ten nested boxes costs a third of a millisecond.
         detections = []
-        for d in found:
+        for n, d in enumerate(found):
             x_min, y_min, x_max, y_max = d.box.pixels(width, height)
+            sub_label, sub_score = subs[n] if subs else (None, None)
             detections.append(
                 DetectedObject.model_construct(
                     label=d.label,
@@ -375,12 +390,15 @@ class Service:
                         x_max=round(d.box.x_max, 6),
                         y_max=round(d.box.y_max, 6),
                     ),
+                    sub_label=sub_label,
+                    sub_score=sub_score,
                 )
             )
         for label, count in Counter(d.label for d in found).items():
             self.metrics.detections.labels(info.name, label).inc(count)
         return DetectResponse(
             model=ModelRef(name=info.name, sha256=info.sha256),
+            classifier=classifier_ref,
             detections=detections,
             image=_image_info(prepared),
             timing_ms=self._timing(
@@ -388,8 +406,40 @@ class Service:
             ),
         )
 
+    async def _sub_labels(
+        self, classifier: Engine, data: bytes, found: list[Detection]
+    ) -> list[tuple[str, float]]:
+        """The classifier's top (label, score) for each object's box, side by side."""
+        answers = await asyncio.gather(
+            *(self._infer(classifier, data, _box_region(d)) for d in found)
+        )
+        tops = [classifier.rank(inference.raw, 1)[0] for _, inference in answers]
+        return [(label, round(min(1.0, max(0.0, score)), 6)) for _, label, score in tops]
+
+    async def learn(
+        self, name: str, label: str, images: list[bytes], region: Region | None = None
+    ) -> LearnedModel:
+        """Embed each photo (with a thumbnail kept for re-embedding) and store them as examples
+        of `label` in learned model `name`, created on first use."""
+        self.learned.check_room(name, label, len(images))  # before any photo is embedded
+        embedder = await self.learned.embedder()
+        try:
+            embedded = await asyncio.gather(
+                *(self._infer(embedder, data, region, THUMBNAIL_SIDE) for data in images)
+            )
+        except BadImage:
+            self.learned.refused("bad_image")
+            raise
+        examples = [
+            Example(inference.raw.reshape(-1).copy(), prepared.thumbnail)
+            for prepared, inference in embedded
+        ]
+        # Shielded: once the examples are being stored, a client hanging up or the deadline
+        # must not cancel the change between the file and the served model.
+        return await asyncio.shield(self.learned.add(name, label, examples))
+
     async def _infer(
-        self, engine: Engine, data: bytes, region: Region | None
+        self, engine: Engine, data: bytes, region: Region | None, thumbnail_side: int = 0
     ) -> tuple[Prepared, Inference]:
         """Decode on the shared decode pool, which queues the invoke itself: the event loop
         hears back once, when both are done."""
@@ -400,6 +450,7 @@ class Service:
                 max_pixels=settings.max_image_pixels,
                 min_side=settings.min_image_side,
                 region=region,
+                thumbnail_side=thumbnail_side,
             )
         )
 
@@ -424,6 +475,14 @@ class Service:
         }
         self.metrics.observe_stages(timing, model, task.value)
         return Timing(**{stage: round(ms, 3) for stage, ms in timing.items()})
+
+
+def _box_region(detection: Detection) -> Region:
+    """An object's box as a crop region of the upright image (at least a pixel's width)."""
+    box = detection.box
+    x0, y0 = min(max(box.x_min, 0.0), 0.999), min(max(box.y_min, 0.0), 0.999)
+    x1, y1 = min(max(box.x_max, x0 + 0.001), 1.0), min(max(box.y_max, y0 + 0.001), 1.0)
+    return Region(x0, y0, x1, y1)
 
 
 def _image_info(prepared: Prepared) -> ImageInfo:

@@ -84,7 +84,10 @@ class ModelSpec:
     def load(self, decoders: Executor | None = None) -> Engine:
         """Load and warm up the model under its served name."""
         options = self.options
-        if options.labels is None:
+        entry = lookup(self.model)
+        if entry is not None and entry.task == "embedding":
+            options = replace(options, embedding=True)
+        if options.labels is None and not options.embedding:
             labels = catalog_labels(self.model, self.models_dir)
             if labels is not None:
                 options = replace(options, labels=labels)
@@ -92,7 +95,7 @@ class ModelSpec:
 
 
 # The settings every model loads with, unless its [models.NAME] table says otherwise.
-_LOAD_FIELDS = tuple(f.name for f in fields(LoadOptions))
+_LOAD_FIELDS = tuple(f.name for f in fields(LoadOptions) if f.name != "embedding")
 
 
 def serving_name(model: str) -> str:

@@ -73,6 +73,13 @@ DEFAULTS: dict[str, object] = {
     "frigate_model": "birds",
     "frigate_sub_label": True,
     "frigate_min_score": 0.7,
+    "data_dir": None,
+    "embedder": "embedder",
+    "learned_max_models": 20,
+    "learned_max_classes": 50,
+    "learned_max_examples": 200,
+    "learned_max_label": 64,
+    "learned_max_import_bytes": 128 * 1024 * 1024,
 }
 
 
