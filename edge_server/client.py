@@ -11,6 +11,7 @@ servers = Client.discover()  # found by mDNS: [Instance(name='edge-server on pi'
 from __future__ import annotations
 
 import json
+import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,7 +21,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .serving.schemas import ClassifyResponse, DetectResponse, ModelList
+from .serving.schemas import (
+    ClassifyResponse,
+    DetectResponse,
+    LearnedModelDescription,
+    LearnedModelList,
+    ModelList,
+)
 
 if TYPE_CHECKING:
     from .lan.browser import Instance
@@ -115,6 +122,36 @@ class Client:
         answer = self._request("POST", path, image, {"Content-Type": "application/octet-stream"})
         return _parsed(DetectResponse, answer, self.url)
 
+    def learn(
+        self, name: str, label: str, images: Sequence[bytes], *, crop: str | None = None
+    ) -> LearnedModelDescription:
+        """Teach learned model `name` the class `label` from encoded photos (created on first
+        use); needs the server's API key. Raises ClientError on failure."""
+        fields: list[tuple[str, str, bytes]] = [("label", "", label.encode())]
+        if crop is not None:
+            fields.append(("crop", "", crop.encode()))
+        fields += [("image", f"photo{n}", data) for n, data in enumerate(images)]
+        body, content_type = _multipart(fields)
+        path = f"/v1/learned/{urllib.parse.quote(name, safe='')}/examples"
+        answer = self._request("POST", path, body, {"Content-Type": content_type})
+        return _parsed(LearnedModelDescription, answer, self.url)
+
+    def learned(self) -> LearnedModelList:
+        """The learned models, their classes and example counts (`GET /v1/learned`)."""
+        return _parsed(LearnedModelList, self._request("GET", "/v1/learned"), self.url)
+
+    def export_learned(self, name: str) -> bytes:
+        """A learned model's export file (everything needed to rebuild it elsewhere)."""
+        path = f"/v1/learned/{urllib.parse.quote(name, safe='')}/export"
+        raw: bytes = self._request("GET", path, raw=True)
+        return raw
+
+    def import_learned(self, name: str, export: bytes) -> LearnedModelDescription:
+        """Create or replace learned model `name` from an export file; needs the API key."""
+        path = f"/v1/learned/{urllib.parse.quote(name, safe='')}"
+        answer = self._request("PUT", path, export, {"Content-Type": "application/octet-stream"})
+        return _parsed(LearnedModelDescription, answer, self.url)
+
     def models(self) -> ModelList:
         """The loaded models, the default first, and how they run (`GET /v1/models`)."""
         return _parsed(ModelList, self._request("GET", "/v1/models"), self.url)
@@ -125,6 +162,8 @@ class Client:
         path: str,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        raw: bool = False,
     ) -> Any:
         all_headers = {"Accept": "application/json", **(headers or {})}
         if self.api_key:
@@ -134,7 +173,7 @@ class Client:
         request = urllib.request.Request(url, data=body, headers=all_headers, method=method)  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                raw = response.read()
+                answer = response.read()
         except urllib.error.HTTPError as exc:
             raise _refusal(exc, self.url) from exc
         except urllib.error.URLError as exc:
@@ -143,10 +182,28 @@ class Client:
             raise Unreachable(f"no answer from {self.url} within {self.timeout:g} s") from exc
         except OSError as exc:  # connection reset mid-answer and the like
             raise Unreachable(f"the connection to {self.url} failed: {exc}") from exc
+        if raw:
+            return answer
         try:
-            return json.loads(raw)
+            return json.loads(answer)
         except ValueError as exc:
             raise ClientError(f"{self.url} answered something that is not JSON") from exc
+
+
+def _multipart(fields: Sequence[tuple[str, str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body of (field, file name or "" for text, value), and its type."""
+    boundary = "edge-server-" + secrets.token_hex(12)
+    parts: list[bytes] = []
+    for field, filename, value in fields:
+        disposition = f'form-data; name="{field}"'
+        if filename:
+            disposition += f'; filename="{filename}"'
+        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+        if filename:
+            head += "Content-Type: application/octet-stream\r\n"
+        parts.append(head.encode() + b"\r\n" + value + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def _refusal(exc: urllib.error.HTTPError, url: str) -> Refused:
