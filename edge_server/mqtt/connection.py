@@ -32,7 +32,7 @@ from ..core.errors import Overloaded, ServiceError, StartupError
 from ..ops.identity import node_id
 from ..serving.schemas import ClassifyResponse
 from ..serving.service import Service
-from ..serving.specs import source_models
+from ..serving.specs import source_classifiers, source_models
 from . import homeassistant, payloads
 from .frigate import FrigateBridge
 from .payloads import Answer
@@ -92,6 +92,10 @@ class MqttConnection:
         # model that is not served stops the start.
         self.source_models = {
             source_name(key): model for key, model in source_models(settings).items()
+        }
+        # A detector source's classifier, whose top label is each object's sub label.
+        self.source_classifiers = {
+            source_name(key): model for key, model in source_classifiers(settings).items()
         }
         # Sources to announce and the task each answers, in order: the declared ones from the
         # start (Home Assistant shows them before any image), then each new one seen.
@@ -318,7 +322,9 @@ class MqttConnection:
             model = self.model_of(source)
             answer: Answer
             if self.service.ready_model(model).info.task is Task.detection:
-                answer = await self.service.detect_upload(data, model=model)
+                answer = await self.service.detect_upload(
+                    data, model=model, classify=self.source_classifiers.get(source)
+                )
             else:
                 answer = await self.service.classify_upload(data, model=model)
         except ServiceError as exc:

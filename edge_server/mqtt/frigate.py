@@ -22,6 +22,7 @@ import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from ..core.errors import ServiceError
+from ..core.imprinting import UNKNOWN
 from ..serving.schemas import ClassifyResponse
 from ..serving.service import Service
 from .topics import source_name
@@ -184,8 +185,10 @@ class FrigateBridge:
             best = self._remember(event.id)
         best.snapshot_key, best.digest = event.snapshot_key, digest
         top = answer.predictions[0]
-        if top.score <= best.score:
-            return "classified"  # not better than what this event already has
+        if top.label == UNKNOWN or top.score <= best.score:
+            # Not better than what this event already has; or a learned model's `unknown`
+            # (none of its classes), which is never a sub label.
+            return "classified"
         best.score = top.score
         label = top.label[:SUB_LABEL_MAX]
         if (

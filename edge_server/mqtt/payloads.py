@@ -21,7 +21,7 @@ def dumps(document: dict[str, Any]) -> bytes:
 def result(answer: Answer, topic: str, **extra: Any) -> bytes:
     """The `/classify` or `/detect` answer plus the topic the image came from (and any extra
     facts)."""
-    return dumps({**answer.model_dump(), "topic": topic, **extra})
+    return dumps({**answer.model_dump(exclude_none=True), "topic": topic, **extra})
 
 
 def event(answer: Answer, topic: str) -> bytes:

@@ -258,7 +258,12 @@ class Service:
         )
 
     async def detect_upload(
-        self, data: bytes, *, model: str | None = None, min_score: float | None = None
+        self,
+        data: bytes,
+        *,
+        model: str | None = None,
+        min_score: float | None = None,
+        classify: str | None = None,
     ) -> DetectResponse:
         """Detect objects in an image already in memory (an MQTT payload), with the same
         limits, admission and deadline as `POST /detect`."""
@@ -272,6 +277,7 @@ class Service:
                 max_results=self.settings.max_detections,
                 started=started,
                 model=model,
+                classify=classify,
             ),
         )
 

@@ -241,7 +241,20 @@ def cpu_share(settings: Settings, models: int) -> dict[str, object]:
 
 def source_models(settings: Settings) -> dict[str, str]:
     """Which served model answers each MQTT source: the models config's `sources`, then
-    EDGE_MQTT_SOURCES (which wins). A model that is not served stops the start."""
+    EDGE_MQTT_SOURCES (which wins). A model that is not served stops the start, unless
+    learning is on (EDGE_DATA_DIR): then it may be a learned model, taught now or later."""
+    return {source: models[0] for source, models in _source_mapping(settings).items()}
+
+
+def source_classifiers(settings: Settings) -> dict[str, str]:
+    """The classifier or learned model that gives each object a sub label, for the MQTT
+    sources mapped as `source:detector+classifier`."""
+    return {
+        source: models[1] for source, models in _source_mapping(settings).items() if len(models) > 1
+    }
+
+
+def _source_mapping(settings: Settings) -> dict[str, list[str]]:
     config = read_config(settings.models_config) if settings.models_config else ModelsConfig()
     specs = model_specs(settings, config)
     mapping = {source: name for name, table in config.models.items() for source in table.sources}
@@ -251,13 +264,23 @@ def source_models(settings: Settings) -> dict[str, str]:
         entry = lookup(spec.model)
         for alias in (spec.model, *(entry.aliases if entry else ())):
             served.setdefault(alias, spec.name)
-    resolved = {}
-    for source, model in mapping.items():
-        if model not in served:
+    resolved: dict[str, list[str]] = {}
+    for source, models in mapping.items():
+        names = [m.strip() for m in models.split("+")]
+        if len(names) > 2 or not all(names):
             raise StartupError(
-                f"MQTT source {source!r} is mapped to {model!r}, which is not served "
-                f"(served: {', '.join(spec.name for spec in specs)})",
-                fix="map it to a served model in EDGE_MQTT_SOURCES, or add the model to EDGE_MODEL",
+                f"MQTT source {source!r} is mapped to {models!r}",
+                fix="map a source to one model, or to a detector and a classifier joined by "
+                "'+' (porch:objects+our_cats)",
             )
-        resolved[source] = served[model]
+        for model in names:
+            learned = settings.data_dir is not None and _NAME.fullmatch(model) is not None
+            if model not in served and not learned:
+                raise StartupError(
+                    f"MQTT source {source!r} is mapped to {model!r}, which is not served "
+                    f"(served: {', '.join(spec.name for spec in specs)})",
+                    fix="map it to a served model in EDGE_MQTT_SOURCES, add the model to "
+                    "EDGE_MODEL, or set EDGE_DATA_DIR if it is a learned model",
+                )
+        resolved[source] = [served.get(model, model) for model in names]
     return resolved

@@ -10,6 +10,7 @@ documented `frigate/events` shape.
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from edge_server.client import Client
 from edge_server.mqtt.frigate import parse_event, wanted
 
 from conftest import ServerProcess, free_port, metric, server_env
@@ -235,3 +237,64 @@ def test_which_events_the_bridge_takes() -> None:
     assert wanted(bird, set(), {"bird"})
     assert not wanted(bird, {"driveway"}, {"bird"})
     assert not wanted(parse_event(event("new", "1.2-b", "feeder", "person", 1)), set(), {"bird"})
+
+
+def test_which_cat_a_learned_model_names_and_never_unknown(
+    models_dir: Path, runtime: str, broker: Mosquitto, photo: Photo, images_dir: Path
+) -> None:
+    """EDGE_FRIGATE_MODEL a learned model: a cat event's snapshot of our cat is written back
+    as its sub label; a snapshot that is none of its classes (`unknown`) writes nothing."""
+    key = "frigate-learned-key-0123456789"
+    stand_in = FrigateStandIn(photo("chelsea.png"))
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = ServerProcess(
+            server_env(
+                models_dir,
+                runtime,
+                model="tiny",
+                node_id=NODE,
+                data_dir=data_dir,
+                api_key=key,
+                mqtt_url=broker.url(),
+                frigate_url=stand_in.url,
+                frigate_cameras="garden",
+                frigate_labels="cat",
+                frigate_model="our_pets",
+                frigate_min_score="0.5",
+            ),
+            free_port(),
+        )
+        try:
+            server.wait_ready()
+            client = Client(server.url, api_key=key)
+            folder = images_dir / "imprinting"
+            client.learn("our_pets", "tabby", [(folder / "cat_train_0.bmp").read_bytes()])
+            client.learn("our_pets", "rex", [(folder / "dog_train_0.bmp").read_bytes()])
+            watcher = Recorder(broker.anonymous_port)
+            time.sleep(0.2)
+            watcher.publish(
+                "frigate/events", event("new", "1700000005.1-cat001", "garden", "cat", 5)
+            )
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and _outcomes(server)["classified"] < 1:
+                time.sleep(0.1)
+            stand_in.snapshot = photo("grace_hopper.jpg")
+            watcher.publish(
+                "frigate/events", event("new", "1700000006.1-who002", "garden", "cat", 6)
+            )
+            while time.monotonic() < deadline and _outcomes(server)["classified"] < 2:
+                time.sleep(0.1)
+            watcher.close()
+        finally:
+            server.stop()
+            stand_in.close()
+    posts = [(path, body) for method, path, body in stand_in.requests if method == "POST"]
+    assert _snapshots_fetched(stand_in) == 2
+    assert len(posts) == 1, posts
+    path, body = posts[0]
+    assert path == "/api/events/1700000005.1-cat001/sub_label"
+    assert body["subLabel"] == "tabby" and 0.5 <= body["subLabelScore"] <= 1
+
+
+def _snapshots_fetched(stand_in: FrigateStandIn) -> int:
+    return sum(1 for method, _, _ in stand_in.requests if method == "GET")

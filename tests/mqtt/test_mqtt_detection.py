@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_server.client import Client
+
 from conftest import DEFAULT_MODEL, DETECTOR, ServerProcess, free_port, server_env
 from support.mosquitto import Mosquitto, Received, Recorder
 
@@ -19,6 +21,7 @@ Photo = Callable[[str], bytes]
 NODE = "detect-test"
 PREFIX = f"edge-server/{NODE}"
 ID = "edge_server_detect_test"
+LEARNED_PREFIX = "edge-server/learned-test"
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +120,55 @@ def test_a_source_mapped_to_a_model_not_served_stops_the_start(
     assert server.stop() == 2
     assert "garage" in server.log and "garage_door" in server.log
     assert "EDGE_MQTT_SOURCES" in server.log
+
+
+def test_learned_models_answer_sources_and_name_each_object(
+    models_dir: Path,
+    runtime: str,
+    broker: Mosquitto,
+    photo: Photo,
+    images_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """garage mapped to a learned model and garden to the detector + a learned model: the
+    garage answer is the learned class, the garden's cat gets the learned sub label."""
+    key = "mqtt-learned-key-0123456789"
+    env = server_env(
+        models_dir,
+        runtime,
+        model="tiny,objects",
+        node_id="learned-test",  # not the module server's: it hears its own topics
+        data_dir=str(tmp_path),
+        api_key=key,
+        mqtt_url=broker.url(),
+        mqtt_sources="garden:objects+our_pets,garage:garage_door",
+    )
+    server = ServerProcess(env, free_port())
+    server.wait_ready()
+    try:
+        client = Client(server.url, api_key=key)
+        folder = images_dir / "imprinting"
+        for model in ("our_pets", "garage_door"):
+            client.learn(model, "tabby", [(folder / "cat_train_0.bmp").read_bytes()])
+            client.learn(model, "rex", [(folder / "dog_train_0.bmp").read_bytes()])
+        recorder = Recorder(broker.anonymous_port)
+        try:
+            recorder.subscribe(f"{LEARNED_PREFIX}/result/+")
+            time.sleep(0.2)
+            recorder.publish(f"{LEARNED_PREFIX}/classify/garden", photo("chelsea.png"))
+            recorder.publish(
+                f"{LEARNED_PREFIX}/classify/garage", (folder / "dog_test_0.bmp").read_bytes()
+            )
+            garden = recorder.wait_for(_on(f"{LEARNED_PREFIX}/result/garden"))
+            garage = recorder.wait_for(_on(f"{LEARNED_PREFIX}/result/garage"))
+        finally:
+            recorder.close()
+    finally:
+        server.stop()
+    found = json.loads(garden[0].payload)
+    assert found["model"]["name"] == DETECTOR and found["classifier"]["name"] == "our_pets"
+    (cat,) = [d for d in found["detections"] if d["label"] == "cat"]
+    assert cat["sub_label"] == "tabby" and 0.5 < cat["sub_score"] <= 1
+    answer = json.loads(garage[0].payload)
+    assert answer["model"]["name"] == "garage_door"
+    assert answer["predictions"][0]["label"] == "rex"
