@@ -12,7 +12,7 @@ PULL_FROM = $(if $(MODELS_FROM),--from $(MODELS_FROM),)
 
 ## serve: set up the venv, pull the default model (sha256-verified) and start the service
 serve: setup
-	$(VENV)/bin/edge-server serve
+	EDGE_DATA_DIR=$${EDGE_DATA_DIR:-$(CURDIR)/data} $(VENV)/bin/edge-server serve
 
 setup: $(VENV)/.installed
 	$(VENV)/bin/edge-server models pull $(PULL_FROM)

@@ -104,6 +104,8 @@ def check_label(label: str, longest: int) -> str:
         raise BadRequest(
             f"the label may hold letters, digits, spaces and . _ - ' only, not {''.join(odd)!r}"
         )
+    if not any(c.isalnum() for c in label):
+        raise BadRequest("the label needs a letter or a digit (a URL cannot hold '.' or '..')")
     if label.casefold() == UNKNOWN:
         raise BadRequest(f"{UNKNOWN!r} is what a photo unlike every class is called; pick another")
     return label
