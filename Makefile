@@ -16,6 +16,8 @@ serve: setup
 
 setup: $(VENV)/.installed
 	$(VENV)/bin/edge-server models pull $(PULL_FROM)
+	@# The embedding model learned classes are built on (3 MB); the service serves without it.
+	-$(VENV)/bin/edge-server models pull embedder $(PULL_FROM)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

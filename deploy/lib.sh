@@ -75,6 +75,8 @@ build_image() {
     default_model=$(catalog_default "$src")
     [ -f "$src/models/$default_model.tflite" ] ||
         install -m 0644 "$models/$default_model.tflite" "$src/models/"
+    local embedder=mobilenet_v1_1.0_224_quant_embedding_extractor
+    [ -f "$src/models/$embedder.tflite" ] || install -m 0644 "$models/$embedder.tflite" "$src/models/"
     log "docker build --platform linux/$arch -f Dockerfile.arm64 (offline)"
     DOCKER_BUILDKIT=1 docker build --platform "linux/$arch" --network none \
         -f "$src/Dockerfile.arm64" --build-arg "BASE_IMAGE=edge-base:bookworm-$arch" \

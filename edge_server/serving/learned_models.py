@@ -29,7 +29,7 @@ import numpy.typing as npt
 from ..config.settings import Settings
 from ..core.detection import Task
 from ..core.engine import Engine
-from ..core.errors import BadRequest, Conflict, NotFound, StartupError, TooLarge
+from ..core.errors import BadRequest, Conflict, NotFound, NotReady, StartupError, TooLarge
 from ..core.imprinted import ImprintedEngine
 from ..core.imprinting import UNKNOWN, head
 from . import journal, storage
@@ -259,6 +259,17 @@ class LearnedModels:
         self._embedder = engine
         return engine
 
+    async def embedder_now(self) -> Engine:
+        """The embedding model for a request: one that cannot be loaded is a 503 saying how
+        to fix it (at start-up the same problem stops the start)."""
+        try:
+            return await self.embedder()
+        except StartupError as exc:
+            raise NotReady(
+                f"learned models need the embedding model, which cannot be loaded: "
+                f"{exc.problem}. Fix: {exc.fix}"
+            ) from exc
+
     def require(self) -> Path:
         """The learned models' folder, or 409 saying how to turn learning on."""
         if self.folder is None:
@@ -321,7 +332,7 @@ class LearnedModels:
         """Store the examples (one record), then serve the model with them; created on first
         use. The file is synced before this returns."""
         folder = self.require()
-        embedder = await self.embedder()
+        embedder = await self.embedder_now()
         async with self._lock:
             self.check_room(name, label, len(examples))
             model = self.models.get(name)
@@ -435,7 +446,7 @@ class LearnedModels:
             except (BadJournal, BadRequest) as exc:
                 self._refuse("bad_file")
                 raise BadRequest(f"this is not a usable learned-model export: {exc}") from exc
-            embedder = await self.embedder()
+            embedder = await self.embedder_now()
             if contents.header.embedder_sha256 != embedder.info.sha256:
                 self._refuse("bad_file")
                 raise Conflict(

@@ -428,7 +428,7 @@ class Service:
         """Embed each photo (with a thumbnail kept for re-embedding) and store them as examples
         of `label` in learned model `name`, created on first use."""
         self.learned.check_room(name, label, len(images))  # before any photo is embedded
-        embedder = await self.learned.embedder()
+        embedder = await self.learned.embedder_now()
         try:
             embedded = await asyncio.gather(
                 *(self._infer(embedder, data, region, THUMBNAIL_SIDE) for data in images)

@@ -183,7 +183,8 @@ def test_port_is_the_image_and_service_port(name: str) -> None:
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_security_context_is_the_image_user_and_hardening(name: str) -> None:
     """The image's numeric user and group, read-only root, no escalation, no capabilities,
-    seccomp RuntimeDefault; only /tmp (where uploads spool) is writable."""
+    seccomp RuntimeDefault; only /tmp (where uploads spool) and /data (learned classes, on the
+    node) are writable."""
     uid, gid = docker("USER").split(":")
     pod = one(name, "DaemonSet")["spec"]["template"]["spec"]
     effective = {**pod["securityContext"], **container(name)["securityContext"]}
@@ -200,11 +201,33 @@ def test_security_context_is_the_image_user_and_hardening(name: str) -> None:
     writable = [
         m["mountPath"]
         for m in container(name)["volumeMounts"]
-        if "emptyDir" in volumes[m["name"]] and not m.get("readOnly")
+        if {"emptyDir", "hostPath"} & set(volumes[m["name"]]) and not m.get("readOnly")
     ]
     # Python's default temporary folder in the image, which sets no TMPDIR.
     assert "TMPDIR" not in DOCKERFILE
-    assert writable == ["/tmp"]  # noqa: S108 - a path in the container, nothing made here
+    assert writable == ["/tmp", "/data"]  # noqa: S108 - paths in the container
+    assert "EDGE_DATA_DIR=/data" in DOCKERFILE
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_learned_classes_live_on_the_node_owned_by_the_service_user(name: str) -> None:
+    """/data is the node's /var/lib/edge-server; the one init container only hands it to the
+    image's user: root with CHOWN alone, read-only root, no escalation, the same image."""
+    pod = one(name, "DaemonSet")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (init,) = pod["initContainers"]
+    assert init["image"] == container(name)["image"]
+    assert [m["mountPath"] for m in init["volumeMounts"]] == ["/data"]
+    assert volumes[init["volumeMounts"][0]["name"]]["hostPath"] == {
+        "path": "/var/lib/edge-server",
+        "type": "DirectoryOrCreate",
+    }
+    uid, gid = docker("USER").split(":")
+    assert f"os.chown('/data', {uid}, {gid})" in init["command"][-1]
+    context = init["securityContext"]
+    assert context["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
