@@ -67,13 +67,25 @@ class Contents:
     """A journal replayed: each class's embeddings (raw, a row each) and the threshold."""
 
     header: Header
-    classes: dict[str, list[npt.NDArray[Any]]] = field(default_factory=dict)
+    # Each class's raw embeddings back to back: one growing buffer a class, not an array an
+    # example, whose thousands of small freed blocks would stay in the heap after start-up.
+    raw: dict[str, bytearray] = field(default_factory=dict)
     threshold: float | None = None
     size: int = 0  # bytes of whole records
     torn: bool = False  # a torn last line was found (and is not part of `size`)
 
+    @property
+    def classes(self) -> dict[str, npt.NDArray[Any]]:
+        """Each class's embeddings, a row each (views of `raw`)."""
+        dtype = _DTYPES[self.header.dtype]
+        return {
+            label: np.frombuffer(data, dtype=dtype).reshape(-1, self.header.dim)
+            for label, data in self.raw.items()
+        }
+
     def examples(self) -> int:
-        return sum(len(rows) for rows in self.classes.values())
+        width = self.header.dim * np.dtype(_DTYPES[self.header.dtype]).itemsize
+        return sum(len(data) // width for data in self.raw.values())
 
 
 def encode(record: dict[str, Any]) -> bytes:
@@ -237,9 +249,8 @@ def _apply(contents: Contents, record: dict[str, Any], number: int) -> None:
         examples = record.get("examples")
         if not isinstance(label, str) or not isinstance(examples, list) or not examples:
             raise BadJournal(f"line {number}: an add needs a label and examples")
-        rows = contents.classes.setdefault(label, [])
-        dtype = _DTYPES[contents.header.dtype]
-        width = contents.header.dim * np.dtype(dtype).itemsize
+        rows = contents.raw.setdefault(label, bytearray())
+        width = contents.header.dim * np.dtype(_DTYPES[contents.header.dtype]).itemsize
         for example in examples:
             if not isinstance(example, dict):
                 raise BadJournal(f"line {number}: an example is not an object")
@@ -249,11 +260,11 @@ def _apply(contents: Contents, record: dict[str, Any], number: int) -> None:
             thumb = _unb64(example.get("thumbnail"), "thumbnail", number)
             if len(thumb) > MAX_THUMBNAIL:
                 raise BadJournal(f"line {number}: a thumbnail is over {MAX_THUMBNAIL} bytes")
-            rows.append(np.frombuffer(raw, dtype=dtype).copy())
+            rows += raw
     elif op == "forget":
         if not isinstance(label, str):
             raise BadJournal(f"line {number}: a forget needs a label")
-        contents.classes.pop(label, None)
+        contents.raw.pop(label, None)
     elif op == "threshold":
         value = record.get("value")
         if value is not None and (

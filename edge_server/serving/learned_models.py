@@ -201,7 +201,7 @@ class LearnedModels:
 
     def _take(self, model: LearnedModel, contents: Contents) -> None:
         model.header = contents.header
-        model.classes = {label: np.stack(rows) for label, rows in contents.classes.items() if rows}
+        model.classes = {label: rows.copy() for label, rows in contents.classes.items() if len(rows)}
         model.threshold = contents.threshold
         model.size = contents.size
 
