@@ -201,7 +201,9 @@ class LearnedModels:
 
     def _take(self, model: LearnedModel, contents: Contents) -> None:
         model.header = contents.header
-        model.classes = {label: rows.copy() for label, rows in contents.classes.items() if len(rows)}
+        model.classes = {
+            label: rows.copy() for label, rows in contents.classes.items() if len(rows)
+        }
         model.threshold = contents.threshold
         model.size = contents.size
 

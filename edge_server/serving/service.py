@@ -310,23 +310,38 @@ class Service:
         started: float,
         region: Region | None = None,
         model: str | None = None,
+        engine: Engine | None = None,
     ) -> ClassifyResponse:
         """Decode (decode pool), invoke (the model's owner thread, FIFO), rank and time one image.
 
         `started` is the request's arrival (time.perf_counter()), so `total` covers reading
         the upload too. With a region, only that part of the upright image is classified.
-        `model` names the model (the default for None).
+        `model` names the model (the default for None); `engine`, a model the caller leased
+        already, answers instead (so the images of one request get one version of a learned
+        model, which may change between them).
         """
-        name = self.model_for(Task.classification, model)
-        async with self.models.lease(name) as classifier:
-            prepared, inference = await self._infer(classifier, data, region)
-            post_started = time.perf_counter()
-            k = top_k if top_k is not None else self.settings.default_top_k
-            predictions = [
-                Prediction(label=label, index=i, score=min(1.0, max(0.0, score)))
-                for i, label, score in classifier.rank(inference.raw, k, threshold)
-            ]
-            info = classifier.info
+        if engine is None:
+            async with self.models.lease(self.model_for(Task.classification, model)) as leased:
+                return await self._classified(leased, data, top_k, threshold, started, region)
+        return await self._classified(engine, data, top_k, threshold, started, region)
+
+    async def _classified(
+        self,
+        classifier: Engine,
+        data: bytes,
+        top_k: int | None,
+        threshold: float,
+        started: float,
+        region: Region | None,
+    ) -> ClassifyResponse:
+        prepared, inference = await self._infer(classifier, data, region)
+        post_started = time.perf_counter()
+        k = top_k if top_k is not None else self.settings.default_top_k
+        predictions = [
+            Prediction(label=label, index=i, score=min(1.0, max(0.0, score)))
+            for i, label, score in classifier.rank(inference.raw, k, threshold)
+        ]
+        info = classifier.info
         return ClassifyResponse(
             model=ModelRef(name=info.name, sha256=info.sha256),
             predictions=predictions,

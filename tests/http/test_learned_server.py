@@ -3,6 +3,7 @@ mid-teaching, a damaged file, and classifying while examples are added."""
 
 from __future__ import annotations
 
+import base64
 import random
 import signal
 import threading
@@ -198,8 +199,9 @@ def test_a_damaged_file_is_refused_while_the_others_serve(
 def test_eight_clients_see_the_model_before_or_after_each_add(
     start: Callable[[Path], ServerProcess], tmp_path: Path, images_dir: Path
 ) -> None:
-    """Examples and new classes added while 8 clients classify with the same model: no 5xx,
-    and every answer's classes are exactly those of the version (sha256) that gave it."""
+    """Examples and new classes added while 8 clients classify with the same model (6 over
+    /classify, 2 over KServe, two images a request): no 5xx, every answer's classes are
+    exactly those of the version (sha256) that gave it, and KServe's tensor one version's."""
     server = start(tmp_path)
     client = Client(server.url, api_key=KEY)
     client.learn("pets", "cat", [_bmp(images_dir, "cat_train_0")])
@@ -223,7 +225,28 @@ def test_eight_clients_see_the_model_before_or_after_each_add(
                 )
                 answers.append((answer.status_code, body.get("model", {}).get("sha256"), labels))
 
-    workers = [threading.Thread(target=classify) for _ in range(8)]
+    kserve: list[tuple[int, int]] = []  # (status, classes in the dense output)
+    request = {
+        "inputs": [
+            {
+                "name": "image",
+                "shape": [2],
+                "datatype": "BYTES",
+                "data": [base64.b64encode(query).decode()] * 2,
+            }
+        ],
+        "outputs": [{"name": "probabilities"}],
+    }
+
+    def infer() -> None:  # KServe's dense output must match the version that answered
+        with httpx.Client(base_url=server.url, headers=HEADERS, timeout=30) as http:
+            while not stop.is_set():
+                answer = http.post("/v2/models/pets/infer", json=request)
+                shape = answer.json()["outputs"][0]["shape"] if answer.status_code == 200 else []
+                kserve.append((answer.status_code, shape[1] if shape else 0))
+
+    workers = [threading.Thread(target=classify) for _ in range(6)]
+    workers += [threading.Thread(target=infer) for _ in range(2)]
     for worker in workers:
         worker.start()
     try:
@@ -244,8 +267,10 @@ def test_eight_clients_see_the_model_before_or_after_each_add(
         stop.set()
         for worker in workers:
             worker.join()
-    assert len(answers) > 40
+    assert len(answers) > 30 and len(kserve) > 5
     assert {status for status, _, _ in answers} == {200}
+    assert {status for status, _ in kserve} == {200}
+    assert {classes - 1 for _, classes in kserve} <= {len(v) for v in versions.values()}
     for _, sha, labels in answers:
         assert sha in versions and labels == versions[sha]
     assert len({sha for _, sha, _ in answers}) >= 3  # answers came from several versions

@@ -173,15 +173,20 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
     async def run(upload: tuple[InferenceRequest, list[bytes]]) -> Response:
         inference, images = upload
         outputs = requested_outputs(inference)
-        classes = len(classifier.info.labels)
-        # Dense probabilities need every class ranked; classification outputs only its k best.
-        top_k = (
-            classes if any(k == 0 for k, _ in outputs) else min(max(k for k, _ in outputs), classes)
-        )
-        answers = await asyncio.gather(
-            *(_classify(service, request, image, top_k, classifier.info.name) for image in images)
-        )
-        return _response(classifier, inference, answers, classes, outputs)
+        # The model as it is now, for every image: a learned model may have gained or lost a
+        # class since the request came in, and its tensor must match the answers.
+        async with service.models.lease(classifier.info.name) as current:
+            classes = len(current.info.labels)
+            # Dense probabilities need every class ranked; classification outputs its k best.
+            top_k = (
+                classes
+                if any(k == 0 for k, _ in outputs)
+                else min(max(k for k, _ in outputs), classes)
+            )
+            answers = await asyncio.gather(
+                *(_classify(service, request, image, top_k, current) for image in images)
+            )
+        return _response(current, inference, answers, classes, outputs)
 
     # One admission place, deadline and disconnect watch for the whole request.
     if classifier.info.task is Task.detection:
@@ -234,8 +239,8 @@ def _model(service: Service, name: str, version: str) -> Engine:
 
 
 async def _classify(
-    service: Service, request: Request, image: bytes, k: int, model: str
+    service: Service, request: Request, image: bytes, k: int, engine: Engine
 ) -> ClassifyResponse:
     return await service.classify(
-        image, top_k=k, threshold=0.0, started=request.state.request_started, model=model
+        image, top_k=k, threshold=0.0, started=request.state.request_started, engine=engine
     )
