@@ -99,6 +99,18 @@ def test_description_reports_classes_threshold_and_size(learned: httpx.Client) -
     assert [m["name"] for m in learned.get("/v1/learned").json()["models"]] == ["pets"]
 
 
+def test_the_next_request_after_a_201_uses_the_new_example(learned: httpx.Client, bmp: Bmp) -> None:
+    """Learning is live: the classify right after a 201 answers with that version (sha256),
+    and the new class is among its labels."""
+    added = _teach(learned, "live", "cat", [bmp("cat_train_0")]).json()
+    more = _teach(learned, "live", "dog", [bmp("dog_train_0")]).json()
+    assert more["sha256"] != added["sha256"]
+    answer = learned.post("/classify?model=live", files={"image": ("d", bmp("dog_test_0"))}).json()
+    assert answer["model"]["sha256"] == more["sha256"]
+    assert answer["predictions"][0]["label"] == "dog"
+    assert learned.delete("/v1/learned/live").status_code == 204
+
+
 def test_every_surface_serves_the_learned_model(
     learned: httpx.Client, bmp: Bmp, images_dir: Path
 ) -> None:

@@ -109,11 +109,12 @@ def test_every_acknowledged_example_survives_sigkill(
         for label, count in acknowledged.items():
             assert count <= held.get(label, 0) <= count + 1, (round_, label, held)
         acknowledged = dict(held)
-        stop = threading.Event()
+        stop, first = threading.Event(), threading.Event()
 
         def teach(
             url: str = server.url,
             stop: threading.Event = stop,
+            first: threading.Event = first,
             acknowledged: dict[str, int] = acknowledged,
         ) -> None:
             with httpx.Client(base_url=url, headers=HEADERS, timeout=10) as http:
@@ -131,11 +132,15 @@ def test_every_acknowledged_example_survives_sigkill(
                     assert answer.status_code == 201, answer.text
                     for item in answer.json()["classes"]:
                         acknowledged[item["label"]] = item["examples"]
+                    first.set()
                     n += 1
 
         worker = threading.Thread(target=teach)
         worker.start()
-        time.sleep(rng.uniform(0.6, 1.8))
+        # A random moment once teaching runs (the first add loads the embedding model; under
+        # tflite-runtime an add takes a few hundred ms).
+        assert first.wait(timeout=60)
+        time.sleep(rng.uniform(0.05, 1.5))
         server.process.send_signal(signal.SIGKILL)
         server.process.wait()
         stop.set()
