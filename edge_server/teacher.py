@@ -136,7 +136,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         return _remote(args, lambda client: client.export_learned(args.name), write)
 
     async def exported(service: Service) -> bytes:
-        with service.learned.exported(args.name) as file:
+        with await service.learned.exported(args.name) as file:
             return file.read()
 
     return _local(settings, exported, write)

@@ -121,6 +121,12 @@ class Conflict(ServiceError):
     status = HTTPStatus.CONFLICT
 
 
+class StorageFailed(ServiceError):
+    """A change could not be written to disk (full, read-only, failing); nothing was kept."""
+
+    status = HTTPStatus.INSUFFICIENT_STORAGE
+
+
 def title_of(status: int) -> str:
     """The status phrase; 499 is nginx's "client closed request", which HTTPStatus lacks."""
     try:

@@ -6,6 +6,7 @@ needs one only when keys are configured (as every route).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -64,7 +65,12 @@ def _check_change(service: Service, name: str) -> None:
         raise
 
 
-@router.get("", response_model=LearnedModelList, summary="The learned models")
+@router.get(
+    "",
+    response_model=LearnedModelList,
+    responses=problems.openapi_responses(409),
+    summary="The learned models",
+)
 async def learned_models(service: ServiceDep) -> LearnedModelList:
     """Every stored learned model, usable or not, with its classes and threshold."""
     service.learned.require()
@@ -187,7 +193,7 @@ async def delete_model(service: ServiceDep, name: str) -> Response:
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/octet-stream": {"schema": BINARY}}},
-        **problems.openapi_responses(404, 409),
+        **problems.openapi_responses(403, 404, 409),
     },
     summary="Export a learned model",
 )
@@ -195,12 +201,16 @@ async def export(service: ServiceDep, name: str) -> StreamingResponse:
     """One file holding everything needed to rebuild the model on another device: each
     example's embedding and a small thumbnail (to embed it anew with another embedding model),
     the classes and the threshold. `PUT /v1/learned/{name}` imports it."""
-    manager = service.learned
-    manager.get(name)  # 404 before the download starts
+    if not service.keys.enabled:
+        raise Forbidden(
+            "exporting a learned model over HTTP needs EDGE_API_KEY: the file holds a "
+            "thumbnail of every photo it was taught"
+        )
+    file = await service.learned.exported(name)  # 404 before the download starts
 
     async def chunks() -> AsyncIterator[bytes]:
-        with manager.exported(name) as file:
-            while chunk := file.read(1 << 16):
+        with file:
+            while chunk := await asyncio.to_thread(file.read, 1 << 20):
                 yield chunk
 
     return StreamingResponse(

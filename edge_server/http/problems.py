@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from ..core.errors import ServiceError, title_of
 from ..serving.schemas import Problem
@@ -84,7 +85,23 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     """An HTTPException (an unknown route, a wrong method) as problem+json."""
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        # Starlette answers with the Allow of the first route whose path matched; a path
+        # served by several routes (GET, PUT, PATCH, DELETE of /v1/learned/{name}) allows
+        # all their methods.
+        given = {m.strip() for m in (headers or {}).get("Allow", "").split(",") if m.strip()}
+        allowed = given | _documented_methods(request)
+        headers = {**(headers or {}), "Allow": ", ".join(sorted(allowed))}
     return problem_response(request, exc.status_code, str(exc.detail), headers)
+
+
+def _documented_methods(request: Request) -> set[str]:
+    """The methods the OpenAPI document lists for the first path template (in routing order)
+    that the request's path matches: the routes Starlette would have chosen between."""
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].fullmatch(request.url.path):
+            return {method.upper() for method in operations}
+    return set()
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

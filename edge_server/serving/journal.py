@@ -139,9 +139,11 @@ def lines(stream: IO[bytes]) -> Iterator[tuple[int, int, dict[str, Any] | None]]
         checksum, _, body = raw[:-1].partition(b" ")
         if hashlib.sha256(body).hexdigest()[:16].encode() != checksum:
             raise BadJournal(f"line {number} fails its checksum")
+        if not body.startswith(b'{"'):  # a record; also no deep nesting to recurse into
+            raise BadJournal(f"line {number} is not a record")
         try:
             record = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise BadJournal(f"line {number} is not JSON: {exc}") from exc
         if not isinstance(record, dict):
             raise BadJournal(f"line {number} is not a record")
@@ -250,13 +252,16 @@ def _apply(contents: Contents, record: dict[str, Any], number: int) -> None:
         if not isinstance(label, str) or not isinstance(examples, list) or not examples:
             raise BadJournal(f"line {number}: an add needs a label and examples")
         rows = contents.raw.setdefault(label, bytearray())
-        width = contents.header.dim * np.dtype(_DTYPES[contents.header.dtype]).itemsize
+        dtype = _DTYPES[contents.header.dtype]
+        width = contents.header.dim * np.dtype(dtype).itemsize
         for example in examples:
             if not isinstance(example, dict):
                 raise BadJournal(f"line {number}: an example is not an object")
             raw = _unb64(example.get("embedding"), "embedding", number)
             if len(raw) != width:
                 raise BadJournal(f"line {number}: an embedding has {len(raw)} bytes, not {width}")
+            if dtype is np.float32 and not np.isfinite(np.frombuffer(raw, np.float32)).all():
+                raise BadJournal(f"line {number}: an embedding holds values that are not numbers")
             thumb = _unb64(example.get("thumbnail"), "thumbnail", number)
             if len(thumb) > MAX_THUMBNAIL:
                 raise BadJournal(f"line {number}: a thumbnail is over {MAX_THUMBNAIL} bytes")

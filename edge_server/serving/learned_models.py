@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -29,7 +29,15 @@ import numpy.typing as npt
 from ..config.settings import Settings
 from ..core.detection import Task
 from ..core.engine import Engine
-from ..core.errors import BadRequest, Conflict, NotFound, NotReady, StartupError, TooLarge
+from ..core.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    NotReady,
+    StartupError,
+    StorageFailed,
+    TooLarge,
+)
 from ..core.imprinted import ImprintedEngine
 from ..core.imprinting import UNKNOWN, head
 from . import journal, storage
@@ -122,6 +130,8 @@ class LearnedModels:
         self.models: dict[str, LearnedModel] = {}
         self._embedder: Engine | None = None
         self._lock = asyncio.Lock()
+        self._loading = asyncio.Lock()  # one load of the embedding model, however many ask
+        self._folder_lock: int | None = None
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -142,17 +152,34 @@ class LearnedModels:
                 fix="make EDGE_DATA_DIR a folder the service's user may write (the unit's "
                 "StateDirectory, a volume in the container), or unset it to turn learning off",
             ) from exc
+        self._folder_lock = storage.hold_lock(folder)
+        if self._folder_lock is None:
+            raise StartupError(
+                f"another process is using the learned models in {folder}: an edge-server on "
+                "the same EDGE_DATA_DIR, or an `edge-server learn` command without --url",
+                fix="stop it, or give each server its own EDGE_DATA_DIR; with the service "
+                "running, use `edge-server learn ... --url http://HOST:8080`",
+            )
         for swept in storage.sweep_temporaries(folder):
             log.warning("removed %s, left by a write that a crash interrupted", swept.name)
         for path in sorted(folder.glob(f"*{journal.SUFFIX}")):
             model = await asyncio.to_thread(self._read, path)
             self.models[model.name] = model
         if any(m.status is Status.ready for m in self.models.values()):
-            embedder = await self.embedder()  # a missing embedder stops the start: says how
-            for model in self.models.values():
-                self._check_embedder(model, embedder)
-                if model.status is Status.ready:
-                    self._serve(model, announce=True)
+            try:
+                embedder = await self.embedder()
+            except StartupError as exc:
+                # The other models (and detectors, Frigate) serve on; these wait for it.
+                log.error("learned models are not served: %s. Fix: %s", exc.problem, exc.fix)
+                for model in self.models.values():
+                    if model.status is Status.ready:
+                        model.status = Status.unusable
+                        model.problem = f"{exc.problem}. Fix: {exc.fix}, then restart"
+            else:
+                for model in self.models.values():
+                    self._check_embedder(model, embedder)
+                    if model.status is Status.ready:
+                        self._serve(model, announce=True)
         self._count()
         if self.models:
             log.info(
@@ -165,6 +192,9 @@ class LearnedModels:
         if self._embedder is not None:
             await asyncio.to_thread(self._embedder.close)
             self._embedder = None
+        if self._folder_lock is not None:
+            os.close(self._folder_lock)
+            self._folder_lock = None
 
     def _read(self, path: Path) -> LearnedModel:
         """A stored model from its file: a torn last record (a crash mid-append, never
@@ -226,26 +256,24 @@ class LearnedModels:
 
     def _check_embedder(self, model: LearnedModel, embedder: Engine) -> None:
         header = model.header
-        if (
-            model.status is Status.ready
-            and header is not None
-            and header.embedder_sha256 != embedder.info.sha256
-        ):
-            model.status = Status.unusable
-            model.problem = (
-                f"learned with embedding model {header.embedder} "
-                f"({header.embedder_sha256[:12]}), but {embedder.info.name} "
-                f"({embedder.info.sha256[:12]}) is loaded: export it and import it again "
-                "to embed its thumbnails anew"
-            )
+        if model.status is not Status.ready or header is None:
+            return
+        problem = _mismatch(header, embedder)
+        if problem:
+            model.status, model.problem = Status.unusable, problem
             log.error("learned model %s is not served: %s", model.name, model.problem)
 
     # --- the embedding model ----------------------------------------------------------------
 
     async def embedder(self) -> Engine:
-        """The embedding model, loaded the first time a learned model needs it."""
-        if self._embedder is not None:
+        """The embedding model, loaded the first time a learned model needs it (once, however
+        many requests ask at the same time)."""
+        async with self._loading:
+            if self._embedder is None:
+                self._embedder = await self._load_embedder()
             return self._embedder
+
+    async def _load_embedder(self) -> Engine:
         settings = self.settings
         entry = lookup(settings.embedder)
         if entry is None or entry.task != Task.embedding.value:
@@ -258,7 +286,6 @@ class LearnedModels:
         spec = spec_for(settings.embedder, settings, self.repository.config, share)
         engine = await asyncio.to_thread(spec.load, self.repository.decoders)
         engine.memory = self.repository.memory
-        self._embedder = engine
         return engine
 
     async def embedder_now(self) -> Engine:
@@ -334,6 +361,8 @@ class LearnedModels:
         """Store the examples (one record), then serve the model with them; created on first
         use. The file is synced before this returns."""
         folder = self.require()
+        check_name(name)
+        label = check_label(label, self.settings.learned_max_label)
         embedder = await self.embedder_now()
         async with self._lock:
             self.check_room(name, label, len(examples))
@@ -356,7 +385,7 @@ class LearnedModels:
             record = journal.add_line(
                 label, [(e.embedding.tobytes(), e.thumbnail) for e in examples]
             )
-            model.size = await asyncio.to_thread(storage.append_durably, model.path, record)
+            await self._append(model, record)
             rows = np.stack([e.embedding.reshape(-1) for e in examples])
             old = model.classes.get(label)
             new_class = old is None
@@ -374,9 +403,7 @@ class LearnedModels:
                     f"learned model {name!r} has no class {label!r}; it has: "
                     f"{', '.join(model.classes) or 'none'}"
                 )
-            model.size = await asyncio.to_thread(
-                storage.append_durably, model.path, journal.forget_line(label)
-            )
+            await self._append(model, journal.forget_line(label))
             del model.classes[label]
             self._serve(model, announce=True)
             self._count()
@@ -386,9 +413,7 @@ class LearnedModels:
         """Set a model's open-set threshold (None: calibrate it from the examples again)."""
         async with self._lock:
             model = self._usable(name)
-            model.size = await asyncio.to_thread(
-                storage.append_durably, model.path, journal.threshold_line(value)
-            )
+            await self._append(model, journal.threshold_line(value))
             model.threshold = value
             self._serve(model, announce=False)
             return model
@@ -406,15 +431,11 @@ class LearnedModels:
             self._count()
             log.info("deleted learned model %s", name)
 
-    @contextlib.contextmanager
-    def exported(self, name: str) -> Iterator[IO[bytes]]:
-        """The model's export (its live records) in a temporary file, read from the start."""
+    async def exported(self, name: str) -> IO[bytes]:
+        """The model's export (its live records) in a temporary file, read from the start; the
+        caller closes it. Written off the event loop; a delete afterwards does not cut it."""
         model = self.get(name)
-        with open(model.path, "rb") as source, tempfile.TemporaryFile() as out:
-            for line in journal.live_lines(source):
-                out.write(line)
-            out.seek(0)
-            yield out
+        return await asyncio.to_thread(_export, model.path)
 
     async def import_file(
         self, name: str, chunks: AsyncIterator[bytes]
@@ -449,13 +470,10 @@ class LearnedModels:
                 self._refuse("bad_file")
                 raise BadRequest(f"this is not a usable learned-model export: {exc}") from exc
             embedder = await self.embedder_now()
-            if contents.header.embedder_sha256 != embedder.info.sha256:
+            problem = _mismatch(contents.header, embedder)
+            if problem:
                 self._refuse("bad_file")
-                raise Conflict(
-                    f"the file was learned with embedding model {contents.header.embedder} "
-                    f"({contents.header.embedder_sha256[:12]}), not {embedder.info.name} "
-                    f"({embedder.info.sha256[:12]}) as served here"
-                )
+                raise Conflict(f"this export cannot be served here: {problem}")
             # The header names the model it was exported from; the file is stored under `name`.
             header = Header(**{**contents.header.__dict__, "name": name})
             await asyncio.to_thread(_rewrite_header, temp, header)
@@ -478,6 +496,28 @@ class LearnedModels:
                 temp.unlink()
 
     # --- helpers ------------------------------------------------------------------------------
+
+    async def _append(self, model: LearnedModel, record: bytes) -> None:
+        """Append one record, synced; a failure keeps nothing (507), and a file that cannot
+        even be cut back to its last whole record is not used again until a restart."""
+        try:
+            model.size = await asyncio.to_thread(
+                storage.append_durably, model.path, record, model.size
+            )
+        except OSError as exc:
+            try:
+                whole = model.path.stat().st_size == model.size
+            except OSError:
+                whole = False
+            if not whole:
+                model.status = Status.unusable
+                model.problem = f"a change could not be written or undone: {exc.strerror or exc}"
+                self._count()
+            log.error("learned model %s: a change was not stored: %s", model.name, exc)
+            raise StorageFailed(
+                f"the change to {model.name!r} could not be stored ({exc.strerror or exc}); "
+                "nothing of it was kept"
+            ) from exc
 
     def _usable(self, name: str) -> LearnedModel:
         model = self.get(name)
@@ -512,6 +552,37 @@ class LearnedModels:
 
 def _examples(model: LearnedModel) -> int:
     return sum(len(rows) for rows in model.classes.values())
+
+
+def _mismatch(header: Header, embedder: Engine) -> str:
+    """Why embeddings of `header`'s kind cannot be served by `embedder` ("" when they can)."""
+    info = embedder.info
+    dim, dtype = int(np.prod(info.output.shape)), np.dtype(info.output.dtype).name
+    if header.embedder_sha256 != info.sha256:
+        return (
+            f"learned with embedding model {header.embedder} ({header.embedder_sha256[:12]}), "
+            f"but {info.name} ({info.sha256[:12]}) is loaded: serve the embedding model it was "
+            "learned with (EDGE_EMBEDDER), or teach it again"
+        )
+    if (header.dim, header.dtype) != (dim, dtype):
+        return (
+            f"its embeddings are {header.dim} x {header.dtype}, but {info.name} gives "
+            f"{dim} x {dtype}"
+        )
+    return ""
+
+
+def _export(path: Path) -> IO[bytes]:
+    out = tempfile.TemporaryFile()  # noqa: SIM115  # handed to the caller, who closes it
+    try:
+        with open(path, "rb") as source:
+            for line in journal.live_lines(source):
+                out.write(line)
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    return out
 
 
 def _replayed(path: Path) -> Contents:

@@ -35,7 +35,14 @@ from ..core.imaging import decode_bytes
 from ..core.memory import MemoryBudget, budget_bytes
 from ..core.region import Region
 from .auth import ApiKeys
-from .learned_models import THUMBNAIL_SIDE, Example, LearnedModel, LearnedModels
+from .learned_models import (
+    THUMBNAIL_SIDE,
+    Example,
+    LearnedModel,
+    LearnedModels,
+    check_label,
+    check_name,
+)
 from .metrics import Metrics
 from .repository import ModelRepository
 from .schemas import (
@@ -442,7 +449,10 @@ class Service:
     ) -> LearnedModel:
         """Embed each photo (with a thumbnail kept for re-embedding) and store them as examples
         of `label` in learned model `name`, created on first use."""
-        self.learned.check_room(name, label, len(images))  # before any photo is embedded
+        # Before any photo is embedded: the name, the label and the limits.
+        check_name(name)
+        label = check_label(label, self.settings.learned_max_label)
+        self.learned.check_room(name, label, len(images))
         embedder = await self.learned.embedder_now()
         try:
             embedded = await asyncio.gather(

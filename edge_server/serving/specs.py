@@ -20,6 +20,7 @@ checked before the first model loads, so a mistake stops the start with the fix.
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from concurrent.futures import Executor
@@ -38,6 +39,7 @@ from ..core.threads import available_cpus
 from .catalog import catalog_labels, known_names, lookup, resolve_model
 
 # Names travel in URL paths, query strings and MQTT topics: keep them plain.
+log = logging.getLogger("edge_server")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -274,13 +276,33 @@ def _source_mapping(settings: Settings) -> dict[str, list[str]]:
                 "'+' (porch:objects+our_cats)",
             )
         for model in names:
-            learned = settings.data_dir is not None and _NAME.fullmatch(model) is not None
-            if model not in served and not learned:
+            if model in served:
+                continue
+            # Not served: a learned model (taught already, or to be taught), never a catalog
+            # model that is simply not loaded.
+            if settings.data_dir is None or lookup(model) is not None or not _NAME.fullmatch(model):
                 raise StartupError(
                     f"MQTT source {source!r} is mapped to {model!r}, which is not served "
                     f"(served: {', '.join(spec.name for spec in specs)})",
                     fix="map it to a served model in EDGE_MQTT_SOURCES, add the model to "
                     "EDGE_MODEL, or set EDGE_DATA_DIR if it is a learned model",
                 )
+            if not (settings.data_dir / "learned" / f"{model}.learned").is_file():
+                log.warning(
+                    "MQTT source %s is mapped to %r, which is neither served nor a learned "
+                    "model yet: its images are answered 404 until it is taught",
+                    source,
+                    model,
+                )
+        if len(names) == 2 and _catalog_task(names[0]) not in (None, "detection"):
+            raise StartupError(
+                f"MQTT source {source!r} maps {models!r}: {names[0]!r} is not a detector",
+                fix="name the detector first and the classifier after '+' (porch:objects+our_cats)",
+            )
         resolved[source] = [served.get(model, model) for model in names]
     return resolved
+
+
+def _catalog_task(name: str) -> str | None:
+    entry = lookup(name)
+    return entry.task if entry is not None else None

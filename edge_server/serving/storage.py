@@ -9,6 +9,7 @@ client answered, so every change a client saw acknowledged survives a crash or a
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterable
@@ -57,13 +58,26 @@ def install_file(temp: Path, path: Path) -> None:
     sync_folder(path.parent)
 
 
-def append_durably(path: Path, data: bytes) -> int:
-    """Append `data` to an existing file in one write and sync it; the file's new size."""
-    with open(path, "ab") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-        return out.tell()
+def append_durably(path: Path, data: bytes, size: int) -> int:
+    """Append `data` to an existing file of `size` bytes and sync it; the file's new size.
+
+    A failed write or sync (a full disk, an I/O error) cuts the file back to `size`, so a half
+    record never sits before the next one; OSError is raised either way. The file is never
+    created here: a file deleted meanwhile is an error, not a new file without its header.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        return os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:
+        os.ftruncate(fd, size)  # may fail too: the caller then stops using the file
+        os.fsync(fd)
+        raise
+    finally:
+        os.close(fd)
 
 
 def remove_durably(path: Path) -> None:
@@ -78,6 +92,18 @@ def truncate_durably(path: Path, size: int) -> None:
         out.truncate(size)
         out.flush()
         os.fsync(out.fileno())
+
+
+def hold_lock(folder: Path) -> int | None:
+    """An exclusive lock on `folder/.lock` held while the returned descriptor stays open
+    (None: another process holds it). One process at a time changes the folder."""
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def sweep_temporaries(folder: Path) -> list[Path]:

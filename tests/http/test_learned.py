@@ -4,7 +4,9 @@ every bad input is refused with a 4xx that leaves the data folder as it was."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import json
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from edge_server.app import create_app
 from edge_server.config.settings import Settings
 from edge_server.core.runtime import RuntimeChoice
+from edge_server.serving import journal
 
 from conftest import DETECTOR, SMALL_MODEL, metric
 from support.inprocess import in_process
@@ -283,6 +286,8 @@ BAD_REQUESTS: dict[str, tuple[str, str, dict[str, object]]] = {
     "import of text": ("PUT", "/v1/learned/other", {"body": b"hello, not an export\n"}),
     "import of a zip bomb": ("PUT", "/v1/learned/other", {"body": "bomb"}),
     "import over the size limit": ("PUT", "/v1/learned/other", {"body": b"x" * 300_000}),
+    "import of deeply nested JSON": ("PUT", "/v1/learned/other", {"body": "nested"}),
+    "import of embeddings of another shape": ("PUT", "/v1/learned/other", {"body": "reshaped"}),
     "import of a damaged export": ("PUT", "/v1/learned/pets", {"body": "damaged"}),
 }
 
@@ -309,6 +314,15 @@ def test_bad_input_is_a_4xx_and_changes_nothing(
         body = spec["body"]
         if body == "bomb":
             body = _zip_bomb()
+        elif body == "nested":
+            good = learned.get("/v1/learned/pets/export").content
+            header = good.split(b"\n")[0] + b"\n"
+            nested = b"[" * 100_000
+            body = header + hashlib.sha256(nested).hexdigest()[:16].encode() + b" " + nested + b"\n"
+        elif body == "reshaped":  # 1024 bytes a row either way: 256 float32 instead of uint8
+            lines = learned.get("/v1/learned/pets/export").content.splitlines(keepends=True)
+            header = json.loads(lines[0][17:])
+            body = journal.encode({**header, "dim": 256, "dtype": "float32"}) + b"".join(lines[1:])
         elif body == "damaged":
             good = learned.get("/v1/learned/pets/export").content
             body = good[: len(good) // 2] + b"Z" + good[len(good) // 2 + 1 :]
@@ -318,6 +332,10 @@ def test_bad_input_is_a_4xx_and_changes_nothing(
     assert answer.json()["detail"]
     if spec.get("body") == "bomb":  # refused for what it is, never unpacked
         assert answer.status_code == 400 and "zip" in answer.json()["detail"]
+    if spec.get("body") == "nested":  # refused before json would recurse into it
+        assert answer.status_code == 400 and "not a record" in answer.json()["detail"]
+    if spec.get("body") == "reshaped":  # the header's shape checked against the embedder's
+        assert answer.status_code == 409 and "256 x float32" in answer.json()["detail"]
     assert _files(data_dir) == before
     refused = sum(
         metric(learned.get("/metrics").text, "edge_learned_refused_total", reason=r)
@@ -340,9 +358,28 @@ def test_changes_need_a_configured_key(
         )
         assert refused.status_code == 403 and "EDGE_API_KEY" in refused.json()["detail"]
         assert open_app.get("/v1/learned").json() == {"models": []}
-    assert list((tmp_path / "learned").iterdir()) == []
+    assert [p.name for p in (tmp_path / "learned").iterdir()] == [".lock"]  # nothing stored
     with in_process(create_app(settings_for(SMALL_MODEL, api_key=KEY))) as keyed:
         wrong = keyed.get("/v1/learned", headers={"X-API-Key": "x" * 20})
         assert wrong.status_code == 401
         off = keyed.get("/v1/learned", headers=HEADERS)
         assert off.status_code == 409 and "EDGE_DATA_DIR" in off.json()["detail"]
+
+
+def test_a_wrong_method_names_every_method_of_the_path(learned: httpx.Client) -> None:
+    """POST to /v1/learned/NAME: 405 whose Allow lists GET, PATCH, PUT and DELETE, the four
+    routes of that path, not only the first one's."""
+    answer = learned.post("/v1/learned/pets")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "DELETE, GET, PATCH, PUT"
+
+
+def test_exports_need_a_configured_key(
+    settings_for: Callable[..., Settings], tmp_path: Path, bmp: Bmp
+) -> None:
+    """Without keys configured an export is refused (403): it holds a thumbnail of every
+    photo taught; listing still works."""
+    settings = settings_for(SMALL_MODEL, data_dir=tmp_path)
+    with in_process(create_app(settings)) as open_app:
+        assert open_app.get("/v1/learned/any/export").status_code == 403
+        assert open_app.get("/v1/learned").status_code == 200

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -279,3 +281,83 @@ def test_eight_clients_see_the_model_before_or_after_each_add(
     for _, sha, labels in answers:
         assert sha in versions and labels == versions[sha]
     assert len({sha for _, sha, _ in answers}) >= 3  # answers came from several versions
+
+
+def test_a_missing_embedding_model_leaves_the_rest_serving(
+    start: Callable[[Path], ServerProcess],
+    tmp_path: Path,
+    images_dir: Path,
+    models_dir: Path,
+    runtime: str,
+) -> None:
+    """Learned models stored but no embedding model beside the others: the server starts,
+    they are `unusable` saying how to fix it, teaching is a 503, the classifier serves."""
+    data = tmp_path / "data"
+    server = start(data)
+    client = Client(server.url, api_key=KEY)
+    client.learn("pets", "cat", [_bmp(images_dir, "cat_train_0")])
+    server.stop()
+    only_small = tmp_path / "models"
+    only_small.mkdir()
+    (only_small / f"{SMALL_MODEL}.tflite").symlink_to(models_dir / f"{SMALL_MODEL}.tflite")
+    process = ServerProcess(
+        server_env(only_small, runtime, model=SMALL_MODEL, data_dir=str(data), api_key=KEY),
+        free_port(),
+    )
+    try:
+        process.wait_ready()
+        (model,) = httpx.get(process.url + "/v1/learned", headers=HEADERS).json()["models"]
+        assert model["status"] == "unusable" and "models pull" in model["problem"]
+        taught = httpx.post(
+            process.url + "/v1/learned/pets/examples",
+            headers=HEADERS,
+            data={"label": "dog"},
+            files=[("image", ("d.bmp", _bmp(images_dir, "dog_train_0")))],
+        )
+        assert taught.status_code == 409 and "not usable" in taught.json()["detail"]
+        fresh = httpx.post(
+            process.url + "/v1/learned/other/examples",
+            headers=HEADERS,
+            data={"label": "dog"},
+            files=[("image", ("d.bmp", _bmp(images_dir, "dog_train_0")))],
+        )
+        assert fresh.status_code == 503 and "models pull" in fresh.json()["detail"]
+        answer = Client(process.url, api_key=KEY).classify(_bmp(images_dir, "cat_test_0"))
+        assert answer.model.name == SMALL_MODEL
+    finally:
+        process.stop()
+
+
+def test_the_local_commands_keep_off_a_running_servers_folder(
+    start: Callable[[Path], ServerProcess],
+    tmp_path: Path,
+    images_dir: Path,
+    models_dir: Path,
+    runtime: str,
+) -> None:
+    """`edge-server learn` without --url on the folder a server uses: refused (exit 2) with
+    the --url way; on a free folder, a bad label is refused before anything is stored."""
+    server = start(tmp_path / "served")
+    env = {**server_env(models_dir, runtime), "EDGE_DATA_DIR": str(tmp_path / "served")}
+    listed = subprocess.run(
+        [sys.executable, "-m", "edge_server", "learn", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 2 and "--url" in listed.stderr, listed.stderr
+    server.stop()
+    env["EDGE_DATA_DIR"] = str(tmp_path / "free")
+    photo = str(images_dir / "imprinting" / "cat_train_0.bmp")
+    refused = subprocess.run(
+        [sys.executable, "-m", "edge_server", "learn", "add", "pets", "Unknown", photo],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1 and "unknown" in refused.stderr, refused.stderr
+    assert [p.name for p in (tmp_path / "free" / "learned").iterdir()] == [".lock"]

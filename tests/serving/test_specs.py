@@ -11,7 +11,7 @@ from edge_server.core.errors import StartupError
 from edge_server.core.imaging import ResizeMode
 from edge_server.core.threads import available_cpus
 from edge_server.serving.catalog import load_catalog, lookup
-from edge_server.serving.specs import model_specs, read_config, source_models
+from edge_server.serving.specs import model_specs, read_config, source_classifiers, source_models
 
 BIRDS = "mobilenet_v2_1.0_224_inat_bird_quant"
 DEFAULT = "mobilenet_v2_1.0_224_quant"
@@ -179,3 +179,42 @@ def test_a_source_mapped_to_an_unserved_model_is_refused() -> None:
     """The start stops naming the source, the model and what is served."""
     with pytest.raises(StartupError, match="'garage' is mapped to 'garage_door'"):
         source_models(Settings(model="objects", mqtt_sources="garage:garage_door"))
+
+
+def test_sources_may_name_learned_models_and_a_classifier_for_each_object(tmp_path: Path) -> None:
+    """With a data folder, an unserved plain name is a learned model (taught now or later);
+    `detector+classifier` gives the source its sub-label model."""
+    settings = Settings(
+        model="objects,tiny",
+        data_dir=tmp_path,
+        mqtt_sources="garage:garage_door,garden:objects+our_pets,hall:objects+tiny",
+    )
+    assert source_models(settings) == {
+        "garage": "garage_door",
+        "garden": "ssd_mobilenet_v1_coco_quant",
+        "hall": "ssd_mobilenet_v1_coco_quant",
+    }
+    assert source_classifiers(settings) == {
+        "garden": "our_pets",
+        "hall": "mobilenet_v1_0.25_128_quant",
+    }
+
+
+@pytest.mark.parametrize(
+    ("sources", "problem"),
+    [
+        ("door:birds", "not served"),  # a catalog model that is not loaded is no learned one
+        ("door:tiny+objects", "not a detector"),
+        ("door:objects+tiny+birds", "a detector and a classifier"),
+        ("door:objects+", "a detector and a classifier"),
+    ],
+)
+def test_source_mappings_that_cannot_work_stop_the_start(
+    tmp_path: Path, sources: str, problem: str
+) -> None:
+    """Even with learning on, an unserved catalog model, a classifier before '+', or more
+    than two models stop the start with the fix."""
+    settings = Settings(model="objects,tiny", data_dir=tmp_path, mqtt_sources=sources)
+    with pytest.raises(StartupError) as caught:
+        source_models(settings)
+    assert problem in f"{caught.value.problem} {caught.value.fix}"
