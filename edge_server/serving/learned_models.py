@@ -34,6 +34,7 @@ from ..core.errors import (
     Conflict,
     NotFound,
     NotReady,
+    ServiceError,
     StartupError,
     StorageFailed,
     TooLarge,
@@ -368,14 +369,7 @@ class LearnedModels:
             self.check_room(name, label, len(examples))
             model = self.models.get(name)
             if model is None:
-                info = embedder.info
-                header = Header(
-                    name=name,
-                    embedder=lookup(self.settings.embedder).name,  # type: ignore[union-attr]
-                    embedder_sha256=info.sha256,
-                    dim=int(np.prod(info.output.shape)),
-                    dtype=np.dtype(info.output.dtype).name,
-                )
+                header = self._header(name, embedder)
                 path = folder / f"{name}{journal.SUFFIX}"
                 line = journal.header_line(header)
                 await asyncio.to_thread(storage.write_atomically, path, [line])
@@ -470,13 +464,21 @@ class LearnedModels:
                 self._refuse("bad_file")
                 raise BadRequest(f"this is not a usable learned-model export: {exc}") from exc
             embedder = await self.embedder_now()
-            problem = _mismatch(contents.header, embedder)
-            if problem:
-                self._refuse("bad_file")
-                raise Conflict(f"this export cannot be served here: {problem}")
-            # The header names the model it was exported from; the file is stored under `name`.
-            header = Header(**{**contents.header.__dict__, "name": name})
-            await asyncio.to_thread(_rewrite_header, temp, header)
+            header = self._header(name, embedder)
+            if contents.header.embedder_sha256 != embedder.info.sha256:
+                # Learned with another embedding model: its thumbnails are embedded anew.
+                try:
+                    await asyncio.to_thread(self._embedded_anew, temp, header, embedder, contents)
+                except BadRequest:
+                    self._refuse("bad_file")
+                    raise
+            else:
+                problem = _mismatch(contents.header, embedder)
+                if problem:
+                    self._refuse("bad_file")
+                    raise Conflict(f"this export cannot be served here: {problem}")
+                # The header names the model it was exported from; it is stored as `name`.
+                await asyncio.to_thread(_rewrite_header, temp, header)
             async with self._lock:
                 existing = self.models.get(name)
                 if existing is None:
@@ -496,6 +498,53 @@ class LearnedModels:
                 temp.unlink()
 
     # --- helpers ------------------------------------------------------------------------------
+
+    def _header(self, name: str, embedder: Engine) -> Header:
+        """The header of a model learned here, now."""
+        info = embedder.info
+        entry = lookup(self.settings.embedder)
+        return Header(
+            name=name,
+            embedder=entry.name if entry is not None else info.name,
+            embedder_sha256=info.sha256,
+            dim=int(np.prod(info.output.shape)),
+            dtype=np.dtype(info.output.dtype).name,
+        )
+
+    def _embedded_anew(
+        self, path: Path, header: Header, embedder: Engine, contents: Contents
+    ) -> None:
+        """Rewrite an export learned with another embedding model: each example's thumbnail
+        through this one, in the same classes and order (runs on a worker thread)."""
+        with open(path, "rb") as stream:
+            thumbnails = journal.thumbnails(stream)
+        lines = [journal.header_line(header)]
+        for label, thumbs in thumbnails.items():
+            for start in range(0, len(thumbs), 32):  # lines of a few hundred kB at most
+                examples = []
+                for thumb in thumbs[start : start + 32]:
+                    try:
+                        prepared = embedder.prepare(
+                            thumb,
+                            max_pixels=self.settings.max_image_pixels,
+                            min_side=1,
+                        )
+                    except ServiceError as exc:
+                        raise BadRequest(
+                            f"a thumbnail of class {label!r} is not an image: {exc.detail}"
+                        ) from exc
+                    raw = embedder.submit(prepared.tensor).result().raw.reshape(-1).copy()
+                    examples.append((raw.tobytes(), thumb))
+                lines.append(journal.add_line(label, examples))
+        if contents.threshold is not None:
+            lines.append(journal.threshold_line(contents.threshold))
+        storage.write_atomically(path, lines)
+        log.info(
+            "embedded %d thumbnails anew with %s (the export was learned with %s)",
+            contents.examples(),
+            header.embedder,
+            contents.header.embedder,
+        )
 
     async def _append(self, model: LearnedModel, record: bytes) -> None:
         """Append one record, synced; a failure keeps nothing (507), and a file that cannot
@@ -561,8 +610,9 @@ def _mismatch(header: Header, embedder: Engine) -> str:
     if header.embedder_sha256 != info.sha256:
         return (
             f"learned with embedding model {header.embedder} ({header.embedder_sha256[:12]}), "
-            f"but {info.name} ({info.sha256[:12]}) is loaded: serve the embedding model it was "
-            "learned with (EDGE_EMBEDDER), or teach it again"
+            f"but {info.name} ({info.sha256[:12]}) is loaded: export it and import it again "
+            "(its thumbnails are embedded anew), or serve the embedding model it was learned "
+            "with (EDGE_EMBEDDER)"
         )
     if (header.dim, header.dtype) != (dim, dtype):
         return (

@@ -383,3 +383,25 @@ def test_exports_need_a_configured_key(
     with in_process(create_app(settings)) as open_app:
         assert open_app.get("/v1/learned/any/export").status_code == 403
         assert open_app.get("/v1/learned").status_code == 200
+
+
+def test_an_export_from_another_embedding_model_is_embedded_anew(
+    learned: httpx.Client, bmp: Bmp
+) -> None:
+    """An export whose header names another embedding model (and another embedding shape):
+    its thumbnails go through this one, and the imported model still knows the cat."""
+    lines = learned.get("/v1/learned/pets/export").content.splitlines(keepends=True)
+    header = json.loads(lines[0][17:])
+    foreign = {**header, "embedder": "another", "embedder_sha256": "0" * 64}
+    export = journal.encode({**foreign, "dim": 256, "dtype": "float32"}) + b"".join(lines[1:])
+    imported = learned.put("/v1/learned/anew", content=export)
+    assert imported.status_code == 201, imported.text
+    model = imported.json()
+    assert model["embedder"] == "mobilenet_v1_1.0_224_quant_embedding_extractor"
+    assert [(c["label"], c["examples"]) for c in model["classes"]][:3] == [
+        ("cat", 1),
+        ("dog", 1),
+        ("hotdog", 2),
+    ]
+    assert _top(learned, "anew", bmp("cat_test_0")) == "cat"
+    assert learned.delete("/v1/learned/anew").status_code == 204
