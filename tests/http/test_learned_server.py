@@ -10,11 +10,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from deepstack.core import DeepstackObject
 
 from edge_server.client import Client
 
@@ -86,6 +88,12 @@ def test_corals_reference_through_the_http_api(
 
     expected = {"cat": "cat", "dog": "dog", "hotdog": "hotdog", "grace_hopper": "unknown"}
     assert answers() == expected
+    # Home Assistant's DeepStack component, with the learned model as its custom model.
+    address = urllib.parse.urlsplit(server.url)
+    deepstack = DeepstackObject(
+        ip=address.hostname, port=address.port, api_key=KEY, timeout=60, custom_model="pets"
+    )
+    assert deepstack.detect(_bmp(images_dir, "dog_test_0"))[0]["label"] == "dog"
     (model,) = client.learned().models
     assert model.examples == 4 and model.threshold is not None
     assert 0.49 < model.threshold < 0.61
