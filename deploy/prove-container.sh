@@ -6,6 +6,7 @@
 #     healthy, grace_hopper.jpg -> "military uniform" by the baked-in default model
 #   - select a model from a mounted folder with EDGE_* settings
 #   - `docker stop` (SIGTERM) ends it with status 0 within seconds
+#   - learned classes taught in one container are served by a new one on the same volume
 # The containers have no network; requests go to 127.0.0.1 inside them via `docker exec`.
 # qemu passes the host's x86 /proc/cpuinfo through and LiteRT crashes parsing it, so a Pi 4's
 # is mounted over it here; the image itself is unchanged and needs nothing of the kind on a Pi.
@@ -25,8 +26,10 @@ grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null ||
 
 run=$(mktemp -d /var/tmp/edge-container.XXXXXX)
 containers=()
+volumes=()
 cleanup() {
     for c in "${containers[@]}"; do docker rm -f "$c" >/dev/null 2>&1 || true; done
+    for v in "${volumes[@]}"; do docker volume rm -f "$v" >/dev/null 2>&1 || true; done
     stop_dockerd
     rm -rf "$run"
 }
@@ -121,5 +124,48 @@ start "$c-mounted" -v "$models:/models:ro" -e EDGE_MODELS_DIR=/models -e EDGE_MO
 probe "$c-mounted" /images/grace_hopper.jpg "academic gown, academic robe, judge's robe" \
     --model "$small"
 docker stop -t 30 "$c-mounted" >/dev/null
+
+# Learned classes: taught in one container, served by a new one on the same volume. The image's
+# /data belongs to its user, so a fresh named volume starts writable under --read-only.
+key=container-proof-key-$$-0123456789
+volume=edge-proof-data-$$
+volumes+=("$volume")
+learn() {  # learn NAME ARGS...: the image's own CLI against its own server
+    local name=$1
+    shift
+    docker exec "$name" edge-server "$@" --url http://127.0.0.1:8080 --api-key "$key"
+}
+top_label() {  # top_label NAME PHOTO: the learned model's best label for a photo
+    docker exec "$1" edge-server classify --url http://127.0.0.1:8080 --api-key "$key" \
+        --model pets --json "$2" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["results"][0]["predictions"][0]["label"])'
+}
+printf '%s\n' "$key" >"$run/api-key"
+chmod 0644 "$run/api-key"
+keyed=(-v "$volume:/data" -e EDGE_API_KEY="$key" -v "$run/api-key:/run/api-key:ro")
+log "learned classes: teach in one container, serve from a new one on the same volume"
+start "$c-teach" "${keyed[@]}"
+probe "$c-teach" /images/grace_hopper.jpg "military uniform" --api-key-file /run/api-key
+for class in cat dog; do
+    learn "$c-teach" learn add pets "$class" "/images/imprinting/${class}_train_0.bmp" >/dev/null ||
+        die "teaching $class in the container failed"
+done
+owner=$(docker exec "$c-teach" stat -c '%u' /data/learned/pets.learned)
+[ "$owner" = 10001 ] || die "the learned model belongs to uid $owner, not the image's user"
+docker rm -f "$c-teach" >/dev/null  # a kill, not a stop: the 201s were synced to the volume
+start "$c-served" "${keyed[@]}"
+probe "$c-served" /images/grace_hopper.jpg "military uniform" --api-key-file /run/api-key
+listed=$(learn "$c-served" learn list)
+case $listed in
+    "pets [ready]: cat (1), dog (1);"*) ;;
+    *) die "the new container lists: $listed" ;;
+esac
+for class in cat dog; do
+    label=$(top_label "$c-served" "/images/imprinting/${class}_test_0.bmp")
+    [ "$label" = "$class" ] || die "${class}_test_0 came back $label from the new container"
+done
+docker stop -t 30 "$c-served" >/dev/null
+log "learned in one container (uid $owner's file on volume $volume), killed; a new container" \
+    "serves it: $listed; cat_test_0 -> cat, dog_test_0 -> dog"
 
 log "container proof passed in $((SECONDS - started)) s"

@@ -6,6 +6,8 @@
 #   - the running service has the unit's open-file limit (LimitNOFILE), not systemd's 1,024
 #   - systemd restarts it after `kill -9` of the service process
 #   - its exposure score from inside (`systemd-analyze security`) is at most MAX_EXPOSURE
+#   - classes taught over HTTP are in the unit's StateDirectory, owned by its transient user,
+#     and served again after the kill -9 and after an upgrade; --uninstall keeps them
 #   - a second install.sh run upgrades in place, and --uninstall removes it.
 # Hardening (seccomp, namespaces, cgroups) is enforced here as on a Pi: the rootfs is native.
 #   deploy/prove-systemd.sh        (root; needs debootstrap and systemd-container)
@@ -48,12 +50,17 @@ cp -a "$pristine" "$machine"
 port=$(free_port)
 mkdir -p "$machine/etc/edge-server"
 sed "s/^EDGE_PORT=.*/EDGE_PORT=$port/" "$src/systemd/edge-server.env" >"$machine/etc/edge-server/edge-server.env"
+# An API key, so that classes can be taught (and every request needs it).
+key=systemd-proof-key-$$-0123456789
+echo "EDGE_API_KEY=$key" >>"$machine/etc/edge-server/edge-server.env"
+printf '%s\n' "$key" >"$run/api-key"
 
 log "booting it with systemd-nspawn"
 SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -D "$machine" --boot --register=no --keep-unit \
     --machine="edge-proof-$$" --system-call-filter=bpf --console=pipe \
     --bind-ro="$src:/srv/edge-server" --bind-ro="$wheels:/srv/wheels" \
-    --bind-ro="$models:/srv/models" >"$run/console.log" 2>&1 </dev/null &
+    --bind-ro="$models:/srv/models" --bind-ro="$images:/srv/images" \
+    >"$run/console.log" 2>&1 </dev/null &
 nspawn_pid=$!
 leader=''
 for _ in $(seq 1 60); do
@@ -77,7 +84,8 @@ grep -q "^EDGE_PORT=$port$" "$machine/etc/edge-server/edge-server.env" ||
 url=http://127.0.0.1:$port
 photo=$images/grace_hopper.jpg
 check_service() {
-    python3 "$src/deploy/probe.py" "$url" "$photo" "military uniform" --timeout 60
+    python3 "$src/deploy/probe.py" "$url" "$photo" "military uniform" --timeout 60 \
+        --api-key-file "$run/api-key"
     [ "$(inside systemctl is-active edge-server.service)" = active ] || die "edge-server not active"
 }
 check_service
@@ -97,6 +105,28 @@ log "from inside: $score"
 threshold=$(awk -v m="$max_exposure" 'BEGIN { printf "%d", m * 10 + 0.5 }')
 inside systemd-analyze security --threshold="$threshold" edge-server.service >/dev/null ||
     die "exposure above $max_exposure"
+
+# learn ARGS...: the installed command line against the running service.
+learn() { inside /opt/edge-server/bin/edge-server learn "$@" --url "$url" --api-key "$key"; }
+# learned_served: the learned model is listed with both classes, from its file.
+learned_served() {
+    local listed
+    listed=$(learn list) || die "learn list failed"
+    case $listed in
+        "pets [ready]: cat (1), dog (1);"*) ;;
+        *) die "the service lists: $listed" ;;
+    esac
+}
+for class in cat dog; do
+    learn add pets "$class" "/srv/images/imprinting/${class}_train_0.bmp" >/dev/null ||
+        die "teaching $class failed"
+done
+learned_served
+state_file=$machine/var/lib/private/edge-server/learned/pets.learned
+[ -f "$state_file" ] || die "no $state_file: the learned model is not in the StateDirectory"
+owner=$(stat -c %u "$state_file")
+[ "$owner" = "$uid" ] || die "the learned model belongs to uid $owner, not the service's $uid"
+log "taught pets (cat, dog): $state_file, owned by the service's uid $owner"
 
 # The unit's RestartSec: how long systemd waits before it starts the service again.
 restart_sec=$(grep -oP '^RestartSec=\K\d+$' "$src/systemd/edge-server.service")
@@ -126,6 +156,8 @@ fi
 restarts=$(inside systemctl show -p NRestarts --value edge-server.service)
 log "restarted by systemd: pid $main_pid -> $new_pid, NRestarts=$restarts"
 check_service
+learned_served
+log "the learned model is served again after the kill -9"
 
 log "a bad setting: the service stops with status 2 and is not restarted in a loop"
 settings=$machine/etc/edge-server/edge-server.env
@@ -157,13 +189,16 @@ cp "$run/settings.good" "$settings"
 log "install.sh again (upgrade in place; also restarts the failed service)"
 inside /srv/edge-server/systemd/install.sh --wheels /srv/wheels --models-from /srv/models
 check_service
+learned_served
 
 log "install.sh --uninstall"
 inside /srv/edge-server/systemd/install.sh --uninstall
 [ ! -e "$machine/etc/systemd/system/edge-server.service" ] || die "the unit is still installed"
 [ ! -e "$machine/opt/edge-server" ] || die "/opt/edge-server is still there"
 [ -f "$machine/etc/edge-server/edge-server.env" ] || die "--uninstall removed the settings"
-if python3 "$src/deploy/probe.py" "$url" "$photo" "military uniform" --timeout 2 2>/dev/null; then
+[ -f "$state_file" ] || die "--uninstall removed the learned classes"
+if python3 "$src/deploy/probe.py" "$url" "$photo" "military uniform" --timeout 2 \
+    --api-key-file "$run/api-key" 2>/dev/null; then
     die "something still answers on $url"
 fi
 log "systemd proof passed in $((SECONDS - started)) s"

@@ -7,7 +7,8 @@
 # --models-from SRC   copy the model from a folder (USB stick) or a base URL instead of the
 #                     official URL; the catalog's sha256 is checked either way
 # --uninstall         stop and remove the service and /opt/edge-server; --purge also removes
-#                     the settings in /etc/edge-server
+#                     the settings in /etc/edge-server and the learned classes in
+#                     /var/lib/edge-server
 set -euo pipefail
 
 PREFIX=/opt/edge-server
@@ -38,8 +39,9 @@ if [ -n "$uninstall" ]; then
         systemctl daemon-reload
     fi
     rm -rf "$PREFIX"
-    [ -n "$purge" ] && rm -rf "$CONF"
-    echo "edge-server removed${purge:+ with its settings}${purge:-; settings kept in $CONF}"
+    # DynamicUser keeps the StateDirectory under /var/lib/private, behind a symlink.
+    [ -n "$purge" ] && rm -rf "$CONF" /var/lib/edge-server /var/lib/private/edge-server
+    echo "edge-server removed${purge:+ with its settings and learned classes}${purge:-; settings kept in $CONF, learned classes in /var/lib/edge-server}"
     exit 0
 fi
 
@@ -67,6 +69,11 @@ case $model in
     *) "$PREFIX/bin/edge-server" models pull ${model:+"$model"} --models-dir "$PREFIX/models" \
         ${models_from:+--from "$models_from"} ;;
 esac
+# The embedding model learned classes are built on; without it the service still serves, and
+# teaching answers 503 saying how to pull it.
+"$PREFIX/bin/edge-server" models pull embedder --models-dir "$PREFIX/models" \
+    ${models_from:+--from "$models_from"} ||
+    echo "install.sh: no embedding model pulled; learned classes wait for it"
 
 install -m 0644 "$SRC/systemd/edge-server.service" "$UNIT"
 systemctl daemon-reload
