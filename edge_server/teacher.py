@@ -17,7 +17,7 @@ import numpy as np
 from .client import Client, ClientError
 from .config.settings import Settings
 from .core.errors import ServiceError
-from .core.imprinting import Method, few_shot_accuracy
+from .core.imprinting import Method, few_shot_accuracy, few_shot_unknown
 from .core.region import parse_region
 from .serving.auth import ApiKeys
 from .serving.learned_models import describe
@@ -200,6 +200,9 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 for method, _ in METHODS
             },
+            "unknown": round(
+                few_shot_unknown(np.stack(embeddings), labels, shots, trials=args.draws), 4
+            ),
             "short_classes": sorted(c for c in photos if labels.count(c) <= shots),
         }
         for shots in SHOTS
@@ -232,11 +235,17 @@ def _print_table(
 ) -> None:
     counts = ", ".join(f"{c} {labels.count(c)}" for c in photos)
     print(f"photos: {counts}; each held out in turn, {draws} random draws of the examples")
-    print(f"{'examples per class':>18}  " + "  ".join(f"{title:>19}" for _, title in METHODS))
+    titles = [title for _, title in METHODS] + ["unknown (served)"]
+    print(f"{'examples per class':>18}  " + "  ".join(f"{title:>19}" for title in titles))
     for row in rows:
         mark = "*" if row["short_classes"] else " "
-        cells = "  ".join(f"{row[method] * 100:>18.1f}%" for method, _ in METHODS)
+        values = [row[method] for method, _ in METHODS] + [row["unknown"]]
+        cells = "  ".join(f"{value * 100:>18.1f}%" for value in values)
         print(f"{row['examples_per_class']:>17}{mark}  {cells}")
+    print(
+        "unknown: how often a photo of a learned class falls under the calibrated threshold "
+        "and would be answered unknown"
+    )
     if any(row["short_classes"] for row in rows):
         print("* some classes have no more photos than that: they use all but the held-out one")
 

@@ -13,7 +13,7 @@ Pure functions on numpy arrays; storage, the model file and the HTTP surface are
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -211,22 +211,51 @@ def few_shot_accuracy(
     For each photo, `shots` other photos of each class (fewer if a class has fewer) are drawn
     at random, `trials` times, and the photo is classified among the classes with them.
     """
-    units = unit_rows(embeddings)
-    names = np.asarray(labels)
+    units, names = unit_rows(embeddings), np.asarray(labels)
+    hits = [
+        predict(units[held : held + 1], units[chosen], names[chosen], method)[0] == names[held]
+        for held, chosen in _draws(names, shots, trials, seed)
+    ]
+    return sum(hits) / len(hits) if hits else float("nan")
+
+
+def few_shot_unknown(
+    embeddings: npt.NDArray[Any],
+    labels: Sequence[str],
+    shots: int,
+    *,
+    trials: int = 20,
+    seed: int = 0,
+) -> float:
+    """How often a held-out photo of a learned class would be answered `unknown`: its best
+    cosine to the class means under the threshold calibrated from the drawn examples (the
+    same draws as `few_shot_accuracy`)."""
+    units, names = unit_rows(embeddings), np.asarray(labels)
+    misses = []
+    for held, chosen in _draws(names, shots, trials, seed):
+        classes = {str(c): units[chosen][names[chosen] == c] for c in np.unique(names[chosen])}
+        means = np.stack([class_mean(rows) for rows in classes.values()])
+        threshold = calibrated_threshold(classes).value
+        misses.append(float((means @ units[held]).max()) < threshold)
+    return sum(misses) / len(misses) if misses else float("nan")
+
+
+def _draws(
+    names: npt.NDArray[Any], shots: int, trials: int, seed: int
+) -> Iterator[tuple[int, npt.NDArray[np.intp]]]:
+    """(held-out photo, the photos drawn to learn from) of each trial, reproducibly."""
     rng = np.random.default_rng(seed)
-    correct = total = 0
-    for held in range(len(units)):
-        pool = {
-            c: np.flatnonzero((names == c) & (np.arange(len(names)) != held)) for c in set(labels)
-        }
-        pool = {c: rows for c, rows in pool.items() if len(rows)}
-        if names[held] not in pool:
+    classes = sorted(set(names.tolist()))  # sorted: draws must not follow hash order
+    everyone = np.arange(len(names))
+    for held in range(len(names)):
+        pool = [np.flatnonzero((names == c) & (everyone != held)) for c in classes]
+        pool = [rows for rows in pool if len(rows)]
+        if not any(names[held] == names[rows[0]] for rows in pool):
             continue  # a class of one photo cannot be learned without it
         for _ in range(trials):
-            chosen = np.concatenate(
-                [rng.choice(rows, min(shots, len(rows)), replace=False) for rows in pool.values()]
+            yield (
+                held,
+                np.concatenate(
+                    [rng.choice(rows, min(shots, len(rows)), replace=False) for rows in pool]
+                ),
             )
-            guess = predict(units[held : held + 1], units[chosen], names[chosen], method)[0]
-            correct += int(guess == names[held])
-            total += 1
-    return correct / total if total else float("nan")

@@ -17,6 +17,9 @@ from edge_server.core.imprinting import (
     calibrated_threshold,
     class_mean,
     class_means,
+    few_shot_accuracy,
+    few_shot_unknown,
+    head,
     normalized,
 )
 
@@ -87,3 +90,35 @@ def test_the_rules_with_few_examples() -> None:
     assert single.value == pytest.approx(0.68) and "+ 0.08" in single.rule
     assert np.allclose(class_mean([a * 3, a]), a)
     assert not normalized(np.zeros(4)).any()
+
+
+def test_few_shot_measures_on_corals_photos(
+    embed: Callable[[Path], Vector], images_dir: Path
+) -> None:
+    """Leave-one-out on Coral's 7 photos: both methods 100 % with one example a class; the
+    unknown share is a fraction; the same numbers on every call (draws in a fixed order)."""
+    folder = images_dir / "imprinting"
+    names = sorted(p.stem for p in folder.glob("*.bmp"))
+    embeddings = np.stack([embed(folder / f"{n}.bmp") for n in names])
+    labels = [n.split("_")[0] for n in names]
+    for method in ("mean", "nearest"):
+        assert few_shot_accuracy(embeddings, labels, 1, method, trials=5) == 1.0
+    unknown = few_shot_unknown(embeddings, labels, 1, trials=5)
+    assert 0.0 <= unknown <= 1.0
+    assert few_shot_unknown(embeddings, labels, 1, trials=5) == unknown
+    shuffled = list(reversed(range(len(labels))))
+    again = few_shot_accuracy(embeddings[shuffled], [labels[i] for i in shuffled], 2, "mean")
+    assert again == few_shot_accuracy(
+        embeddings[shuffled], [labels[i] for i in shuffled], 2, "mean"
+    )
+
+
+def test_a_head_puts_unknown_first_exactly_under_the_threshold() -> None:
+    """Head.scores: probabilities over unknown and the classes; unknown wins only when no
+    class's cosine reaches the threshold."""
+    learned = head({"a": np.array([[1.0, 0.0]]), "b": np.array([[0.0, 1.0]])}, 0.8)
+    assert learned.labels == [UNKNOWN, "a", "b"]
+    near_a = learned.scores(np.array([0.95, 0.31]))
+    assert near_a.argmax() == 1 and near_a.sum() == pytest.approx(1.0)
+    between = learned.scores(np.array([0.7, 0.7]))  # cosine 0.707 to each: under 0.8
+    assert between.argmax() == 0
