@@ -116,6 +116,7 @@ class ServerProcess:
         *,
         open_files: int | None = None,
         log_path: Path | None = None,
+        file_size: int | None = None,
     ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -138,8 +139,9 @@ class ServerProcess:
             stdout=subprocess.PIPE if log_file is None else log_file,
             stderr=subprocess.STDOUT,
             text=True,
-            # An open-file limit (soft and hard), as a service manager would set.
-            preexec_fn=None if open_files is None else _limit_files(open_files),
+            # An open-file limit (soft and hard), as a service manager would set; a file-size
+            # limit stands for a full disk (the kernel refuses writes past it with EFBIG).
+            preexec_fn=_limits(open_files, file_size),
         )
         if log_file is not None:
             log_file.close()  # the child has its own copy
@@ -195,9 +197,15 @@ def fake_pi(root: Path, *, throttled: str | None = "50005\n") -> Path:
     return root
 
 
-def _limit_files(limit: int) -> Callable[[], None]:
+def _limits(open_files: int | None, file_size: int | None) -> Callable[[], None] | None:
+    if open_files is None and file_size is None:
+        return None
+
     def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+        if file_size is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
 
     return apply
 

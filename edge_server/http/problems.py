@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -90,7 +91,8 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
         # served by several routes (GET, PUT, PATCH, DELETE of /v1/learned/{name}) allows
         # all their methods.
         given = {m.strip() for m in (headers or {}).get("Allow", "").split(",") if m.strip()}
-        allowed = given | _documented_methods(request)
+        # The schema is built once, on the first 405, off the event loop (0.2 s on a desktop).
+        allowed = given | await asyncio.to_thread(_documented_methods, request)
         headers = {**(headers or {}), "Allow": ", ".join(sorted(allowed))}
     return problem_response(request, exc.status_code, str(exc.detail), headers)
 

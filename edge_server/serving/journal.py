@@ -20,6 +20,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 KIND = "edge-server learned model"
+# A learned model's name: a file name, a URL segment and a topic segment.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 VERSION = 1
 SUFFIX = ".learned"
 MAX_LINE = 16 * 1024 * 1024  # one request's examples with their thumbnails fit many times

@@ -14,10 +14,9 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import tempfile
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -51,7 +50,7 @@ from .specs import cpu_share, spec_for
 
 log = logging.getLogger("edge_server")
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+NAME = journal.MODEL_NAME
 THUMBNAIL_SIDE = 128
 _LABEL_PUNCTUATION = set(" ._-'")
 
@@ -166,6 +165,17 @@ class LearnedModels:
         for path in sorted(folder.glob(f"*{journal.SUFFIX}")):
             model = await asyncio.to_thread(self._read, path)
             self.models[model.name] = model
+            if model.status is Status.ready and (
+                model.name in self.repository.names() or lookup(model.name) is not None
+            ):
+                # EDGE_MODEL or the models config came to serve a model of this name since
+                # it was taught: the served model keeps the name.
+                model.status = Status.unusable
+                model.problem = (
+                    f"{model.name!r} is now the name of a served or catalog model; export this "
+                    "one and import it under another name, or delete it"
+                )
+                log.error("learned model %s is not served: %s", model.name, model.problem)
         if any(m.status is Status.ready for m in self.models.values()):
             try:
                 embedder = await self.embedder()
@@ -368,18 +378,21 @@ class LearnedModels:
         async with self._lock:
             self.check_room(name, label, len(examples))
             model = self.models.get(name)
-            if model is None:
-                header = self._header(name, embedder)
-                path = folder / f"{name}{journal.SUFFIX}"
-                line = journal.header_line(header)
-                await asyncio.to_thread(storage.write_atomically, path, [line])
-                model = LearnedModel(name, path, header=header, size=len(line))
-                self.models[name] = model
-                log.info("created learned model %s", name)
             record = journal.add_line(
                 label, [(e.embedding.tobytes(), e.thumbnail) for e in examples]
             )
-            await self._append(model, record)
+            if model is None:
+                # A new model's file is its header and its first examples, written whole or
+                # not at all: a failure leaves no empty model behind.
+                header = self._header(name, embedder)
+                path = folder / f"{name}{journal.SUFFIX}"
+                line = journal.header_line(header)
+                await self._stored(name, storage.write_atomically, path, [line, record])
+                model = LearnedModel(name, path, header=header, size=len(line) + len(record))
+                self.models[name] = model
+                log.info("created learned model %s", name)
+            else:
+                await self._append(model, record)
             rows = np.stack([e.embedding.reshape(-1) for e in examples])
             old = model.classes.get(label)
             new_class = old is None
@@ -429,7 +442,7 @@ class LearnedModels:
         """The model's export (its live records) in a temporary file, read from the start; the
         caller closes it. Written off the event loop; a delete afterwards does not cut it."""
         model = self.get(name)
-        return await asyncio.to_thread(_export, model.path)
+        return await asyncio.to_thread(_export, model.path, self.require())
 
     async def import_file(
         self, name: str, chunks: AsyncIterator[bytes]
@@ -478,13 +491,13 @@ class LearnedModels:
                     self._refuse("bad_file")
                     raise Conflict(f"this export cannot be served here: {problem}")
                 # The header names the model it was exported from; it is stored as `name`.
-                await asyncio.to_thread(_rewrite_header, temp, header)
+                await self._stored(name, _rewrite_header, temp, header)
             async with self._lock:
                 existing = self.models.get(name)
                 if existing is None:
                     self.check_room(name, "", 0)
                 path = folder / f"{name}{journal.SUFFIX}"
-                await asyncio.to_thread(storage.install_file, temp, path)
+                await self._stored(name, storage.install_file, temp, path)
                 model = existing or LearnedModel(name, path)
                 model.status, model.problem, model.path = Status.ready, "", path
                 self._take(model, await asyncio.to_thread(journal.read_file, path))
@@ -545,6 +558,17 @@ class LearnedModels:
             header.embedder,
             contents.header.embedder,
         )
+
+    async def _stored(self, name: str, write: Callable[..., None], *args: Any) -> None:
+        """A file write off the event loop; OSError (a full disk...) becomes 507."""
+        try:
+            await asyncio.to_thread(write, *args)
+        except OSError as exc:
+            log.error("learned model %s: a change was not stored: %s", name, exc)
+            raise StorageFailed(
+                f"the change to {name!r} could not be stored ({exc.strerror or exc}); "
+                "nothing of it was kept"
+            ) from exc
 
     async def _append(self, model: LearnedModel, record: bytes) -> None:
         """Append one record, synced; a failure keeps nothing (507), and a file that cannot
@@ -622,8 +646,10 @@ def _mismatch(header: Header, embedder: Engine) -> str:
     return ""
 
 
-def _export(path: Path) -> IO[bytes]:
-    out = tempfile.TemporaryFile()  # noqa: SIM115  # handed to the caller, who closes it
+def _export(path: Path, folder: Path) -> IO[bytes]:
+    # In the data folder (unnamed: nothing is left by a crash), not /tmp: a small tmpfs in the
+    # container and the stack, and RAM.
+    out = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115  # the caller closes it
     try:
         with open(path, "rb") as source:
             for line in journal.live_lines(source):

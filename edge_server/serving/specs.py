@@ -37,6 +37,7 @@ from ..core.errors import StartupError
 from ..core.imaging import ResizeMode
 from ..core.threads import available_cpus
 from .catalog import catalog_labels, known_names, lookup, resolve_model
+from .journal import MODEL_NAME
 
 # Names travel in URL paths, query strings and MQTT topics: keep them plain.
 log = logging.getLogger("edge_server")
@@ -280,7 +281,8 @@ def _source_mapping(settings: Settings) -> dict[str, list[str]]:
                 continue
             # Not served: a learned model (taught already, or to be taught), never a catalog
             # model that is simply not loaded.
-            if settings.data_dir is None or lookup(model) is not None or not _NAME.fullmatch(model):
+            learnable = MODEL_NAME.fullmatch(model) is not None and lookup(model) is None
+            if settings.data_dir is None or not learnable:
                 raise StartupError(
                     f"MQTT source {source!r} is mapped to {model!r}, which is not served "
                     f"(served: {', '.join(spec.name for spec in specs)})",

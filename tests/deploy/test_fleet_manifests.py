@@ -293,3 +293,27 @@ def test_optional_service_monitor_scrapes_the_service_metrics_route() -> None:
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] in [p["name"] for p in service["spec"]["ports"]]
     assert endpoint["path"] == route_path(api.metrics)
+
+
+def test_the_init_container_hands_the_folder_over_with_chown_alone(tmp_path: Path) -> None:
+    """Its own script, run as root holding no capability but CHOWN (setpriv): a root-owned
+    folder becomes the image user's with mode 0700, and a second start is a no-op, not an
+    EPERM that would keep the pods from starting."""
+    (init,) = one("base", "DaemonSet")["spec"]["template"]["spec"]["initContainers"]
+    folder = tmp_path / "data"
+    folder.mkdir(mode=0o755)
+    assert folder.stat().st_uid == 0  # the tests run as root, as kubelet creates it
+    script = init["command"][-1].replace("/data", str(folder))
+    command = ["setpriv", "--bounding-set", "-all,+chown", "--inh-caps", "-all"]
+    for _ in range(2):  # the first start of the pod, then a restart
+        done = subprocess.run(
+            [*command, sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    uid, gid = docker("USER").split(":")
+    stat = folder.stat()
+    assert (stat.st_uid, stat.st_gid, stat.st_mode & 0o777) == (int(uid), int(gid), 0o700)

@@ -405,3 +405,32 @@ def test_an_export_from_another_embedding_model_is_embedded_anew(
     ]
     assert _top(learned, "anew", bmp("cat_test_0")) == "cat"
     assert learned.delete("/v1/learned/anew").status_code == 204
+
+
+def test_a_served_model_keeps_its_name_over_a_learned_one(
+    models_dir: Path, runtime: str, tmp_path: Path, bmp: Bmp
+) -> None:
+    """A learned `doorbell`, then a models config that serves a model named doorbell: after
+    the restart the configured model answers to the name and the learned one is unusable."""
+
+    def settings(**values: object) -> Settings:
+        common: dict[str, object] = {
+            "models_dir": models_dir,
+            "runtime": RuntimeChoice(runtime),
+            "num_threads": 1,
+            "data_dir": tmp_path / "data",
+            "api_key": KEY,
+        }
+        return Settings(**common, **values)  # type: ignore[arg-type]  # checked by pydantic
+
+    with in_process(create_app(settings(model=[SMALL_MODEL]))) as first:
+        first.headers.update(HEADERS)
+        _teach(first, "doorbell", "cat", [bmp("cat_train_0")])
+    config = tmp_path / "models.toml"
+    config.write_text('[models.doorbell]\nmodel = "tiny"\n')
+    with in_process(create_app(settings(models_config=config))) as second:
+        second.headers.update(HEADERS)
+        (learned,) = second.get("/v1/learned").json()["models"]
+        assert learned["status"] == "unusable" and "served" in learned["problem"]
+        served = second.get("/v1/models/doorbell").json()
+        assert served["labels"] == 1001  # the configured classifier, not the learned classes

@@ -369,3 +369,34 @@ def test_the_local_commands_keep_off_a_running_servers_folder(
     )
     assert refused.returncode == 1 and "unknown" in refused.stderr, refused.stderr
     assert [p.name for p in (tmp_path / "free" / "learned").iterdir()] == [".lock"]
+
+
+def test_a_full_disk_keeps_nothing_and_the_server_serves_on(
+    tmp_path: Path, images_dir: Path, models_dir: Path, runtime: str
+) -> None:
+    """Files may not grow past 4 kB (the kernel's EFBIG, as from a full disk): a new model's
+    first examples are a 507 and leave no file and no model; classify serves on."""
+    process = ServerProcess(
+        server_env(models_dir, runtime, model=SMALL_MODEL, data_dir=str(tmp_path), api_key=KEY),
+        free_port(),
+        file_size=4096,
+    )
+    try:
+        process.wait_ready()
+        photo = _bmp(images_dir, "cat_train_0")
+        taught = httpx.post(
+            process.url + "/v1/learned/pets/examples",
+            headers=HEADERS,
+            data={"label": "cat"},
+            files=[("image", ("c.bmp", photo))],
+            timeout=60,
+        )
+        assert taught.status_code == 507, taught.text
+        assert "nothing of it was kept" in taught.json()["detail"]
+        assert httpx.get(process.url + "/v1/learned", headers=HEADERS).json() == {"models": []}
+        assert [p.name for p in (tmp_path / "learned").iterdir()] == [".lock"]
+        answer = Client(process.url, api_key=KEY).classify(photo)
+        assert answer.model.name == SMALL_MODEL
+    finally:
+        process.stop()
+    assert "a change was not stored" in process.log
