@@ -10,6 +10,8 @@
 #     task is killed, a node is drained and restored, the service is updated to a new image
 #     version, and updated to a version that never turns ready (rolled back by Swarm): none may
 #     fail, except answers cut mid-body by the SIGKILL of the task that was sending them
+#   - classes taught on each node before all that are still served by both after it (each
+#     node's `edge-data` volume)
 # Every wait is derived from the timings it waits for (the deployed service's health check,
 # stop grace period, restart, update and rollback settings; the front door's check settings),
 # with a stated margin; when one runs out, what Swarm reports is printed.
@@ -310,6 +312,18 @@ wrong=$(status -H "X-API-Key: not-the-key-but-long-enough")
 log "API key from the Docker secret: $without without a key, $wrong with a wrong one, $with with it"
 [ "$without/$wrong/$with" = 401/401/200 ] || die "the API key is not enforced"
 
+# Learned classes, taught on each Pi (each keeps its own in the stack's `edge-data` volume):
+# they must outlive the kill, the drain, the update and the rollback below.
+learned() { in_door python3 "$src/deploy/learned.py" "$@" --api-key-file "$run/api-keys.txt"; }
+for i in 0 1; do
+    for class in cat dog; do
+        learned "http://${addrs[$i]}:8080" teach pets "$class" \
+            "$images/imprinting/${class}_train_0.bmp" >"$run/taught" ||
+            die "teaching $class on ${nodes[$i]} failed"
+    done
+done
+log "taught pets on each Pi: $(cat "$run/taught")"
+
 memory=$(for i in 0 1; do on "$i" stats --no-stream --format '{{.MemUsage}}'; done | paste -sd ';')
 log "memory per task (usage / limit): $memory"
 
@@ -507,5 +521,11 @@ log "the never-ready tasks ended with: ${why:-no error recorded}"
 case "$why" in *unhealthy*) ;; *) die "no never-ready task failed its health check" ;; esac
 [ "$versions" = "$image-v2 $image-v2" ] || die "not both nodes run $image-v2 after the rollback"
 load_done rollback
+
+for i in 0 1; do
+    kept=$(learned "http://${addrs[$i]}:8080" classes pets) || die "no pets on ${nodes[$i]}"
+    [ "$kept" = "cat:1,dog:1" ] || die "${nodes[$i]} kept $kept of pets, not cat:1,dog:1"
+done
+log "learned classes kept on both Pis through the kill, drain, update and rollback: $kept"
 
 log "swarm proof passed in $((SECONDS - started)) s"
