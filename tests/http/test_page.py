@@ -6,82 +6,34 @@ Screenshots go to test-artifacts/ (git-ignored) for a person to look at.
 from __future__ import annotations
 
 import base64
-import os
 import re
-import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Request, sync_playwright
+from playwright.sync_api import BrowserContext, Page
 
-from conftest import DEFAULT_MODEL, DETECTOR, ROOT, ServerProcess, free_port, server_env
+from conftest import DEFAULT_MODEL, DETECTOR, ServerProcess, free_port, server_env
+from support.browser import chromium_context, requests_outside, screenshot
 
 BIRDS = "mobilenet_v2_1.0_224_inat_bird_quant"
-
-ARTIFACTS = ROOT / "test-artifacts"
-# Chromium must not phone home during the test: the page is meant for an offline LAN.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _chromium() -> str:
-    path = os.environ.get("EDGE_TEST_CHROMIUM") or shutil.which("chromium")
-    if not path:
-        # Fail, never skip: CI installs chromium, and a skipped browser test proves nothing.
-        pytest.fail(
-            "no chromium found; install Debian's (apt-get install chromium) or set "
-            "EDGE_TEST_CHROMIUM",
-            pytrace=False,
-        )
-    return path
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """A headless Chromium with a fresh profile."""
-    executable = _chromium()
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=executable,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-        )
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
         yield context
-        context.close()
 
 
 @pytest.fixture
 def page(browser: BrowserContext, server: ServerProcess) -> Iterator[tuple[Page, list[str]]]:
     """A new tab, and the list of every http(s) URL it requests outside the server."""
     tab = browser.new_page()
-    outside: list[str] = []
-
-    def record(request: Request) -> None:
-        if request.url.startswith(("http:", "https:")) and not request.url.startswith(server.url):
-            outside.append(request.url)
-
-    tab.on("request", record)
-    yield tab, outside
+    yield tab, requests_outside(tab, server.url)
     tab.close()
-
-
-def _screenshot(tab: Page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    tab.screenshot(path=str(path), full_page=True)
-    return path
 
 
 def test_page_classifies_an_uploaded_photo(
@@ -100,7 +52,7 @@ def test_page_classifies_an_uploaded_photo(
     assert "inference" in tab.locator("#timing").inner_text()
     assert DEFAULT_MODEL in tab.locator("#model").inner_text()
     assert tab.locator("#preview").evaluate("e => e.naturalWidth") == 512
-    assert _screenshot(tab, "page-grace_hopper.png").stat().st_size > 10_000
+    assert screenshot(tab, "page-grace_hopper.png").stat().st_size > 10_000
     assert outside == []
 
 
@@ -157,7 +109,7 @@ def test_docs_render_without_the_internet(
     tab.locator(".opblock").first.wait_for(timeout=30_000)
     paths = tab.locator(".opblock-summary-path").all_inner_texts()
     assert {"/classify", "/classify/batch", "/v1/vision/scene"} <= {p.strip() for p in paths}
-    _screenshot(tab, "docs.png")
+    screenshot(tab, "docs.png")
     assert outside == []
 
 
@@ -191,7 +143,7 @@ def test_page_offers_the_models_and_classifies_with_the_chosen_one(
         first = tab.locator("#results li").first
         first.wait_for(timeout=30_000)
         label = first.locator(".label").inner_text()
-        _screenshot(tab, "page-models.png")
+        screenshot(tab, "page-models.png")
     assert options == [f"{DEFAULT_MODEL} (default)", BIRDS]
     assert label == "Ara macao (Scarlet Macaw)"
 
@@ -213,7 +165,7 @@ def test_page_draws_the_boxes_of_a_chosen_detector(
         listed = tab.locator("#results .label").all_inner_texts()
         photo = tab.locator("#preview").bounding_box()
         drawn = [box.bounding_box() for box in boxes.all()]
-        _screenshot(tab, "page-detections.png")
+        screenshot(tab, "page-detections.png")
     assert len(tags) == 10 and all(re.fullmatch(r"(person|kite) \d+%", t) for t in tags), tags
     assert Counter(listed) == {"person": 7, "kite": 3}
     # The photo is shown scaled down, and each box sits where its fractions put it on it.

@@ -6,30 +6,17 @@ The screenshot goes to test-artifacts/ (git-ignored) for a person to look at.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import BrowserContext, Dialog, Page, Request, sync_playwright
+from playwright.sync_api import BrowserContext, Dialog, Page
 
-from conftest import ROOT, ServerProcess, free_port, server_env
+from conftest import ServerProcess, free_port, server_env
+from support.browser import chromium_context, requests_outside, screenshot
 
 KEY = "teach-page-test-key-0123456789"
-ARTIFACTS = ROOT / "test-artifacts"
-# Chromium must not phone home during the test: the page is meant for an offline LAN.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -47,23 +34,8 @@ def learning_server(models_dir: Path, runtime: str, tmp_path: Path) -> Iterator[
 @pytest.fixture
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """A headless Chromium with a fresh profile (so no API key is remembered)."""
-    executable = os.environ.get("EDGE_TEST_CHROMIUM") or shutil.which("chromium")
-    if not executable:
-        # Fail, never skip: CI installs chromium, and a skipped browser test proves nothing.
-        pytest.fail(
-            "no chromium found; install Debian's (apt-get install chromium) or set "
-            "EDGE_TEST_CHROMIUM",
-            pytrace=False,
-        )
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=executable,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-        )
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
         yield context
-        context.close()
 
 
 def _classes(tab: Page) -> dict[str, str]:
@@ -81,19 +53,13 @@ def test_teach_view_learns_lists_tries_and_deletes_classes(
     server = learning_server
     server.wait_ready()
     tab = browser.new_page()
-    outside: list[str] = []
-
-    def record(request: Request) -> None:
-        if request.url.startswith(("http:", "https:")) and not request.url.startswith(server.url):
-            outside.append(request.url)
-
+    outside = requests_outside(tab, server.url)
     questions: list[str] = []
 
     def accept(dialog: Dialog) -> None:
         questions.append(dialog.message)
         dialog.accept()
 
-    tab.on("request", record)
     photos = images_dir / "imprinting"
     try:
         tab.goto(server.url + "/#teach")
@@ -140,8 +106,7 @@ def test_teach_view_learns_lists_tries_and_deletes_classes(
         tab.locator('#model-choice option[value="my_things"]').wait_for(
             state="attached", timeout=30_000
         )
-        ARTIFACTS.mkdir(exist_ok=True)
-        tab.screenshot(path=str(ARTIFACTS / "page-teach.png"), full_page=True)
+        screenshot(tab, "page-teach.png")
 
         # Deleting a class asks first, then the list no longer holds it.
         tab.once("dialog", accept)
