@@ -41,36 +41,26 @@ def register(commands: Any, remote_flags: Flags, settings_flags: SettingsFlags) 
     """Add `learn` and its actions to the command's subparsers."""
     learn = commands.add_parser("learn", help="learned classes: teach, list, export, evaluate")
     actions = learn.add_subparsers(dest="learn_command", required=True, metavar="ACTION")
-    local = ("data_dir", "embedder", "models_dir", "runtime")
 
-    add = actions.add_parser("add", help="teach class LABEL of learned model NAME from photos")
-    add.add_argument("name", metavar="NAME")
-    add.add_argument("label", metavar="LABEL")
+    def action(name: str, help: str, run: Callable[..., int], *arguments: str) -> Any:
+        """An action that works on EDGE_DATA_DIR, or on a server with --url."""
+        parser = actions.add_parser(name, help=help)
+        for argument in arguments:
+            parser.add_argument(argument.lower(), metavar=argument)
+        remote_flags(parser)
+        settings_flags(parser, ("data_dir", "embedder", "models_dir", "runtime"))
+        parser.set_defaults(run=run)
+        return parser
+
+    add = action(
+        "add", "teach class LABEL of learned model NAME from photos", _add, "NAME", "LABEL"
+    )
     add.add_argument("photos", nargs="+", metavar="PHOTO")
     add.add_argument("--crop", metavar="X0,Y0,X1,Y1", help="the same region of every photo")
-    remote_flags(add)
-    settings_flags(add, local)
-    add.set_defaults(run=_add)
-
-    listing = actions.add_parser("list", help="the learned models and their classes")
+    listing = action("list", "the learned models and their classes", _list)
     listing.add_argument("--json", action="store_true", help="print JSON for scripts")
-    remote_flags(listing)
-    settings_flags(listing, local)
-    listing.set_defaults(run=_list)
-
-    export = actions.add_parser("export", help="write learned model NAME to FILE (a backup)")
-    export.add_argument("name", metavar="NAME")
-    export.add_argument("file", metavar="FILE")
-    remote_flags(export)
-    settings_flags(export, local)
-    export.set_defaults(run=_export)
-
-    imported = actions.add_parser("import", help="create or replace NAME from an export FILE")
-    imported.add_argument("name", metavar="NAME")
-    imported.add_argument("file", metavar="FILE")
-    remote_flags(imported)
-    settings_flags(imported, local)
-    imported.set_defaults(run=_import)
+    action("export", "write learned model NAME to FILE (a backup)", _export, "NAME", "FILE")
+    action("import", "create or replace NAME from an export FILE", _import, "NAME", "FILE")
 
     evaluate = actions.add_parser(
         "evaluate",
@@ -95,13 +85,14 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
             return _fail(f"{name}: {exc.strerror or exc}")
     if args.url:
         return _remote(
-            args, lambda client: client.learn(args.name, args.label, photos, crop=args.crop)
+            args,
+            lambda client: client.learn(args.name, args.label, photos, crop=args.crop),
+            _print_model,
         )
     region = parse_region(args.crop) if args.crop else None
 
     async def learn(service: Service) -> LearnedModelDescription:
-        label = args.label
-        return describe(await service.learn(args.name, label, photos, region))
+        return describe(await service.learn(args.name, args.label, photos, region))
 
     return _local(settings, learn, _print_model)
 
@@ -287,16 +278,13 @@ def _local(
 def _remote(
     args: argparse.Namespace,
     ask: Callable[[Client], T],
-    show: Callable[[T], None] | None = None,
+    show: Callable[[T], None],
 ) -> int:
     try:
         result = ask(Client(args.url, api_key=args.api_key, timeout=args.timeout))
     except ClientError as exc:
         return _fail(str(exc))
-    if show is not None:
-        show(result)
-    elif isinstance(result, LearnedModelDescription):
-        _print_model(result)
+    show(result)
     return 0
 
 

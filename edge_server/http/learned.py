@@ -15,7 +15,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from ..core.errors import BadRequest, Forbidden, UnsupportedMediaType
 from ..core.region import parse_region
-from ..serving.learned_models import check_label, check_name, describe
+from ..serving.learned_models import check_name, describe
 from ..serving.schemas import LearnedModelDescription, LearnedModelList, ThresholdChange
 from ..serving.service import Service
 from . import problems
@@ -110,11 +110,6 @@ async def add_examples(
             if not isinstance(label, str):
                 service.learned.refused("bad_label")
                 raise BadRequest("the form needs a text field 'label' naming the class")
-            try:
-                label = check_label(label, settings.learned_max_label)
-            except BadRequest:
-                service.learned.refused("bad_label")
-                raise
             files = [
                 await value.read()
                 for field in IMAGE_FIELDS

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import logging
 import os
 import tempfile
 import unicodedata
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +51,7 @@ from .schemas import LearnedClass, LearnedModelDescription
 from .specs import cpu_share, spec_for
 
 log = logging.getLogger("edge_server")
+T = TypeVar("T")
 
 NAME = journal.MODEL_NAME
 THUMBNAIL_SIDE = 128
@@ -338,42 +341,53 @@ class LearnedModels:
         model = self.models.get(name)
         if model is None:
             if name in self.repository.names() or lookup(name) is not None:
-                self._refuse("bad_name")
+                self.refused("bad_name")
                 raise Conflict(
                     f"{name!r} is the name of a served or catalog model; name the learned "
                     "model otherwise"
                 )
             if len(self.models) >= settings.learned_max_models:
-                self._refuse("limit")
+                self.refused("limit")
                 raise Conflict(
                     f"{len(self.models)} learned models are kept, the most allowed "
                     f"(EDGE_LEARNED_MAX_MODELS={settings.learned_max_models}); delete one first"
                 )
             return
         if model.status is not Status.ready:
-            self._refuse("unusable")
+            self.refused("unusable")
             raise Conflict(f"learned model {name!r} is not usable: {model.problem}")
         have = len(model.classes.get(label, ()))
         if not have and len(model.classes) >= settings.learned_max_classes:
-            self._refuse("limit")
+            self.refused("limit")
             raise Conflict(
                 f"{name!r} has {len(model.classes)} classes, the most allowed "
                 f"(EDGE_LEARNED_MAX_CLASSES={settings.learned_max_classes}); delete one first"
             )
         if have + count > settings.learned_max_examples:
-            self._refuse("limit")
+            self.refused("limit")
             raise Conflict(
                 f"class {label!r} of {name!r} has {have} examples; {count} more would pass "
                 f"EDGE_LEARNED_MAX_EXAMPLES={settings.learned_max_examples}; delete the class "
                 "to start it again"
             )
 
+    def checked(self, name: str, label: str) -> str:
+        """The label in its normal form, once it and the model's name pass (400, counted)."""
+        try:
+            check_name(name)
+        except BadRequest:
+            self.refused("bad_name")
+            raise
+        try:
+            return check_label(label, self.settings.learned_max_label)
+        except BadRequest:
+            self.refused("bad_label")
+            raise
+
     async def add(self, name: str, label: str, examples: list[Example]) -> LearnedModel:
         """Store the examples (one record), then serve the model with them; created on first
-        use. The file is synced before this returns."""
+        use. The name and label are `checked` ones. The file is synced before this returns."""
         folder = self.require()
-        check_name(name)
-        label = check_label(label, self.settings.learned_max_label)
         embedder = await self.embedder_now()
         async with self._lock:
             self.check_room(name, label, len(examples))
@@ -463,7 +477,7 @@ class LearnedModels:
                 async for chunk in chunks:
                     written += len(chunk)
                     if written > limit:
-                        self._refuse("bad_file")
+                        self.refused("bad_file")
                         raise TooLarge(
                             f"the file is over EDGE_LEARNED_MAX_IMPORT_BYTES={limit} bytes"
                         )
@@ -474,24 +488,26 @@ class LearnedModels:
                     raise BadJournal("its last line is cut off: the file is incomplete")
                 self._checked_contents(contents)
             except (BadJournal, BadRequest) as exc:
-                self._refuse("bad_file")
+                self.refused("bad_file")
                 raise BadRequest(f"this is not a usable learned-model export: {exc}") from exc
             embedder = await self.embedder_now()
             header = self._header(name, embedder)
             if contents.header.embedder_sha256 != embedder.info.sha256:
                 # Learned with another embedding model: its thumbnails are embedded anew.
                 try:
-                    await asyncio.to_thread(self._embedded_anew, temp, header, embedder, contents)
+                    contents = await self._stored(
+                        name, self._embedded_anew, temp, header, embedder, contents
+                    )
                 except BadRequest:
-                    self._refuse("bad_file")
+                    self.refused("bad_file")
                     raise
             else:
                 problem = _mismatch(contents.header, embedder)
                 if problem:
-                    self._refuse("bad_file")
+                    self.refused("bad_file")
                     raise Conflict(f"this export cannot be served here: {problem}")
                 # The header names the model it was exported from; it is stored as `name`.
-                await self._stored(name, _rewrite_header, temp, header)
+                contents = await self._stored(name, _rewrite_header, temp, header, contents)
             async with self._lock:
                 existing = self.models.get(name)
                 if existing is None:
@@ -500,7 +516,7 @@ class LearnedModels:
                 await self._stored(name, storage.install_file, temp, path)
                 model = existing or LearnedModel(name, path)
                 model.status, model.problem, model.path = Status.ready, "", path
-                self._take(model, await asyncio.to_thread(journal.read_file, path))
+                self._take(model, contents)
                 self.models[name] = model
                 self._serve(model, announce=True)
                 self._count()
@@ -526,12 +542,14 @@ class LearnedModels:
 
     def _embedded_anew(
         self, path: Path, header: Header, embedder: Engine, contents: Contents
-    ) -> None:
+    ) -> Contents:
         """Rewrite an export learned with another embedding model: each example's thumbnail
-        through this one, in the same classes and order (runs on a worker thread)."""
+        through this one, in the same classes and order (runs on a worker thread); what the
+        file now holds."""
         with open(path, "rb") as stream:
             thumbnails = journal.thumbnails(stream)
         lines = [journal.header_line(header)]
+        anew = Contents(header, threshold=contents.threshold)
         for label, thumbs in thumbnails.items():
             for start in range(0, len(thumbs), 32):  # lines of a few hundred kB at most
                 examples = []
@@ -546,23 +564,26 @@ class LearnedModels:
                         raise BadRequest(
                             f"a thumbnail of class {label!r} is not an image: {exc.detail}"
                         ) from exc
-                    raw = embedder.submit(prepared.tensor).result().raw.reshape(-1).copy()
-                    examples.append((raw.tobytes(), thumb))
+                    raw = embedder.submit(prepared.tensor).result().raw.tobytes()
+                    examples.append((raw, thumb))
+                    anew.raw.setdefault(label, bytearray()).extend(raw)
                 lines.append(journal.add_line(label, examples))
         if contents.threshold is not None:
             lines.append(journal.threshold_line(contents.threshold))
         storage.write_atomically(path, lines)
+        anew.size = sum(len(line) for line in lines)
         log.info(
             "embedded %d thumbnails anew with %s (the export was learned with %s)",
             contents.examples(),
             header.embedder,
             contents.header.embedder,
         )
+        return anew
 
-    async def _stored(self, name: str, write: Callable[..., None], *args: Any) -> None:
-        """A file write off the event loop; OSError (a full disk...) becomes 507."""
+    async def _stored(self, name: str, write: Callable[..., T], *args: Any) -> T:
+        """A file write off the event loop, and its result; OSError (a full disk...) is 507."""
         try:
-            await asyncio.to_thread(write, *args)
+            return await asyncio.to_thread(write, *args)
         except OSError as exc:
             log.error("learned model %s: a change was not stored: %s", name, exc)
             raise StorageFailed(
@@ -595,7 +616,7 @@ class LearnedModels:
     def _usable(self, name: str) -> LearnedModel:
         model = self.get(name)
         if model.status is not Status.ready:
-            self._refuse("unusable")
+            self.refused("unusable")
             raise Conflict(f"learned model {name!r} is not usable: {model.problem}")
         return model
 
@@ -615,12 +636,10 @@ class LearnedModels:
                 sum(m.status is status for m in self.models.values())
             )
 
-    def _refuse(self, reason: str) -> None:
-        self.metrics.learned_refused.labels(reason).inc()
-
     def refused(self, reason: str) -> None:
-        """Count a change refused by the surface (a bad image, a bad name or label)."""
-        self._refuse(reason)
+        """Count a refused change (a bad name, label, image or file, a limit, an unusable
+        model) in edge_learned_refused_total."""
+        self.metrics.learned_refused.labels(reason).inc()
 
 
 def _examples(model: LearnedModel) -> int:
@@ -670,22 +689,14 @@ def _replayed(path: Path) -> Contents:
         return journal.replay(stream)
 
 
-def _rewrite_header(path: Path, header: Header) -> None:
-    """Replace the file's first line (its header) in place, through a temporary copy."""
-    fd, temp = storage.temp_file(path.parent, "header")
-    try:
-        with open(path, "rb") as source, os.fdopen(fd, "wb") as out:
-            source.readline(journal.MAX_LINE + 1)
-            out.write(journal.header_line(header))
-            while chunk := source.read(1 << 20):
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
+def _rewrite_header(path: Path, header: Header, contents: Contents) -> Contents:
+    """Replace the file's first line (its header); what the file now holds."""
+    with open(path, "rb") as source:
+        old = source.readline(journal.MAX_LINE + 1)
+        line = journal.header_line(header)
+        rest = iter(functools.partial(source.read, 1 << 20), b"")
+        storage.write_atomically(path, itertools.chain([line], rest))
+    return replace(contents, header=header, size=contents.size - len(old) + len(line))
 
 
 def describe(model: LearnedModel) -> LearnedModelDescription:

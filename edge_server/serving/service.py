@@ -40,8 +40,6 @@ from .learned_models import (
     Example,
     LearnedModel,
     LearnedModels,
-    check_label,
-    check_name,
 )
 from .metrics import Metrics
 from .repository import ModelRepository
@@ -450,8 +448,7 @@ class Service:
         """Embed each photo (with a thumbnail kept for re-embedding) and store them as examples
         of `label` in learned model `name`, created on first use."""
         # Before any photo is embedded: the name, the label and the limits.
-        check_name(name)
-        label = check_label(label, self.settings.learned_max_label)
+        label = self.learned.checked(name, label)
         self.learned.check_room(name, label, len(images))
         embedder = await self.learned.embedder_now()
         try:
