@@ -228,6 +228,14 @@ def test_deleting_a_class_and_a_model(learned: httpx.Client, bmp: Bmp) -> None:
     assert unload.status_code == 409
 
 
+def _reheaded_export(learned: httpx.Client, **changes: object) -> bytes:
+    """pets' export with these header fields changed (its records as they are)."""
+    lines = learned.get("/v1/learned/pets/export").content.splitlines(keepends=True)
+    checksum_and_space = 17
+    header = json.loads(lines[0][checksum_and_space:])
+    return journal.encode({**header, **changes}) + b"".join(lines[1:])
+
+
 def _zip_bomb() -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -320,9 +328,7 @@ def test_bad_input_is_a_4xx_and_changes_nothing(
             nested = b"[" * 100_000
             body = header + hashlib.sha256(nested).hexdigest()[:16].encode() + b" " + nested + b"\n"
         elif body == "reshaped":  # 1024 bytes a row either way: 256 float32 instead of uint8
-            lines = learned.get("/v1/learned/pets/export").content.splitlines(keepends=True)
-            header = json.loads(lines[0][17:])
-            body = journal.encode({**header, "dim": 256, "dtype": "float32"}) + b"".join(lines[1:])
+            body = _reheaded_export(learned, dim=256, dtype="float32")
         elif body == "damaged":
             good = learned.get("/v1/learned/pets/export").content
             body = good[: len(good) // 2] + b"Z" + good[len(good) // 2 + 1 :]
@@ -390,10 +396,9 @@ def test_an_export_from_another_embedding_model_is_embedded_anew(
 ) -> None:
     """An export whose header names another embedding model (and another embedding shape):
     its thumbnails go through this one, and the imported model still knows the cat."""
-    lines = learned.get("/v1/learned/pets/export").content.splitlines(keepends=True)
-    header = json.loads(lines[0][17:])
-    foreign = {**header, "embedder": "another", "embedder_sha256": "0" * 64}
-    export = journal.encode({**foreign, "dim": 256, "dtype": "float32"}) + b"".join(lines[1:])
+    export = _reheaded_export(
+        learned, embedder="another", embedder_sha256="0" * 64, dim=256, dtype="float32"
+    )
     imported = learned.put("/v1/learned/anew", content=export)
     assert imported.status_code == 201, imported.text
     model = imported.json()

@@ -61,6 +61,17 @@ def _bmp(images_dir: Path, name: str) -> bytes:
     return (images_dir / "imprinting" / f"{name}.bmp").read_bytes()
 
 
+def _post_example(url: str, model: str, label: str, photo: bytes) -> httpx.Response:
+    """One example POSTed as the page does, whatever the answer (Client raises on refusals)."""
+    return httpx.post(
+        f"{url}/v1/learned/{model}/examples",
+        headers=HEADERS,
+        data={"label": label},
+        files=[("image", ("photo.bmp", photo))],
+        timeout=60,
+    )
+
+
 def _teach_reference(client: Client, images_dir: Path, model: str = "pets") -> None:
     for label, names in TRAIN.items():
         client.learn(model, label, [_bmp(images_dir, n) for n in names])
@@ -196,12 +207,7 @@ def test_a_damaged_file_is_refused_while_the_others_serve(
     assert status["pets"][0] == "unusable" and "checksum" in status["pets"][1]
     answer = client.classify(_bmp(images_dir, "cat_test_0"), model="spare")
     assert answer.predictions[0].label == "cat"
-    refused = httpx.post(
-        server.url + "/v1/learned/pets/examples",
-        headers=HEADERS,
-        data={"label": "cat"},
-        files=[("image", ("c.bmp", _bmp(images_dir, "cat_test_0")))],
-    )
+    refused = _post_example(server.url, "pets", "cat", _bmp(images_dir, "cat_test_0"))
     assert refused.status_code == 409 and "not usable" in refused.json()["detail"]
     assert damaged.read_bytes() == bytes(data)  # refused: not touched
     text = httpx.get(server.url + "/metrics").text
@@ -316,19 +322,9 @@ def test_a_missing_embedding_model_leaves_the_rest_serving(
         process.wait_ready()
         (model,) = httpx.get(process.url + "/v1/learned", headers=HEADERS).json()["models"]
         assert model["status"] == "unusable" and "models pull" in model["problem"]
-        taught = httpx.post(
-            process.url + "/v1/learned/pets/examples",
-            headers=HEADERS,
-            data={"label": "dog"},
-            files=[("image", ("d.bmp", _bmp(images_dir, "dog_train_0")))],
-        )
+        taught = _post_example(process.url, "pets", "dog", _bmp(images_dir, "dog_train_0"))
         assert taught.status_code == 409 and "not usable" in taught.json()["detail"]
-        fresh = httpx.post(
-            process.url + "/v1/learned/other/examples",
-            headers=HEADERS,
-            data={"label": "dog"},
-            files=[("image", ("d.bmp", _bmp(images_dir, "dog_train_0")))],
-        )
+        fresh = _post_example(process.url, "other", "dog", _bmp(images_dir, "dog_train_0"))
         assert fresh.status_code == 503 and "models pull" in fresh.json()["detail"]
         answer = Client(process.url, api_key=KEY).classify(_bmp(images_dir, "cat_test_0"))
         assert answer.model.name == SMALL_MODEL
@@ -384,13 +380,7 @@ def test_a_full_disk_keeps_nothing_and_the_server_serves_on(
     try:
         process.wait_ready()
         photo = _bmp(images_dir, "cat_train_0")
-        taught = httpx.post(
-            process.url + "/v1/learned/pets/examples",
-            headers=HEADERS,
-            data={"label": "cat"},
-            files=[("image", ("c.bmp", photo))],
-            timeout=60,
-        )
+        taught = _post_example(process.url, "pets", "cat", photo)
         assert taught.status_code == 507, taught.text
         assert "nothing of it was kept" in taught.json()["detail"]
         assert httpx.get(process.url + "/v1/learned", headers=HEADERS).json() == {"models": []}
