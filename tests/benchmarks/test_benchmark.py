@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,38 +12,21 @@ from benchmarks.accuracy import Agreement
 from benchmarks.stats import Summary, summarize
 from benchmarks.targets import HD, NAIVE, PHONE, SERVICE, SERVICE_RAW, Measurements, evaluate
 
-from conftest import ROOT, SMALL_MODEL
+from conftest import SMALL_MODEL
+from support.benchmarking import run_benchmark
 
 
 def test_smoke_run_writes_table_json_and_chart(
     models_dir: Path, images_dir: Path, runtime: str, tmp_path: Path
 ) -> None:
     """`python -m benchmarks --smoke` measures everything and evaluates every target."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--smoke",
-            "--model",
-            SMALL_MODEL,
-            "--models-dir",
-            str(models_dir),
-            "--images",
-            str(images_dir),
-            "--runtime",
-            runtime,
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    output = run_benchmark(
+        "benchmarks",
+        *("--smoke", "--model", SMALL_MODEL, "--runtime", runtime),
+        *("--models-dir", str(models_dir), "--images", str(images_dir), "--out", str(tmp_path)),
         timeout=600,
-        check=False,
     )
-    assert result.returncode == 0, result.stderr
-    assert "targets (ratios from this run):" in result.stdout
+    assert "targets (ratios from this run):" in output
     [report] = tmp_path.glob("bench-*.json")
     document = json.loads(report.read_text())
     assert set(document["http"]) == {SERVICE, SERVICE_RAW, NAIVE}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,28 +24,20 @@ from benchmarks.detection import (
 from benchmarks.stats import Summary
 from edge_server.core.detection import Task
 
-from conftest import DETECTOR, ROOT, SMALL_MODEL
+from conftest import DETECTOR, SMALL_MODEL
+from support.benchmarking import run_benchmark
 
 
 def test_smoke_run_writes_table_and_json(
     models_dir: Path, images_dir: Path, runtime: str, tmp_path: Path
 ) -> None:
     """A smoke run against a detector and a classifier measures every figure."""
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "benchmarks.detection", "--smoke"),
-            *("--model", f"{DETECTOR},{SMALL_MODEL}", "--runtime", runtime),
-            *("--models-dir", str(models_dir), "--images", str(images_dir)),
-            *("--out", str(tmp_path)),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    output = run_benchmark(
+        "benchmarks.detection",
+        *("--smoke", "--model", f"{DETECTOR},{SMALL_MODEL}", "--runtime", runtime),
+        *("--models-dir", str(models_dir), "--images", str(images_dir), "--out", str(tmp_path)),
     )
-    assert result.returncode == 0, result.stderr
-    assert "targets (ratios from this run):" in result.stdout
+    assert "targets (ratios from this run):" in output
     [report] = tmp_path.glob("detection-*.json")
     document = json.loads(report.read_text())
     assert set(document["c1"]) == {HD, FRAME, CLASSIFY}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from benchmarks.learned import (
 )
 from edge_server.serving import journal
 
-from conftest import ROOT
+from support.benchmarking import run_benchmark
 
 NUMBER = r"(-?\d+(?:\.\d+)?)"
 
@@ -64,19 +62,11 @@ def check_report(report: str) -> None:
 
 def test_quick_run_prints_every_figure(models_dir: Path, images_dir: Path) -> None:
     """A quick run prints both p50s and their ratio, both adds, both RSS and evaluate's table."""
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "benchmarks.learned", "--quick"),
-            *("--models-dir", str(models_dir), "--images-dir", str(images_dir)),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    output = run_benchmark(
+        "benchmarks.learned",
+        *("--quick", "--models-dir", str(models_dir), "--images-dir", str(images_dir)),
     )
-    assert result.returncode == 0, result.stderr
-    check_report(result.stdout)
+    check_report(output)
 
 
 def test_stored_model_reads_back_as_its_classes(images_dir: Path) -> None:
