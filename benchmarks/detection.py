@@ -44,12 +44,12 @@ import requests
 from PIL import Image
 
 from benchmarks import load, photos, servers
+from benchmarks.flags import add_model_flags
 from benchmarks.stats import Summary, summarize
 from benchmarks.targets import Target
 from edge_server.config.settings import DEFAULT_MODEL, Settings
 from edge_server.core.detection import Task
 from edge_server.core.engine import Engine
-from edge_server.core.runtime import RuntimeChoice
 from edge_server.serving.specs import model_specs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -442,23 +442,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help=f"EDGE_MODEL of the server: a detector first, a classifier for the classify "
         f"figures (default: {MODELS})",
     )
-    parser.add_argument(
-        "--models-dir",
-        type=Path,
-        default=Path(os.environ.get("EDGE_MODELS_DIR", "models")),
-        help="folder of pulled models (default: EDGE_MODELS_DIR, else models)",
-    )
-    parser.add_argument(
-        "--images",
-        type=Path,
-        default=Path("../shared/images"),
-        help=f"folder holding {SOURCE} and {PORTRAIT}",
-    )
-    parser.add_argument(
-        "--runtime",
-        type=RuntimeChoice,
-        default=RuntimeChoice(os.environ.get("EDGE_RUNTIME", "auto")),
-    )
+    add_model_flags(parser, images_help=f"folder holding {SOURCE} and {PORTRAIT}")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument(
         "--smoke", action="store_true", help="a few requests per figure: proves it runs, no more"

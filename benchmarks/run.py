@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import accuracy, limit, load, photos, servers
+from benchmarks.flags import add_model_flags
 from benchmarks.stats import summarize, timed, timed_in_turns
 from benchmarks.targets import (
     NAIVE,
@@ -34,7 +35,7 @@ from benchmarks.targets import (
 )
 from edge_server.config.settings import DEFAULT_MODEL, Settings
 from edge_server.core.engine import Engine
-from edge_server.core.runtime import RuntimeChoice, create_interpreter, load_backend
+from edge_server.core.runtime import create_interpreter, load_backend
 from edge_server.serving.catalog import resolve_model
 from edge_server.serving.specs import model_specs
 
@@ -62,22 +63,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m benchmarks", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="catalog name or .tflite path")
-    parser.add_argument(
-        "--models-dir",
-        type=Path,
-        default=Path(os.environ.get("EDGE_MODELS_DIR", "models")),
-        help="folder of pulled models (default: EDGE_MODELS_DIR, else models)",
-    )
-    parser.add_argument(
-        "--images",
-        type=Path,
-        default=Path("../shared/images"),
-        help="folder of source photos (.jpg/.png) the benchmark JPEGs are made from",
-    )
-    parser.add_argument(
-        "--runtime",
-        type=RuntimeChoice,
-        default=RuntimeChoice(os.environ.get("EDGE_RUNTIME", "auto")),
+    add_model_flags(
+        parser,
+        images_help="folder of source photos (.jpg/.png) the benchmark JPEGs are made from",
     )
     parser.add_argument(
         "--num-threads", type=int, default=None, help="interpreter threads (default: the service's)"
