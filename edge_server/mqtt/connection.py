@@ -32,7 +32,7 @@ from ..core.errors import Overloaded, ServiceError, StartupError
 from ..ops.identity import node_id
 from ..serving.schemas import ClassifyResponse
 from ..serving.service import Service
-from ..serving.specs import source_classifiers, source_models
+from ..serving.specs import source_mapping
 from . import homeassistant, payloads
 from .frigate import FrigateBridge
 from .payloads import Answer
@@ -90,12 +90,11 @@ class MqttConnection:
         self.tls_context = self._tls_context() if self.broker.tls else None
         # Which model answers a source (by source name or whole topic); checked now, so a
         # model that is not served stops the start.
-        self.source_models = {
-            source_name(key): model for key, model in source_models(settings).items()
-        }
+        mapping = {source_name(key): models for key, models in source_mapping(settings).items()}
+        self.source_models = {source: models[0] for source, models in mapping.items()}
         # A detector source's classifier, whose top label is each object's sub label.
         self.source_classifiers = {
-            source_name(key): model for key, model in source_classifiers(settings).items()
+            source: models[1] for source, models in mapping.items() if len(models) > 1
         }
         # Sources to announce and the task each answers, in order: the declared ones from the
         # start (Home Assistant shows them before any image), then each new one seen.

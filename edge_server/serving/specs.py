@@ -246,18 +246,20 @@ def source_models(settings: Settings) -> dict[str, str]:
     """Which served model answers each MQTT source: the models config's `sources`, then
     EDGE_MQTT_SOURCES (which wins). A model that is not served stops the start, unless
     learning is on (EDGE_DATA_DIR): then it may be a learned model, taught now or later."""
-    return {source: models[0] for source, models in _source_mapping(settings).items()}
+    return {source: models[0] for source, models in source_mapping(settings).items()}
 
 
 def source_classifiers(settings: Settings) -> dict[str, str]:
     """The classifier or learned model that gives each object a sub label, for the MQTT
     sources mapped as `source:detector+classifier`."""
     return {
-        source: models[1] for source, models in _source_mapping(settings).items() if len(models) > 1
+        source: models[1] for source, models in source_mapping(settings).items() if len(models) > 1
     }
 
 
-def _source_mapping(settings: Settings) -> dict[str, list[str]]:
+def source_mapping(settings: Settings) -> dict[str, list[str]]:
+    """Each MQTT source's model, then its classifier if it has one (`source:detector+NAME`),
+    checked as `source_models` says; the models config is read once for both."""
     config = read_config(settings.models_config) if settings.models_config else ModelsConfig()
     specs = model_specs(settings, config)
     mapping = {source: name for name, table in config.models.items() for source in table.sources}
