@@ -51,9 +51,7 @@ def write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
 
 
 def install_file(temp: Path, path: Path) -> None:
-    """Rename a written and synced temporary file over `path`, durably."""
-    with open(temp, "rb") as written:
-        os.fsync(written.fileno())
+    """Rename a written and synced temporary file (`write_atomically`'s) over `path`, durably."""
     os.replace(temp, path)
     sync_folder(path.parent)
 
