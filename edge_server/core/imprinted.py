@@ -26,21 +26,15 @@ class ImprintedEngine(Engine):
     """A learned model: its embedding model's threads and interpreters, its own head."""
 
     def __init__(self, info: ModelInfo, embedder: Engine, head: Head) -> None:
-        # Not Engine.__init__: the interpreters, owner threads and decode pool are the
-        # embedder's, shared by every learned model and closed by whoever loaded it.
+        # Not Engine.__init__: everything of the embedder's is shared (its interpreters, owner
+        # threads, decode pool and input settings, and any Engine gains later), closed by
+        # whoever loaded it; then what a learned model has of its own.
+        self.__dict__.update(embedder.__dict__)
         self.info = info
         self.head = head
         self.embedder = embedder
-        self._owners = embedder._owners
-        self._decoders = embedder._decoders
         self._owns_decoders = False
-        self.resize = embedder.resize
-        self._mean, self._std = embedder._mean, embedder._std
-        self._extra = ()
-        self._scores = 0
-        self._output = embedder.info.output.index
         self.on_invoke = None
-        self.memory = embedder.memory
 
     @classmethod
     def imprinted(cls, name: str, path: Path, embedder: Engine, head: Head) -> ImprintedEngine:
