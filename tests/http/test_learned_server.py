@@ -343,26 +343,23 @@ def test_the_local_commands_keep_off_a_running_servers_folder(
     the --url way; on a free folder, a bad label is refused before anything is stored."""
     server = start(tmp_path / "served")
     env = {**server_env(models_dir, runtime), "EDGE_DATA_DIR": str(tmp_path / "served")}
-    listed = subprocess.run(
-        [sys.executable, "-m", "edge_server", "learn", "list"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+    def learn(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "edge_server", "learn", *arguments],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    listed = learn("list")
     assert listed.returncode == 2 and "--url" in listed.stderr, listed.stderr
     server.stop()
     env["EDGE_DATA_DIR"] = str(tmp_path / "free")
     photo = str(images_dir / "imprinting" / "cat_train_0.bmp")
-    refused = subprocess.run(
-        [sys.executable, "-m", "edge_server", "learn", "add", "pets", "Unknown", photo],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    refused = learn("add", "pets", "Unknown", photo)
     assert refused.returncode == 1 and "unknown" in refused.stderr, refused.stderr
     assert [p.name for p in (tmp_path / "free" / "learned").iterdir()] == [".lock"]
 
