@@ -14,6 +14,7 @@ needs=(
     "avahi-daemon avahi-daemon" # Avahi beside the server on 5353 (Raspberry Pi OS's default)
     "avahi-utils avahi-browse"  # what a person would browse the LAN with
     "dbus-daemon dbus-daemon"   # avahi-daemon's private bus in the namespace
+    "util-linux setpriv"        # the DaemonSet's init container, run with CHOWN alone
 )
 # kubectl renders the Kubernetes manifests. Any kubectl will do; Debian's package conflicts with
 # other kubectl packages (a cloud SDK's), so it is only asked for when no kubectl is installed.
