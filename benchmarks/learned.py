@@ -186,7 +186,7 @@ class Result:
 def embed_seeds(models_dir: Path, images: Path) -> list[Seed]:
     """The seed photos through the server's own embedder pipeline, loaded in this process."""
     settings = Settings.model_validate({"models_dir": models_dir, "model": [CLASSIFIER]})
-    engine = spec_for(settings.embedder, settings, ModelsConfig(), {}).load()
+    engine = spec_for(settings.embedder, settings, ModelsConfig()).load()
     try:
         if engine.info.sha256 != EMBEDDER_SHA256:
             raise SystemExit(
@@ -483,7 +483,7 @@ def evaluation_folder(images: Path, root: Path, models_dir: Path) -> Path:
 def detected_crops(models_dir: Path, photo: Path) -> dict[str, list[Image.Image]]:
     """Each person and kite the detector finds in the photo (score >= 0.5), cropped."""
     settings = Settings(models_dir=models_dir, num_threads=1)
-    engine = spec_for("objects", settings, ModelsConfig(), {}).load()
+    engine = spec_for("objects", settings, ModelsConfig()).load()
     try:
         data = photo.read_bytes()
         prepared = engine.prepare(data, max_pixels=settings.max_image_pixels)

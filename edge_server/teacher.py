@@ -159,7 +159,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
             f"{folder} needs two or more class folders holding photos "
             f"({', '.join(PHOTO_SUFFIXES)}): FOLDER/<class>/<photo>"
         )
-    spec = spec_for(settings.embedder, settings, ModelsConfig(), {})
+    spec = spec_for(settings.embedder, settings, ModelsConfig())
     engine = spec.load()
     embeddings: list[np.ndarray[Any, Any]] = []
     labels: list[str] = []

@@ -44,8 +44,10 @@ class ModelSettings(BaseModel):
     )
     replicas: Annotated[int, Field(ge=1, le=16)] | Literal["auto"] = Field(
         "auto",
-        description="Interpreters of the model (each its own thread, invokes to the first free "
-        "one): the first with num_threads threads, the others with one; auto: 2 with 2+ CPUs.",
+        description="Interpreters of each model (each its own thread): the first with "
+        "num_threads threads, taken by an invoke that finds nothing else running, the others "
+        "with one, taken while anything else runs; auto: one one-thread interpreter per CPU "
+        "beside the first (one interpreter in all on one CPU).",
     )
     decode_threads: Annotated[int, Field(ge=1, le=64)] | None = Field(
         None, description="Threads decoding uploads; default: one per CPU the service may use."

@@ -6,7 +6,8 @@ one thread (`owners.Owners`): an invoke goes to the first free replica, and whil
 invokes wait in one arrival-ordered queue (a FIFO, so no request starves the way it can behind
 a plain lock), never on the event loop, while other requests decode on a pool of one thread
 per CPU, also in arrival order. How many replicas, and how many threads each, is
-`replica_threads`'s policy.
+`replica_threads`'s policy; which replica an invoke takes, `owners.Owners`' (every core for a
+request that finds the process otherwise idle, one thread while anything else runs).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import imaging, quantization
+from .cores import Cores, shared_cores
 from .detection import (
     Detection,
     OutputLayout,
@@ -165,10 +167,17 @@ class Engine:
         input_mean: float = 127.5,
         input_std: float = 127.5,
         decoders: Executor | None = None,
+        cores: Cores | None = None,
     ) -> None:
         self.info = info
-        # The first interpreter is preferred when several are free: it has the most threads.
-        self._owners = Owners([interpreter, *replicas], name="edge-invoke")
+        interpreters = [interpreter, *replicas]
+        self._cores = cores or shared_cores()
+        self._owners = Owners(
+            interpreters,
+            threads=info.replica_threads or (info.num_threads,) * len(interpreters),
+            cores=self._cores,
+            name="edge-invoke",
+        )
         self.resize = resize
         self._mean = input_mean
         self._std = input_std
@@ -192,10 +201,12 @@ class Engine:
         *,
         name: str | None = None,
         decoders: Executor | None = None,
+        cores: Cores | None = None,
     ) -> Engine:
         """Load the model file at `path`, check its labels and warm it up.
 
-        `name` is what requests call it (default: the file name without `.tflite`).
+        `name` is what requests call it (default: the file name without `.tflite`); `cores`
+        the ledger its replicas are chosen by (default: the process's).
         """
         options = options or LoadOptions()
         backend = load_backend(options.runtime)
@@ -278,6 +289,7 @@ class Engine:
             input_mean=options.input_mean,
             input_std=options.input_std,
             decoders=decoders,
+            cores=cores,
         )
 
     # --- the three stages of a request -------------------------------------------------
@@ -363,7 +375,10 @@ class Engine:
             if result.cancelled():
                 return
             try:
-                prepared = self.prepare(data, **options)
+                # A decode counts as running, so an invoke that starts meanwhile takes one
+                # thread; it stops counting before its own invoke is queued.
+                with self._cores.held():
+                    prepared = self.prepare(data, **options)
                 self._owners.submit(functools.partial(run_invoke, prepared, time.perf_counter()))
             except BaseException as exc:  # a bad image, or shut down meanwhile
                 settle(None, exc)
@@ -460,15 +475,19 @@ class Engine:
 def replica_threads(cpus: int, threads: int, replicas: int | Literal["auto"]) -> tuple[int, ...]:
     """Interpreter threads of each replica: the first has `threads`, any others one each.
 
-    A lone request runs on the first replica, with every thread it was given (the lowest
-    latency); while it is busy, the next request runs on a one-thread replica instead of
-    waiting, so a burst keeps every core busy. One thread per extra replica because an invoke
+    A request that finds the process otherwise idle runs on the first replica, with every
+    thread it was given (the lowest latency); one that arrives while anything else runs takes
+    a one-thread replica (`owners.Owners`), so a burst, of one model or of several, keeps
+    every core busy with one thread each. One thread per extra replica because an invoke
     split over threads that other invokes and decodes keep descheduled waits for the slowest.
-    "auto": one extra replica when there are two CPUs or more (measured on 2 CPUs in the
-    docs' Performance page; a 4-core Pi gets the same: 4 + 1 threads).
+    "auto": one one-thread replica per CPU beside the all-core one, so the cores are never
+    idle while invokes wait (with `threads` 1, just the one-thread replicas); one CPU, one
+    interpreter. Each replica costs its own memory (the docs' Performance page measures it).
     """
     if replicas == "auto":
-        replicas = 2 if cpus >= 2 else 1
+        if cpus < 2:
+            return (threads,)
+        return ((threads,) if threads > 1 else ()) + (1,) * cpus
     return (threads,) + (1,) * (replicas - 1)
 
 

@@ -1,9 +1,14 @@
 """The threads that own a model's interpreters: one thread per interpreter, one FIFO for all.
 
 The TFLite interpreter is not thread-safe, so each replica (an interpreter of the same model)
-is used by its own thread only. Work goes to the first free replica, preferring the lowest
-index (the one with the most threads, fastest for a lone request); while all are busy, work
-waits in one arrival-ordered queue, so no request overtakes an earlier one and none starves.
+is used by its own thread only. Work waits in one arrival-ordered queue, so no request
+overtakes an earlier one and none starves, and goes to a free replica chosen by what the rest
+of the process is doing (`cores.Cores`):
+- nothing else running anywhere: the all-core replica (a lone request gets every core);
+- anything else running (another invoke of any model, a decode): a one-thread replica, so busy
+  models share the cores without more threads than cores;
+- no one-thread replica free: the work waits for one; the all-core replica is taken only when
+  the machine is otherwise idle again, or when the model has no one-thread replicas at all.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from dataclasses import dataclass
 from queue import SimpleQueue
 from typing import Any, Generic, TypeVar
 
+from .cores import Cores, shared_cores
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -27,39 +34,80 @@ class _Job(Generic[R]):
 
 
 class Owners(Generic[R]):
-    """One owner thread per resource (an interpreter); `submit` runs work on a free one."""
+    """One owner thread per resource (an interpreter); `submit` runs work on a free one.
 
-    def __init__(self, resources: Sequence[R], *, name: str = "edge-invoke") -> None:
+    `threads` gives each resource's interpreter threads (default: one each); `cores` is the
+    ledger of what runs in the process (default: the process's own).
+    """
+
+    def __init__(
+        self,
+        resources: Sequence[R],
+        *,
+        threads: Sequence[int] = (),
+        cores: Cores | None = None,
+        name: str = "edge-invoke",
+    ) -> None:
         if not resources:
             raise ValueError("at least one resource is needed")
+        self._threads = tuple(threads) or (1,) * len(resources)
+        if len(self._threads) != len(resources):
+            raise ValueError("one thread count per resource is needed")
+        self._cores = cores or shared_cores()
+        # Only the all-core replicas of a model that has nothing else wait for an idle machine.
+        self._has_narrow = any(t == 1 for t in self._threads)
         self._lock = threading.Lock()
         self._pending: deque[_Job[R]] = deque()
         self._inboxes: list[SimpleQueue[_Job[R] | None]] = [SimpleQueue() for _ in resources]
         self._idle = list(range(len(resources)))  # kept sorted: the lowest index is preferred
         self._closed = False
-        self._threads = [
+        self._threads_running = [
             threading.Thread(
                 target=self._serve, args=(i, resource), name=f"{name}-{i}", daemon=True
             )
             for i, resource in enumerate(resources)
         ]
-        for thread in self._threads:
+        for thread in self._threads_running:
             thread.start()
 
     def __len__(self) -> int:
-        return len(self._threads)
+        return len(self._threads_running)
 
     def submit(self, work: Callable[[R, int], T]) -> Future[T]:
-        """Run `work(resource, replica index)` on the first free owner thread, FIFO overall."""
+        """Run `work(resource, replica index)` on a free owner thread, FIFO overall."""
         job: _Job[R] = _Job(work, Future())
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new work after shutdown")
-            if self._idle:
-                self._inboxes[self._idle.pop(0)].put(job)
-            else:
-                self._pending.append(job)
+            self._pending.append(job)
+            self._dispatch()
         return job.future
+
+    def _claim(self) -> int | None:
+        """The idle replica the next job runs on, counted as running; None: it waits.
+
+        Called with the lock held.
+        """
+        wide = next((i for i in self._idle if self._threads[i] > 1), None)
+        narrow = next((i for i in self._idle if self._threads[i] == 1), None)
+        if wide is not None and self._cores.alone():
+            return wide
+        if narrow is not None:
+            self._cores.enter()
+            return narrow
+        if wide is not None and (not self._has_narrow or self._closed):
+            self._cores.enter()
+            return wide
+        return None
+
+    def _dispatch(self) -> None:
+        """Hand waiting jobs, oldest first, to the replicas that may take them (lock held)."""
+        while self._pending:
+            index = self._claim()
+            if index is None:
+                return
+            self._idle.remove(index)
+            self._inboxes[index].put(self._pending.popleft())
 
     def _serve(self, index: int, resource: R) -> None:
         inbox = self._inboxes[index]
@@ -73,23 +121,24 @@ class Owners(Generic[R]):
                 else:
                     job.future.set_result(result)
             del job  # no reference to a finished request's arrays while waiting for the next
+            self._cores.leave()
             with self._lock:
-                if self._pending:
-                    job = self._pending.popleft()
-                    continue
-                if self._closed:
-                    return
                 self._idle.append(index)
                 self._idle.sort()
+                self._dispatch()
+                if self._closed and index in self._idle:
+                    self._idle.remove(index)
+                    return
             job = inbox.get()
 
     def shutdown(self) -> None:
         """Run the queued work to its end, then stop every owner thread."""
         with self._lock:
             self._closed = True
+            self._dispatch()
             idle, self._idle = self._idle, []
         for index in idle:
             self._inboxes[index].put(None)
-        for thread in self._threads:
+        for thread in self._threads_running:
             if thread is not threading.current_thread():
                 thread.join()

@@ -48,7 +48,7 @@ from .journal import BadJournal, Contents, Header
 from .metrics import Metrics
 from .repository import ModelRepository
 from .schemas import LearnedClass, LearnedModelDescription
-from .specs import cpu_share, spec_for
+from .specs import spec_for
 
 log = logging.getLogger("edge_server")
 T = TypeVar("T")
@@ -296,8 +296,7 @@ class LearnedModels:
                 fix="unset EDGE_EMBEDDER to use `embedder` "
                 "(mobilenet_v1_1.0_224_quant_embedding_extractor)",
             )
-        share = cpu_share(settings, len(self.repository.names()) + 1)
-        spec = spec_for(settings.embedder, settings, self.repository.config, share)
+        spec = spec_for(settings.embedder, settings, self.repository.config)
         engine = await asyncio.to_thread(spec.load, self.repository.decoders)
         engine.memory = self.repository.memory
         return engine

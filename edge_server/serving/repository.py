@@ -24,7 +24,7 @@ from ..core.errors import Conflict, NotFound, NotReady, ReloadFailed, StartupErr
 from ..core.memory import MemoryBudget
 from .catalog import load_catalog, lookup
 from .metrics import Metrics
-from .specs import ModelsConfig, ModelSpec, cpu_share, read_config, serving_name, spec_for
+from .specs import ModelsConfig, ModelSpec, read_config, serving_name, spec_for
 
 log = logging.getLogger("edge_server")
 V = TypeVar("V")
@@ -263,18 +263,17 @@ class ModelRepository:
     def _loadable(self, name: str) -> ModelSpec:
         """The spec of a repository model: a config name, a catalog name or alias, or a file
         name (without .tflite) in EDGE_MODELS_DIR. Never an arbitrary path from a request."""
-        share = cpu_share(self.settings, len(self._models) + 1)
         if name in self.config.models or lookup(name) is not None:
-            return self._spec(name, share)
+            return self._spec(name)
         path = self.settings.models_dir / f"{name}.tflite"
         if "/" not in name and "\\" not in name and not name.startswith(".") and path.is_file():
-            return self._spec(str(path), share)
+            return self._spec(str(path))
         known = ", ".join(e.name for e in self.index()) or "none"
         raise NotFound(f"no model named {name!r} in the repository; it has: {known}")
 
-    def _spec(self, name: str, share: dict[str, object]) -> ModelSpec:
+    def _spec(self, name: str) -> ModelSpec:
         try:
-            return spec_for(name, self.settings, self.config, share)
+            return spec_for(name, self.settings, self.config)
         except StartupError as exc:
             raise ReloadFailed(f"{exc.problem}. Fix: {exc.fix}") from exc
 

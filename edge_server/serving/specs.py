@@ -35,7 +35,6 @@ from ..config.settings import Settings
 from ..core.engine import Engine, LoadOptions, OutputKind
 from ..core.errors import StartupError
 from ..core.imaging import ResizeMode
-from ..core.threads import available_cpus
 from .catalog import catalog_labels, known_names, lookup, resolve_model
 from .journal import MODEL_NAME
 
@@ -135,8 +134,13 @@ def read_config(path: Path) -> ModelsConfig:
 
 
 def model_specs(settings: Settings, config: ModelsConfig | None = None) -> list[ModelSpec]:
-    """Every model to serve, the default first, with its settings and share of the CPUs
-    (`config`: the models config already read, else read here)."""
+    """Every model to serve, the default first, with its settings (`config`: the models
+    config already read, else read here).
+
+    The models do not split the CPUs between them: each has an all-core interpreter beside
+    one-thread replicas, and which one an invoke takes is decided when it starts, by what
+    else is running (`core.owners`).
+    """
     if config is None:
         config = read_config(settings.models_config) if settings.models_config else ModelsConfig()
     if "model" in settings.model_fields_set or not config.models:
@@ -166,8 +170,7 @@ def model_specs(settings: Settings, config: ModelsConfig | None = None) -> list[
             "EDGE_LABELS is set but several models are served; it would apply to all of them",
             fix="set `labels` per model in the EDGE_MODELS_CONFIG file instead",
         )
-    share = cpu_share(settings, len(names))
-    specs = [spec_for(name, settings, config, share) for name in names]
+    specs = [spec_for(name, settings, config) for name in names]
     seen: dict[str, str] = {}
     for name, spec in zip(names, specs, strict=True):
         if spec.name in seen:
@@ -179,9 +182,7 @@ def model_specs(settings: Settings, config: ModelsConfig | None = None) -> list[
     return specs
 
 
-def spec_for(
-    name: str, settings: Settings, config: ModelsConfig, share: dict[str, object]
-) -> ModelSpec:
+def spec_for(name: str, settings: Settings, config: ModelsConfig) -> ModelSpec:
     """The spec of one name: a config table, a catalog name or alias, or a .tflite path."""
     options = config.models.get(name)
     if options is not None:
@@ -203,8 +204,6 @@ def spec_for(
             fix="name it with letters, digits, '.', '_' and '-' (a [models.NAME] table "
             "can give a file a plain name)",
         )
-    for option, value in share.items():  # the model's own options win over its share
-        overrides.setdefault(option, value)
     values = {field: getattr(settings, field) for field in _LOAD_FIELDS}
     values.update(overrides)
     return ModelSpec(served, model, settings.models_dir, LoadOptions(**values))
@@ -222,24 +221,6 @@ def _check_table_name(name: str, options: ModelOptions) -> None:
             f"for {entry.name}",
             fix=f"give the table another name than {name!r}",
         )
-
-
-def cpu_share(settings: Settings, models: int) -> dict[str, object]:
-    """Each model's interpreter threads and replicas, unless set: the CPUs split between models.
-
-    Each model has its own owner threads, so when all are busy at once their invokes run side by
-    side; more threads in all than CPUs would only make them take turns at a higher cost. For
-    the same reason a model served beside others gets no extra replica by default: the other
-    models' interpreters already keep the cores busy in a burst.
-    """
-    if models == 1:
-        return {}
-    share: dict[str, object] = {}
-    if "num_threads" not in settings.model_fields_set:
-        share["num_threads"] = max(1, available_cpus() // models)
-    if "replicas" not in settings.model_fields_set:
-        share["replicas"] = 1
-    return share
 
 
 def source_models(settings: Settings) -> dict[str, str]:

@@ -342,8 +342,10 @@ def test_a_cancelled_waiting_invoke_never_runs_and_close_drains_the_queue() -> N
     ("cpus", "threads", "replicas", "plan"),
     [
         (1, 1, "auto", (1,)),
-        (2, 2, "auto", (2, 1)),
-        (4, 4, "auto", (4, 1)),
+        (1, 4, "auto", (4,)),
+        (2, 2, "auto", (2, 1, 1)),
+        (4, 4, "auto", (4, 1, 1, 1, 1)),
+        (2, 1, "auto", (1, 1)),
         (4, 3, 3, (3, 1, 1)),
         (2, 2, 1, (2,)),
     ],
@@ -352,7 +354,7 @@ def test_replica_threads_policy(
     cpus: int, threads: int, replicas: int | Literal["auto"], plan: tuple[int, ...]
 ) -> None:
     """The first replica has the configured threads, extra ones one each; auto adds one
-    replica when there are two CPUs or more."""
+    one-thread replica per CPU when there are two CPUs or more."""
     assert replica_threads(cpus, threads, replicas) == plan
 
 

@@ -47,16 +47,18 @@ def test_a_list_with_aliases_and_paths_keeps_its_order(tmp_path: Path) -> None:
     assert specs[0].model == "birds"
 
 
-def test_the_cpus_are_split_between_models_unless_threads_are_set(tmp_path: Path) -> None:
-    """Two models share the CPUs (at least one thread each, one interpreter each);
-    EDGE_NUM_THREADS and EDGE_REPLICAS override, and a lone model keeps the settings as set."""
-    shared = model_specs(_settings(tmp_path, model=f"birds,{DEFAULT}"))
-    assert {s.options.num_threads for s in shared} == {max(1, available_cpus() // 2)}
-    assert {s.options.replicas for s in shared} == {1}
+def test_every_model_gets_every_cpu_however_many_are_served(tmp_path: Path) -> None:
+    """Two models do not split the CPUs: each keeps all-core threads and auto replicas
+    (which one an invoke takes is decided as it starts); EDGE_NUM_THREADS and EDGE_REPLICAS
+    still apply to every model."""
+    both = model_specs(_settings(tmp_path, model=f"birds,{DEFAULT}"))
+    (alone,) = model_specs(_settings(tmp_path))
+    assert {(s.options.num_threads, s.options.replicas) for s in both} == {
+        (available_cpus(), "auto")
+    }
+    assert (alone.options.num_threads, alone.options.replicas) == (available_cpus(), "auto")
     fixed = model_specs(_settings(tmp_path, model=f"birds,{DEFAULT}", num_threads=3, replicas=2))
     assert {(s.options.num_threads, s.options.replicas) for s in fixed} == {(3, 2)}
-    (alone,) = model_specs(_settings(tmp_path))
-    assert alone.options.replicas == "auto"
 
 
 def test_the_config_file_names_models_and_sets_their_options(tmp_path: Path) -> None:
