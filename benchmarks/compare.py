@@ -1,12 +1,15 @@
 """Before and after in one run: this tree's service against another revision's, side by side.
 
     python -m benchmarks.compare --baseline REF [--rounds 3] [--sizes 640x480,1920x1080]
+        [--model mobilenet_v2_1.0_224_quant,objects --paths /classify,/detect]
 
 Both services start from the same models and settings; the baseline runs the package of git
 revision REF (exported to a temporary folder). Each round drives one and then the other at
 every size and concurrency, the order swapped every round, so load that drifts on a shared
 machine falls on both alike. Prints p50 and throughput of each and their ratios (this / the
-baseline): only the ratios are comparable across runs, never the absolute times.
+baseline): only the ratios are comparable across runs, never the absolute times. With several
+`--paths`, every client sends each photo to each path in turn (a mixed load of a classifier
+and a detector served together, say).
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=Path, default=Path("../shared/images"))
     parser.add_argument("--sizes", default="640x480,1920x1080")
     parser.add_argument("--concurrency", default="1,4")
+    parser.add_argument(
+        "--paths", default="/classify", help="routes each photo is posted to, comma-separated"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=80, help="per level and round, at most")
     parser.add_argument("--seconds", type=float, default=4.0, help="per level and round, at most")
@@ -90,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             # Each server's requests, built once: they name its port.
             requests = {
                 (name, s.size.name): [
-                    load.multipart_request(server.port, "/classify", j) for j in s.jpegs
+                    load.multipart_request(server.port, path, j)
+                    for j in s.jpegs
+                    for path in args.paths.split(",")
                 ]
                 for name, server in started.items()
                 for s in sets
@@ -104,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for server in started.values():
                 server.stop()
-    print(f"this tree against {args.baseline}; {args.rounds} rounds, order swapped each round")
+    print(
+        f"this tree against {args.baseline}; EDGE_MODEL={args.model}, POST {args.paths}; "
+        f"{args.rounds} rounds, order swapped each round"
+    )
     print(
         f"{'size':>10} {'c':>2} {'p50 this':>9} {'p50 base':>9} {'p50 ratio':>9} "
         f"{'tput this':>9} {'tput base':>9} {'tput ratio':>10}"
