@@ -68,7 +68,7 @@ def serve(settings: Settings) -> int:
         raise
     app = create_app(settings, models=loaded, decoders=decoders)
     config = uvicorn.Config(
-        app,
+        connections.CloseEarlyAnswers(app),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -88,7 +88,8 @@ def serve(settings: Settings) -> int:
 
 
 def _defend(config: uvicorn.Config, settings: Settings, metrics: Metrics, file_limit: int) -> None:
-    """Connection limits, keep-alive and a throttled log on top of uvicorn's configuration."""
+    """Connection limits, lingering close, keep-alive and a throttled log on top of uvicorn's
+    configuration."""
     config.backlog = BACKLOG
     config.timeout_keep_alive = settings.keep_alive_timeout
     config.load()  # picks the protocol class (httptools or h11), which is then guarded
@@ -103,7 +104,13 @@ def _defend(config: uvicorn.Config, settings: Settings, metrics: Metrics, file_l
             settings.max_connections,
             file_limit,
         )
-    limits = connections.ConnectionLimits(cap, settings.header_timeout, settings.body_timeout)
+    limits = connections.ConnectionLimits(
+        cap,
+        settings.header_timeout,
+        settings.body_timeout,
+        settings.linger_bytes,
+        settings.linger_timeout,
+    )
     table = connections.ConnectionTable(limits, connections.ConnectionMetrics(metrics.registry))
     config.http_protocol_class = connections.guarded(config.http_protocol_class, table)
     LogThrottle(metrics.registry).install()

@@ -26,13 +26,26 @@ class HttpSettings(BaseModel):
         description="Seconds a request body may stall (no bytes arrive) before the connection "
         "is closed.",
     )
+    linger_bytes: Annotated[int, Field(ge=0)] = Field(
+        64 * 1024 * 1024,
+        description="Bytes of a request body read and thrown away after an answer given before "
+        "the body was read (401, 404, 413...), so the client can finish sending and then read "
+        "the answer (nginx's lingering close); a client still sending past them is cut off. "
+        "0: close at once.",
+    )
+    linger_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
+        30.0,
+        description="Seconds at most spent reading and throwing away the rest of a body after "
+        "an early answer (nginx's lingering_time); a pause of EDGE_BODY_TIMEOUT ends it sooner.",
+    )
     keep_alive_timeout: Annotated[int, Field(ge=1, le=3600)] = Field(
         5, description="Seconds an idle keep-alive connection stays open between requests."
     )
     max_connections: Annotated[int, Field(ge=8, le=1_000_000)] = Field(
         1000,
         description="Open connections at most (lowered to fit the open-file limit); past it "
-        "the connection waiting longest for its headers is closed, or the new one gets 503.",
+        "the connection waiting longest for its headers (else the oldest lingering after an "
+        "early answer) is closed, or the new one gets 503.",
     )
     shutdown_timeout: Annotated[float, Field(ge=0, le=3600)] = Field(
         10.0, description="Seconds in-flight requests get to finish after SIGTERM."

@@ -72,7 +72,8 @@ async def read_image(request: Request, limit: int) -> bytes:
 
 
 def _too_large(limit: int) -> TooLarge:
-    # Closing the connection stops the rest of the body from being received at all.
+    # The connection ends with the answer: the rest of the body is read and thrown away, up
+    # to EDGE_LINGER_BYTES, so the client can read it, then closed (ops/connections.py).
     return TooLarge(
         f"the request body is larger than the {limit:,}-byte limit (EDGE_MAX_UPLOAD_BYTES)",
         headers={"Connection": "close"},

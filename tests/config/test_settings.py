@@ -40,6 +40,8 @@ DEFAULTS: dict[str, object] = {
     "request_timeout": 30.0,
     "header_timeout": 10.0,
     "body_timeout": 10.0,
+    "linger_bytes": 64 * 1024 * 1024,
+    "linger_timeout": 30.0,
     "keep_alive_timeout": 5,
     "max_connections": 1000,
     "decode_memory_mb": None,

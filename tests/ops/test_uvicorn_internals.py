@@ -24,7 +24,13 @@ from edge_server.ops import connections
 
 PROTOCOLS = [H11Protocol, HttpToolsProtocol]
 # What Guarded overrides and calls on the protocol.
-METHODS = ["connection_made", "connection_lost", "data_received", "on_response_complete"]
+METHODS = [
+    "connection_made",
+    "connection_lost",
+    "data_received",
+    "eof_received",
+    "on_response_complete",
+]
 # What Guarded reads on the protocol instance.
 ATTRIBUTES = ["self.cycle", "self.transport", "self.loop", "self.flow"]
 
@@ -54,9 +60,28 @@ def test_request_cycle_tells_body_and_response_state(cycle: type) -> None:
     assert "self.more_body" in init and "self.response_complete" in init
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS, ids=lambda p: p.__name__)
+def test_protocol_uses_the_transport_it_is_given(protocol: type) -> None:
+    """The transport given to connection_made is the one flow control and each request cycle
+    use, and a closing one stops on_response_complete (the lingering close relies on both)."""
+    assert "FlowControl(transport)" in inspect.getsource(vars(protocol)["connection_made"])
+    assert "transport=self.transport" in inspect.getsource(protocol)
+    done = inspect.getsource(vars(protocol)["on_response_complete"])
+    assert "if self.transport.is_closing():\n            return" in done
+
+
+@pytest.mark.parametrize("cycle", [H11Cycle, HttpToolsCycle], ids=["h11", "httptools"])
+def test_request_cycle_closes_its_transport_after_a_closing_answer(cycle: type) -> None:
+    """A cycle closes the transport itself once an answer that ends the connection is sent
+    (where the guard starts lingering)."""
+    assert "self.transport.close()" in inspect.getsource(vars(cycle)["send"])
+
+
 def test_flow_control_tells_when_reading_is_paused() -> None:
-    """Flow control still says when the app stopped reading (the body timer waits then)."""
+    """Flow control still says when the app stopped reading (the body timer waits then), and
+    resumes reading (a lingering close reads what the app left)."""
     assert "self.read_paused" in inspect.getsource(FlowControl.__init__)
+    assert "self._transport.resume_reading()" in inspect.getsource(FlowControl.resume_reading)
 
 
 @pytest.mark.parametrize("http", ["h11", "httptools"])
@@ -69,7 +94,9 @@ def test_config_exposes_the_protocol_class_to_guard(http: str) -> None:
     config = Config(app, http=http)
     config.load()
     table = connections.ConnectionTable(
-        connections.ConnectionLimits(max_connections=8, header_timeout=1, body_timeout=1),
+        connections.ConnectionLimits(
+            max_connections=8, header_timeout=1, body_timeout=1, linger_bytes=1, linger_timeout=1
+        ),
         connections.ConnectionMetrics(CollectorRegistry()),
     )
     guarded = connections.guarded(config.http_protocol_class, table)
