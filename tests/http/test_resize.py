@@ -172,7 +172,7 @@ def test_letterboxed_boxes_come_back_onto_the_photo(
         models_dir / f"{DETECTOR}.tflite", models_dir / "coco_ssd_labelmap.txt", data, 0.3
     )
     strong = [f for f in expected if f.score >= 0.45]
-    assert {f.label for f in strong} <= {"person", "kite"} and strong
+    assert len(strong) >= 5, strong
     assert unmatched(strong, got, min_iou=0.9, score_tolerance=0.05) == []
     known = from_answer(_detect(detector_http, data))
     assert len(known) == 10 and {f.label for f in known} == {"person", "kite"}
