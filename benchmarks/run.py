@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accuracy, limit, load, photos, servers
+from benchmarks import fidelity, limit, load, photos, servers
 from benchmarks.flags import add_model_flags
 from benchmarks.stats import summarize, timed, timed_in_turns
 from benchmarks.targets import (
@@ -237,8 +237,8 @@ def measure(args: argparse.Namespace, plan: Plan) -> tuple[Measurements, dict[st
         for spec in photos.SIZES:
             if spec.name in (photo_set.size.name for photo_set in sets) and spec.width >= 1920:
                 _progress(f"accuracy check at {spec.name} ...")
-                made = accuracy.variants(pictures, spec)
-                m.accuracy[spec.name] = accuracy.compare(
+                made = fidelity.variants(pictures, spec)
+                m.accuracy[spec.name] = fidelity.compare(
                     interpreter, classifier, made, settings.max_image_pixels
                 )
 
@@ -396,7 +396,7 @@ def table(m: Measurements, context: dict[str, Any], targets: list[Target]) -> st
     for size, a in m.accuracy.items():
         lines.append(
             f"  {size}: {a.variants} variants, top-1 changed in {a.top1_changed} of the "
-            f"{a.decisive} with margin >= {accuracy.MARGIN:g}; largest score change "
+            f"{a.decisive} with margin >= {fidelity.MARGIN:g}; largest score change "
             f"{a.max_change:.3f} (+-1 grey level noise: {a.noise_max_change:.3f})"
         )
     lines += ["", "CPU time per image at c1 over the serial pipeline's (steady under load):"]

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.accuracy import MARGIN, Agreement
+from benchmarks.fidelity import MARGIN, Agreement
 from benchmarks.stats import Summary
 
 SNAPSHOT = "1920x1080"  # encoded at about 200 KB: the concurrency-1 target's photo

@@ -136,6 +136,7 @@ def _classify_remote(args: argparse.Namespace) -> int:
             threshold=args.threshold or None,
             crop=args.crop,
             model=args.setting_model,
+            resize=args.setting_resize,
         ),
     )
     if isinstance(done, int):
@@ -203,6 +204,7 @@ def _detect_remote(args: argparse.Namespace, labels: list[str] | None) -> int:
             labels=labels,
             crop=args.crop,
             model=args.setting_model,
+            resize=args.setting_resize,
         ),
     )
     if isinstance(done, int):
@@ -262,7 +264,7 @@ def _run_local(
             results.append(
                 {
                     "file": name,
-                    "image": asdict(prepared.image),
+                    "image": {**asdict(prepared.image), "resize": prepared.resize.value},
                     **answer(prepared, inference),
                     "inference_ms": round(inference.inference_ms, 3),
                 }

@@ -88,10 +88,18 @@ class Client:
         threshold: float | None = None,
         crop: str | None = None,
         model: str | None = None,
+        resize: str | None = None,
     ) -> ClassifyResponse:
         """Classify one encoded image (JPEG, PNG, ...) with the default model or the one named;
-        raises ClientError on failure."""
-        parameters = (("top_k", top_k), ("threshold", threshold), ("crop", crop), ("model", model))
+        `resize` (squash, center-crop, letterbox) overrides the model's fit. Raises
+        ClientError on failure."""
+        parameters = (
+            ("top_k", top_k),
+            ("threshold", threshold),
+            ("crop", crop),
+            ("model", model),
+            ("resize", resize),
+        )
         query = {name: str(value) for name, value in parameters if value is not None}
         path = "/classify" + ("?" + urllib.parse.urlencode(query) if query else "")
         # A raw body: no multipart encoding to get wrong, and the server sniffs the format.
@@ -107,15 +115,18 @@ class Client:
         labels: Sequence[str] | None = None,
         crop: str | None = None,
         model: str | None = None,
+        resize: str | None = None,
     ) -> DetectResponse:
         """The objects in one encoded image, from the first served detector or the one named;
-        boxes in pixels of the upright image. Raises ClientError on failure."""
+        boxes in pixels of the upright image; `resize` as `classify` takes it. Raises
+        ClientError on failure."""
         parameters = (
             ("min_score", min_score),
             ("max_results", max_results),
             ("labels", ",".join(labels) if labels else None),
             ("crop", crop),
             ("model", model),
+            ("resize", resize),
         )
         query = {name: str(value) for name, value in parameters if value is not None}
         path = "/detect" + ("?" + urllib.parse.urlencode(query) if query else "")

@@ -52,7 +52,12 @@ class ModelSettings(BaseModel):
     decode_threads: Annotated[int, Field(ge=1, le=64)] | None = Field(
         None, description="Threads decoding uploads; default: one per CPU the service may use."
     )
-    resize: ResizeMode = Field(ResizeMode.squash, description="How images fit the input.")
+    resize: ResizeMode | None = Field(
+        None,
+        description="How images fit the input, for every model (squash, center-crop or "
+        "letterbox); unset: each catalog model's own fit (docs: Models), squash for a .tflite "
+        "file. A [models.NAME] table's resize and a request's resize= win over it.",
+    )
     output: OutputKind = Field(OutputKind.auto, description="Model output kind.")
     input_mean: float = Field(127.5, description="Mean subtracted for float-input models.")
     input_std: Annotated[float, Field(gt=0)] = Field(

@@ -149,6 +149,7 @@ class Prepared:
     decode_ms: float
     preprocess_ms: float
     thumbnail: bytes = b""  # a small JPEG of the picture, when asked for (learned examples)
+    resize: ResizeMode = ResizeMode.squash  # how the picture was fitted to the input
 
 
 @dataclass(frozen=True)
@@ -309,12 +310,15 @@ class Engine:
         min_side: int = 1,
         region: Region | None = None,
         thumbnail_side: int = 0,
+        resize: ResizeMode | None = None,
     ) -> Prepared:
         """Decode, crop and preprocess an upload (thread-safe; runs on any worker thread).
 
-        `thumbnail_side` > 0 also keeps a JPEG of the (cropped) picture that size.
+        `thumbnail_side` > 0 also keeps a JPEG of the (cropped) picture that size. `resize`
+        fits this upload another way than the model's own (None: the model's).
         """
         width, height = self.info.input_size
+        mode = self.resize if resize is None else resize
         started = time.perf_counter()
         budget = self.memory
         held: contextlib.AbstractContextManager[Charge | None] = (
@@ -330,7 +334,7 @@ class Engine:
                 charge=charge,
             )
             decoded = time.perf_counter()
-            fitted = imaging.fit(image.picture, (width, height), self.resize)
+            fitted = imaging.fit(image.picture, (width, height), mode)
             tensor = quantization.to_input(
                 imaging.pixels(fitted), self.info.input.dtype, mean=self._mean, std=self._std
             )
@@ -341,7 +345,7 @@ class Engine:
             del image, fitted  # the pixels go before their charge does
         done = time.perf_counter()
         return Prepared(
-            tensor, facts, (decoded - started) * 1000, (done - decoded) * 1000, thumbnail
+            tensor, facts, (decoded - started) * 1000, (done - decoded) * 1000, thumbnail, mode
         )
 
     def prepare_and_submit(self, data: bytes, **options: Any) -> Future[tuple[Prepared, Inference]]:
@@ -456,12 +460,15 @@ class Engine:
         max_results: int,
         wanted: Collection[str] | None = None,
         region: Region | None = None,
+        resize: ResizeMode | None = None,
     ) -> list[Detection]:
         """A detector's objects in one invoke, boxes as fractions of the upright image.
 
-        The boxes are mapped back through the fitting (`resize`) and the crop `region`, so
-        they lie on the whole upright picture the upload was.
+        The boxes are mapped back through the fitting (`resize`: the mode the image was
+        prepared with, `Prepared.resize`; None: the model's) and the crop `region`, so they
+        lie on the whole upright picture the upload was.
         """
+        mode = self.resize if resize is None else resize
         layout = self.info.layout
         if layout is None:
             raise TypeError(f"{self.info.name} is not a detector")
@@ -481,7 +488,7 @@ class Engine:
                 d.index,
                 d.label,
                 d.score,
-                uncrop(unfit(d.box, aspect, self.info.input_size, self.resize), region),
+                uncrop(unfit(d.box, aspect, self.info.input_size, mode), region),
             )
             for d in found
         ]

@@ -30,8 +30,8 @@ ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 # A JPEG is decoded at reduced scale only when the scale is 1/4 or 1/8: that is where the time
 # goes (1080p and larger photos), while at 1/2 the saving is small and the resize after it has
 # too few pixels left to average (a 1/2-scale decode of a 517x606 photo moves a score by 0.03).
-# The benchmark's accuracy check compares the result with a full-size decode over real-photo
-# variants, against the noise floor of +-1 grey level.
+# The fidelity benchmark (benchmarks/fidelity.py) compares the result with a full-size decode
+# over real-photo variants, against the noise floor of +-1 grey level.
 MIN_DRAFT_REDUCTION = 4
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 _WHITE = (255, 255, 255)

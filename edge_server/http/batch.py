@@ -15,11 +15,20 @@ from fastapi.responses import JSONResponse
 
 from ..core.detection import Task
 from ..core.errors import ServiceError, UnsupportedMediaType
+from ..core.imaging import ResizeMode
 from ..core.region import Region
 from ..serving.schemas import BatchItem, BatchResponse
 from ..serving.service import Service
 from . import problems
-from .deps import Authorized, ModelQuery, RegionDep, ServiceDep, ThresholdQuery, TopKQuery
+from .deps import (
+    Authorized,
+    ModelQuery,
+    RegionDep,
+    ResizeDep,
+    ServiceDep,
+    ThresholdQuery,
+    TopKQuery,
+)
 from .exchange import exchange
 from .upload import BINARY, files_from_form, form_content, media_type, multipart_form, openapi_body
 
@@ -43,6 +52,7 @@ async def classify_batch(
     request: Request,
     service: ServiceDep,
     region: RegionDep,
+    resize: ResizeDep,
     top_k_: TopKQuery = None,
     threshold: ThresholdQuery = 0.0,
     model: ModelQuery = None,
@@ -71,7 +81,9 @@ async def classify_batch(
         return list(
             await asyncio.gather(
                 *(
-                    _classify_one(request, service, name, data, top_k_, threshold, region, model)
+                    _classify_one(
+                        request, service, name, data, top_k_, threshold, region, model, resize
+                    )
                     for name, data in files
                 )
             )
@@ -91,6 +103,7 @@ async def _classify_one(
     threshold: float,
     region: Region | None,
     model: str | None,
+    resize: ResizeMode | None,
 ) -> BatchItem:
     try:
         answer = await service.classify(
@@ -100,6 +113,7 @@ async def _classify_one(
             started=request.state.request_started,
             region=region,
             model=model,
+            resize=resize,
         )
     except ServiceError as exc:
         status = int(exc.status)

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 
 from ..core.errors import BadRequest
+from ..core.imaging import ResizeMode
 from ..core.region import Region, parse_region
 from ..serving.service import Service
 
@@ -80,6 +81,35 @@ ModelQuery = Annotated[
         max_length=64,
     ),
 ]
+
+
+async def _resize(
+    resize: Annotated[
+        str | None,
+        Query(
+            description="How the image is fitted to the model's square input: squash, "
+            "center-crop or letterbox; default: the model's own fit (GET /v1/models). The "
+            "answer's `image.resize` says which was used.",
+            examples=["squash"],
+            max_length=64,
+        ),
+    ] = None,
+) -> ResizeMode | None:
+    # Parsed here rather than typed, so a bad value is a 400 naming the choices, before the
+    # body is read.
+    return parse_resize(resize) if resize is not None else None
+
+
+ResizeDep = Annotated[ResizeMode | None, Depends(_resize)]
+
+
+def parse_resize(text: str) -> ResizeMode:
+    """A resize mode by name, or a 400 naming the modes."""
+    try:
+        return ResizeMode(text.strip())
+    except ValueError:
+        choices = ", ".join(mode.value for mode in ResizeMode)
+        raise BadRequest(f"resize {text[:64]!r} is not one of {choices}") from None
 
 
 @dataclass(frozen=True)

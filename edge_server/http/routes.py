@@ -27,6 +27,7 @@ from .deps import (
     DetectionDep,
     ModelQuery,
     RegionDep,
+    ResizeDep,
     ServiceDep,
     ThresholdQuery,
     TopKQuery,
@@ -74,6 +75,7 @@ async def classify(
     request: Request,
     service: ServiceDep,
     region: RegionDep,
+    resize: ResizeDep,
     top_k_: TopKQuery = None,
     threshold: ThresholdQuery = 0.0,
     model: ModelQuery = None,
@@ -94,6 +96,7 @@ async def classify(
             started=request.state.request_started,
             region=region,
             model=model,
+            resize=resize,
         ),
     )
     return _answered(answer)
@@ -110,6 +113,7 @@ async def detect(
     request: Request,
     service: ServiceDep,
     region: RegionDep,
+    resize: ResizeDep,
     options: DetectionDep,
     model: ModelQuery = None,
     classify: Annotated[
@@ -139,6 +143,7 @@ async def detect(
             region=region,
             model=model,
             classify=classify,
+            resize=resize,
         ),
     )
     return _answered(answer)

@@ -32,7 +32,7 @@ from ..core.errors import Overloaded, ServiceError, StartupError
 from ..ops.identity import node_id
 from ..serving.schemas import ClassifyResponse
 from ..serving.service import Service
-from ..serving.specs import source_mapping
+from ..serving.specs import models_config, source_fits, source_mapping
 from . import homeassistant, payloads
 from .frigate import FrigateBridge
 from .payloads import Answer
@@ -90,12 +90,17 @@ class MqttConnection:
         self.tls_context = self._tls_context() if self.broker.tls else None
         # Which model answers a source (by source name or whole topic); checked now, so a
         # model that is not served stops the start.
-        mapping = {source_name(key): models for key, models in source_mapping(settings).items()}
+        config = models_config(settings)
+        mapping = {
+            source_name(key): models for key, models in source_mapping(settings, config).items()
+        }
         self.source_models = {source: models[0] for source, models in mapping.items()}
         # A detector source's classifier, whose top label is each object's sub label.
         self.source_classifiers = {
             source: models[1] for source, models in mapping.items() if len(models) > 1
         }
+        # A source's own fit (`[sources.NAME] resize`), over its model's.
+        self.source_fits = {source_name(key): fit for key, fit in source_fits(config).items()}
         # Sources to announce and the task each answers, in order: the declared ones from the
         # start (Home Assistant shows them before any image), then each new one seen.
         self.sources: dict[str, Task] = dict.fromkeys(self.source_models, Task.classification)
@@ -322,10 +327,15 @@ class MqttConnection:
             answer: Answer
             if self.service.ready_model(model).info.task is Task.detection:
                 answer = await self.service.detect_upload(
-                    data, model=model, classify=self.source_classifiers.get(source)
+                    data,
+                    model=model,
+                    classify=self.source_classifiers.get(source),
+                    resize=self.source_fits.get(source),
                 )
             else:
-                answer = await self.service.classify_upload(data, model=model)
+                answer = await self.service.classify_upload(
+                    data, model=model, resize=self.source_fits.get(source)
+                )
         except ServiceError as exc:
             if isinstance(exc, Overloaded):
                 self.metrics.mqtt_dropped.labels(Kind.classify.value, "overloaded").inc()

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from ..core.digest import sha256_of
 from ..core.errors import StartupError
+from ..core.imaging import ResizeMode
 
 _CHUNK = 1 << 20
 
@@ -34,6 +35,9 @@ class CatalogEntry:
     url: str
     license: str
     input_size: int
+    # How a photo is fitted to the input, as the model was trained and evaluated (ImageNet
+    # classifiers: the central crop; the SSD detector and Coral's embedder: squashed).
+    resize: ResizeMode
     labels: str
     description: str
     aliases: tuple[str, ...] = ()
@@ -55,7 +59,9 @@ def load_catalog() -> dict[str, CatalogEntry]:
     """The catalog shipped with the package (`models/catalog.json` in the source tree)."""
     text = resources.files("edge_server").joinpath("catalog.json").read_text(encoding="utf-8")
     return {
-        m["name"]: CatalogEntry(**{**m, "aliases": tuple(m.get("aliases", ()))})
+        m["name"]: CatalogEntry(
+            **{**m, "aliases": tuple(m.get("aliases", ())), "resize": ResizeMode(m["resize"])}
+        )
         for m in json.loads(text)["models"]
     }
 

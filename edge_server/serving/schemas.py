@@ -29,6 +29,11 @@ class ImageInfo(BaseModel):
     height: int = Field(description="Height of the upright image, in pixels.")
     format: str = Field(description="Detected file format, e.g. JPEG or PNG.")
     orientation_applied: bool = Field(description="Whether an EXIF orientation was applied.")
+    resize: str = Field(
+        description="How the image was fitted to the model's input (squash, center-crop or "
+        "letterbox): the request's `resize=`, else the model's own fit.",
+        examples=["center-crop"],
+    )
 
 
 class Timing(BaseModel):
@@ -136,7 +141,10 @@ class ModelDescription(BaseModel):
         "runs on the first free one, the first preferred)."
     )
     xnnpack: bool = Field(description="Whether the runtime reported the XNNPACK delegate.")
-    resize: str
+    resize: str = Field(
+        description="How images are fitted to the input unless a request says otherwise "
+        "(`resize=`): squash, center-crop or letterbox."
+    )
 
 
 class ModelList(BaseModel):

@@ -31,7 +31,7 @@ from ..core.errors import (
     TooLarge,
     UploadTimeout,
 )
-from ..core.imaging import decode_bytes
+from ..core.imaging import ResizeMode, decode_bytes
 from ..core.memory import MemoryBudget, budget_bytes
 from ..core.region import Region
 from .auth import ApiKeys
@@ -244,10 +244,15 @@ class Service:
             )
 
     async def classify_upload(
-        self, data: bytes, *, model: str | None = None, top_k: int | None = None
+        self,
+        data: bytes,
+        *,
+        model: str | None = None,
+        top_k: int | None = None,
+        resize: ResizeMode | None = None,
     ) -> ClassifyResponse:
         """Classify an image already in memory (an MQTT payload, a Frigate snapshot) with the
-        same limits, admission and deadline as `POST /classify`.
+        same limits, admission and deadline as `POST /classify`; `resize` as `classify` says.
 
         Raises the pipeline's ServiceError subclasses: TooLarge over EDGE_MAX_UPLOAD_BYTES,
         NotFound for a model that is not served (before taking an admission place),
@@ -258,7 +263,7 @@ class Service:
             Task.classification,
             model,
             lambda image, started: self.classify(
-                image, top_k=top_k, threshold=0.0, started=started, model=model
+                image, top_k=top_k, threshold=0.0, started=started, model=model, resize=resize
             ),
         )
 
@@ -269,9 +274,10 @@ class Service:
         model: str | None = None,
         min_score: float | None = None,
         classify: str | None = None,
+        resize: ResizeMode | None = None,
     ) -> DetectResponse:
         """Detect objects in an image already in memory (an MQTT payload), with the same
-        limits, admission and deadline as `POST /detect`."""
+        limits, admission and deadline as `POST /detect`; `resize` as `detect` says."""
         return await self._in_memory(
             data,
             Task.detection,
@@ -283,6 +289,7 @@ class Service:
                 started=started,
                 model=model,
                 classify=classify,
+                resize=resize,
             ),
         )
 
@@ -316,6 +323,7 @@ class Service:
         region: Region | None = None,
         model: str | None = None,
         engine: Engine | None = None,
+        resize: ResizeMode | None = None,
     ) -> ClassifyResponse:
         """Decode (decode pool), invoke (the model's owner thread, FIFO), rank and time one image.
 
@@ -323,12 +331,15 @@ class Service:
         the upload too. With a region, only that part of the upright image is classified.
         `model` names the model (the default for None); `engine`, a model the caller leased
         already, answers instead (so the images of one request get one version of a learned
-        model, which may change between them).
+        model, which may change between them). `resize` fits this image another way than the
+        model's own fit (None: the model's); the answer's `image.resize` says which was used.
         """
         if engine is None:
             async with self.models.lease(self.model_for(Task.classification, model)) as leased:
-                return await self._classified(leased, data, top_k, threshold, started, region)
-        return await self._classified(engine, data, top_k, threshold, started, region)
+                return await self._classified(
+                    leased, data, top_k, threshold, started, region, resize
+                )
+        return await self._classified(engine, data, top_k, threshold, started, region, resize)
 
     async def _classified(
         self,
@@ -338,8 +349,9 @@ class Service:
         threshold: float,
         started: float,
         region: Region | None,
+        resize: ResizeMode | None,
     ) -> ClassifyResponse:
-        prepared, inference = await self._infer(classifier, data, region)
+        prepared, inference = await self._infer(classifier, data, region, resize=resize)
         post_started = time.perf_counter()
         k = top_k if top_k is not None else self.settings.default_top_k
         predictions = [
@@ -367,18 +379,21 @@ class Service:
         region: Region | None = None,
         model: str | None = None,
         classify: str | None = None,
+        resize: ResizeMode | None = None,
     ) -> DetectResponse:
         """Decode, invoke and read one image's objects, boxes on the whole upright image.
 
         `wanted` keeps only those labels; with a region only that part is searched, and the
         boxes are still given in the whole image's pixels. `classify` names a classifier or
-        learned model that classifies each object's box: its top label is the sub label.
+        learned model that classifies each object's box: its top label is the sub label (with
+        its own fit: the boxes are what it sees). `resize` fits the image for the detector
+        another way than its own, and the boxes are mapped back through the mode used.
         """
         name = self.model_for(Task.detection, model)
         if classify is not None:
             self.model_for(Task.classification, classify)  # a 404 or 400 before any work
         async with self.models.lease(name) as engine:
-            prepared, inference = await self._infer(engine, data, region)
+            prepared, inference = await self._infer(engine, data, region, resize=resize)
             post_started = time.perf_counter()
             found = engine.detect(
                 inference,
@@ -387,6 +402,7 @@ class Service:
                 max_results=max_results,
                 wanted=wanted,
                 region=region,
+                resize=prepared.resize,
             )
             info = engine.info
         subs: list[tuple[str, float]] = []
@@ -467,7 +483,13 @@ class Service:
         return await asyncio.shield(self.learned.add(name, label, examples))
 
     async def _infer(
-        self, engine: Engine, data: bytes, region: Region | None, thumbnail_side: int = 0
+        self,
+        engine: Engine,
+        data: bytes,
+        region: Region | None,
+        thumbnail_side: int = 0,
+        *,
+        resize: ResizeMode | None = None,
     ) -> tuple[Prepared, Inference]:
         """Decode on the shared decode pool, which queues the invoke itself: the event loop
         hears back once, when both are done."""
@@ -479,6 +501,7 @@ class Service:
                 min_side=settings.min_image_side,
                 region=region,
                 thumbnail_side=thumbnail_side,
+                resize=resize,
             )
         )
 
@@ -520,4 +543,5 @@ def _image_info(prepared: Prepared) -> ImageInfo:
         height=image.height,
         format=image.format,
         orientation_applied=image.orientation_applied,
+        resize=prepared.resize.value,
     )

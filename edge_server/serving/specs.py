@@ -14,6 +14,13 @@ The config file (TOML) sets options per model where models need different ones:
     resize = "center-crop"
     num_threads = 1
 
+    [sources.driveway]               # an MQTT source's own fit (docs: MQTT)
+    resize = "squash"
+
+How a model fits images, highest first: a request's `resize=`; its MQTT source's `resize`; the
+model's table; EDGE_RESIZE when set; the catalog's declared fit; squash for a .tflite file.
+The first two are per image (`Service`), the rest resolved here into the model's LoadOptions.
+
 Without EDGE_MODEL, the config file's models are served in the order written. Everything here is
 checked before the first model loads, so a mistake stops the start with the fix.
 """
@@ -61,6 +68,16 @@ class ModelOptions(BaseModel):
     )
 
 
+class SourceOptions(BaseModel):
+    """One `[sources.NAME]` table: how an MQTT source's images are treated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resize: ResizeMode | None = Field(
+        None, description="How the source's images fit its model (over the model's own fit)."
+    )
+
+
 class ModelsConfig(BaseModel):
     """The EDGE_MODELS_CONFIG file."""
 
@@ -68,6 +85,7 @@ class ModelsConfig(BaseModel):
 
     default: str | None = None
     models: dict[str, ModelOptions] = Field(default_factory=dict)
+    sources: dict[str, SourceOptions] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -142,7 +160,7 @@ def model_specs(settings: Settings, config: ModelsConfig | None = None) -> list[
     else is running (`core.owners`).
     """
     if config is None:
-        config = read_config(settings.models_config) if settings.models_config else ModelsConfig()
+        config = models_config(settings)
     if "model" in settings.model_fields_set or not config.models:
         names = list(settings.model)
     else:
@@ -205,8 +223,17 @@ def spec_for(name: str, settings: Settings, config: ModelsConfig) -> ModelSpec:
             "can give a file a plain name)",
         )
     values = {field: getattr(settings, field) for field in _LOAD_FIELDS}
+    if values["resize"] is None:  # EDGE_RESIZE unset: the model's declared fit
+        values["resize"] = declared_fit(model)
     values.update(overrides)
     return ModelSpec(served, model, settings.models_dir, LoadOptions(**values))
+
+
+def declared_fit(model: str) -> ResizeMode:
+    """How a model fits images unless told otherwise: the catalog's declared fit (as it was
+    trained and evaluated; benchmarks/accuracy.py measures it), squash for any other file."""
+    entry = lookup(model)
+    return entry.resize if entry is not None else ResizeMode.squash
 
 
 def _check_table_name(name: str, options: ModelOptions) -> None:
@@ -238,10 +265,24 @@ def source_classifiers(settings: Settings) -> dict[str, str]:
     }
 
 
-def source_mapping(settings: Settings) -> dict[str, list[str]]:
+def models_config(settings: Settings) -> ModelsConfig:
+    """The EDGE_MODELS_CONFIG file, checked (an empty config when it is unset)."""
+    return read_config(settings.models_config) if settings.models_config else ModelsConfig()
+
+
+def source_fits(config: ModelsConfig) -> dict[str, ResizeMode]:
+    """The MQTT sources given their own fit (`[sources.NAME] resize`), over their model's."""
+    return {
+        source: table.resize for source, table in config.sources.items() if table.resize is not None
+    }
+
+
+def source_mapping(settings: Settings, config: ModelsConfig | None = None) -> dict[str, list[str]]:
     """Each MQTT source's model, then its classifier if it has one (`source:detector+NAME`),
-    checked as `source_models` says; the models config is read once for both."""
-    config = read_config(settings.models_config) if settings.models_config else ModelsConfig()
+    checked as `source_models` says; the models config is read once for both (`config`: read
+    already)."""
+    if config is None:
+        config = models_config(settings)
     specs = model_specs(settings, config)
     mapping = {source: name for name, table in config.models.items() for source in table.sources}
     mapping.update(parse_sources(settings.mqtt_sources))

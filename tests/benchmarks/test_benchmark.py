@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.accuracy import Agreement
+from benchmarks.fidelity import Agreement
 from benchmarks.stats import Summary, summarize
 from benchmarks.targets import HD, NAIVE, PHONE, SERVICE, SERVICE_RAW, Measurements, evaluate
 

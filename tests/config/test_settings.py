@@ -21,7 +21,7 @@ DEFAULTS: dict[str, object] = {
     "runtime": "auto",
     "replicas": "auto",
     "decode_threads": None,
-    "resize": "squash",
+    "resize": None,
     "output": "auto",
     "input_mean": 127.5,
     "input_std": 127.5,

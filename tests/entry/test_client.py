@@ -79,6 +79,20 @@ def test_cli_json_with_crop(server: ServerProcess, images_dir: Path) -> None:
     assert len(item["predictions"]) == 2
 
 
+def test_client_and_cli_send_the_fit(server: ServerProcess, photo: Photo, images_dir: Path) -> None:
+    """Client.classify(resize=) and `classify --url --resize` reach the server, whose answer
+    says the fit; without one the model's own (its centre crop) is used."""
+    client = Client(server.url)
+    assert client.classify(photo("coffee.png"), resize="letterbox").image.resize == "letterbox"
+    assert client.classify(photo("coffee.png")).image.resize == "center-crop"
+    result = _cli(
+        "--url", server.url, "--json", "--resize", "squash", str(images_dir / "parrot.jpg"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (item,) = json.loads(result.stdout)["results"]
+    assert item["image"]["resize"] == "squash"
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [

@@ -66,6 +66,7 @@ def test_kite_and_cold_has_its_ten_objects(detector_http: httpx.Client, photo: P
         "height": 900,
         "format": "JPEG",
         "orientation_applied": False,
+        "resize": "squash",  # the catalog's fit for the detector
     }
     for d in found:
         box = d["box"]

@@ -52,12 +52,14 @@ def test_health_and_metadata(client: triton.InferenceServerClient) -> None:
 def test_classification_extension_with_binary_tensors(
     client: triton.InferenceServerClient, photo: Photo
 ) -> None:
-    """Two raw images in binary tensor data, class_count=3: the 3 best of each as bytes."""
+    """Two raw images in binary tensor data, class_count=3: the 3 best of each as bytes
+    (squashed, as the manifest's scores were, by the request's resize parameter)."""
     result = client.infer(
         DEFAULT_MODEL,
         [_images(photo("grace_hopper.jpg"), photo("parrot.jpg"))],
         outputs=[triton.InferRequestedOutput("probabilities", class_count=3)],
         request_id="doorbell-7",
+        parameters={"resize": "squash"},
     )
     entries = result.as_numpy("probabilities")
     assert entries.shape == (2, 3)
@@ -91,6 +93,7 @@ def test_two_outputs_in_one_plain_json_request(http: httpx.Client, photo: Photo)
     """The 2 best and the full probabilities side by side, as plain JSON on the wire."""
     request = {
         "id": "r1",
+        "parameters": {"resize": "squash"},
         "inputs": [
             {
                 "name": "image",
@@ -120,6 +123,40 @@ def test_two_outputs_in_one_plain_json_request(http: httpx.Client, photo: Photo)
     assert dense["data"][653] == pytest.approx(0.92, abs=0.02)
     # Every class is ranked for the dense output, not only the classification's 2 best.
     assert sum(1 for value in dense["data"] if value > 0) > 2
+
+
+def test_resize_parameter_fits_the_images_and_a_bad_one_is_refused(
+    http: httpx.Client, photo: Photo
+) -> None:
+    """The request's resize parameter changes what the model sees (the model's own centre
+    crop cuts grace_hopper's uniform: a lower score than squashed); an unknown mode is a 400
+    naming the modes."""
+
+    def score(parameters: dict[str, object]) -> httpx.Response:
+        request = {
+            "parameters": parameters,
+            "inputs": [
+                {
+                    "name": "image",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "data": [base64.b64encode(photo("grace_hopper.jpg")).decode()],
+                }
+            ],
+            "outputs": [{"name": "probabilities", "parameters": {"classification": 1}}],
+        }
+        return http.post(f"/v2/models/{DEFAULT_MODEL}/infer", json=request)
+
+    squashed = float(score({"resize": "squash"}).json()["outputs"][0]["data"][0].split(":")[0])
+    own = float(score({}).json()["outputs"][0]["data"][0].split(":")[0])
+    cropped = float(score({"resize": "center-crop"}).json()["outputs"][0]["data"][0].split(":")[0])
+    assert own == cropped and abs(squashed - cropped) > 0.1
+    refused = score({"resize": "stretch"})
+    assert refused.status_code == 400
+    assert (
+        refused.json()["error"] == "resize 'stretch' is not one of squash, center-crop, letterbox"
+    )
+    assert score({"resize": 3}).status_code == 400
 
 
 def test_errors_reach_the_client_with_their_status(

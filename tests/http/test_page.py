@@ -47,7 +47,8 @@ def test_page_classifies_an_uploaded_photo(
     first.wait_for(timeout=30_000)
     assert first.locator(".label").inner_text() == "military uniform"
     assert first.locator(".score").inner_text().endswith("%")
-    assert float(first.locator(".bar").evaluate("e => parseFloat(e.style.width)")) > 80
+    # The bar is the score: 64.8 % with the model's own fit, its centre crop.
+    assert float(first.locator(".bar").evaluate("e => parseFloat(e.style.width)")) > 60
     assert tab.locator("#results li").count() == 5
     assert "inference" in tab.locator("#timing").inner_text()
     assert DEFAULT_MODEL in tab.locator("#model").inner_text()

@@ -40,9 +40,13 @@ def _mqtt_server(models_dir: Path, runtime: str, **settings: str) -> ServerProce
 
 
 @pytest.fixture(scope="module")
-def mqtt_server(models_dir: Path, runtime: str, broker: Mosquitto) -> Iterator[ServerProcess]:
-    """A server on the password listener, MQTT 5, a camera topic pattern, a small queue and
-    a 1 MB size limit."""
+def mqtt_server(
+    models_dir: Path, runtime: str, broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server on the password listener, MQTT 5, a camera topic pattern, a small queue,
+    a 1 MB size limit, and a source `squashed` with its own fit."""
+    config = tmp_path_factory.mktemp("models") / "models.toml"
+    config.write_text('[sources.squashed]\nresize = "squash"\n')
     server = _mqtt_server(
         models_dir,
         runtime,
@@ -52,6 +56,7 @@ def mqtt_server(models_dir: Path, runtime: str, broker: Mosquitto) -> Iterator[S
         mqtt_topics="cameras/+/snapshot",
         mqtt_max_pending="4",
         max_upload_bytes="1000000",
+        models_config=str(config),
     )
     yield server
     server.stop()
@@ -117,6 +122,23 @@ def test_an_extra_topic_pattern_is_classified_under_its_own_source(
     answer = json.loads(results[0].payload)
     assert answer["topic"] == topic
     assert answer["predictions"][0]["label"] == "military uniform"
+
+
+def test_a_source_with_its_own_fit_is_answered_with_it(
+    mqtt_server: ServerProcess, recorder: Recorder, photo: Photo
+) -> None:
+    """`[sources.squashed] resize = "squash"`: that source's answer is squashed (and says so),
+    another source of the same model gets the model's own centre crop."""
+    recorder.subscribe(f"{PREFIX}/result/squashed", f"{PREFIX}/result/hall")
+    time.sleep(0.2)
+    recorder.publish(f"{PREFIX}/classify/squashed", photo("grace_hopper.jpg"))
+    recorder.publish(f"{PREFIX}/classify/hall", photo("grace_hopper.jpg"))
+    squashed = json.loads(recorder.wait_for(_on(f"{PREFIX}/result/squashed"))[0].payload)
+    hall = json.loads(recorder.wait_for(_on(f"{PREFIX}/result/hall"))[0].payload)
+    assert squashed["image"]["resize"] == "squash" and hall["image"]["resize"] == "center-crop"
+    # The manifest's squashed score; the crop cuts the uniform's sides and scores lower.
+    assert squashed["predictions"][0]["score"] == pytest.approx(0.91, abs=0.02)
+    assert hall["predictions"][0]["score"] < squashed["predictions"][0]["score"] - 0.1
 
 
 def test_a_bad_payload_publishes_a_problem_and_is_counted(

@@ -11,7 +11,13 @@ from edge_server.core.errors import StartupError
 from edge_server.core.imaging import ResizeMode
 from edge_server.core.threads import available_cpus
 from edge_server.serving.catalog import load_catalog, lookup
-from edge_server.serving.specs import model_specs, read_config, source_classifiers, source_models
+from edge_server.serving.specs import (
+    model_specs,
+    read_config,
+    source_classifiers,
+    source_fits,
+    source_models,
+)
 
 BIRDS = "mobilenet_v2_1.0_224_inat_bird_quant"
 DEFAULT = "mobilenet_v2_1.0_224_quant"
@@ -91,6 +97,67 @@ def test_edge_model_picks_from_the_config_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("model", "config", "values", "fit"),
+    [
+        (DEFAULT, None, {}, ResizeMode.center_crop),  # the catalog: an ImageNet classifier
+        ("objects", None, {}, ResizeMode.squash),  # the SSD detector
+        ("embedder", None, {}, ResizeMode.squash),  # Coral's imprinting feeds it squashed
+        ("mine.tflite", None, {}, ResizeMode.squash),  # no catalog entry
+        (DEFAULT, None, {"resize": "letterbox"}, ResizeMode.letterbox),  # EDGE_RESIZE set
+        ("mine.tflite", None, {"resize": "center-crop"}, ResizeMode.center_crop),
+        ("door", '[models.door]\nmodel = "imagenet"\n', {}, ResizeMode.center_crop),
+        (
+            "door",
+            '[models.door]\nmodel = "imagenet"\nresize = "squash"\n',
+            {"resize": "letterbox"},
+            ResizeMode.squash,  # the table over EDGE_RESIZE
+        ),
+    ],
+    ids=[
+        "catalog",
+        "detector",
+        "embedder",
+        "file",
+        "setting",
+        "file-setting",
+        "table",
+        "table-wins",
+    ],
+)
+def test_a_models_fit_follows_the_precedence(
+    tmp_path: Path, model: str, config: str | None, values: dict[str, object], fit: ResizeMode
+) -> None:
+    """The table's resize, then EDGE_RESIZE when set, then the catalog's fit, then squash."""
+    (spec,) = model_specs(_settings(tmp_path, config, model=model, **values))
+    assert spec.options.resize is fit
+
+
+def test_every_catalog_model_declares_how_it_was_fed() -> None:
+    """Each entry has a fit; the ImageNet classifiers the centre crop they were evaluated with,
+    the detector and the embedder squash (as their training and Coral's imprinting feed them)."""
+    catalog = load_catalog()
+    fits = {entry.name: entry.resize for entry in catalog.values()}
+    imagenet = {n for n, e in catalog.items() if e.labels.startswith("ImageNet")}
+    assert len(imagenet) == 5
+    assert {fits[n] for n in imagenet} == {ResizeMode.center_crop}
+    assert fits["ssd_mobilenet_v1_coco_quant"] is ResizeMode.squash
+    assert fits["mobilenet_v1_1.0_224_quant_embedding_extractor"] is ResizeMode.squash
+
+
+def test_sources_may_have_their_own_fit(tmp_path: Path) -> None:
+    """`[sources.NAME] resize` gives an MQTT source its fit; a source without one has none."""
+    config = '[sources.driveway]\nresize = "squash"\n[sources.feeder]\n'
+    fits = source_fits(read_config(_write(tmp_path, config)))
+    assert fits == {"driveway": ResizeMode.squash}
+
+
+def _write(tmp_path: Path, config: str) -> Path:
+    path = tmp_path / "models.toml"
+    path.write_text(config)
+    return path
+
+
+@pytest.mark.parametrize(
     ("config", "values", "message"),
     [
         ("[models.a\n", {}, "is not valid TOML"),
@@ -104,6 +171,8 @@ def test_edge_model_picks_from_the_config_file(tmp_path: Path) -> None:
         (None, {"model": "birds,tiny,imagenet", "max_models": 2}, "at most 2 may be loaded"),
         (None, {"model": "birds,tiny", "labels": "x.txt"}, "EDGE_LABELS is set but several"),
         (None, {"model": " , "}, "names no model"),
+        ('[sources.porch]\nresize = "stretch"\n', {}, "sources.porch.resize"),
+        ('[sources.porch]\nmodel = "birds"\n', {}, "sources.porch.model: Extra inputs"),
     ],
     ids=[
         "toml",
@@ -117,6 +186,8 @@ def test_edge_model_picks_from_the_config_file(tmp_path: Path) -> None:
         "too-many",
         "labels",
         "empty",
+        "bad-source-fit",
+        "source-option",
     ],
 )
 def test_config_mistakes_stop_the_start_with_a_fix(

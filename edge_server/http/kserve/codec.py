@@ -14,7 +14,9 @@ import numpy as np
 from pydantic import ValidationError
 
 from ...core.errors import BadRequest
+from ...core.imaging import ResizeMode
 from ...serving.schemas import ClassifyResponse, DetectResponse
+from ..deps import parse_resize
 from ..upload import decode_base64
 from .messages import (
     _LENGTH_PREFIX,
@@ -78,6 +80,17 @@ def input_images(inference: InferenceRequest, blob: bytes) -> list[bytes]:
     if not images:
         raise BadRequest(f"input {INPUT_NAME!r} holds no image")
     return images
+
+
+def requested_resize(inference: InferenceRequest) -> ResizeMode | None:
+    """The request's `parameters.resize` (how its images fit the model), or None: the
+    model's own fit; anything but a mode's name is a 400 naming them."""
+    resize = inference.parameters.get("resize")
+    if resize is None:
+        return None
+    if not isinstance(resize, str):
+        raise BadRequest(f"the resize parameter must be a string, not {type(resize).__name__}")
+    return parse_resize(resize)
 
 
 def requested_outputs(inference: InferenceRequest) -> list[tuple[int, bool]]:

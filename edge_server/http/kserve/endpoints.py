@@ -6,7 +6,8 @@ base64-encoded in JSON `data`, or raw in the binary tensor data extension (a JSO
 `Inference-Header-Content-Length` bytes followed by the tensors, each BYTES element prefixed
 by its 4-byte little-endian length) - what `tritonclient` sends by default. The classification
 extension (`"classification": k` in an output's parameters) answers the k best as
-`"score:index:label"` strings. Errors are `{"error": "..."}`.
+`"score:index:label"` strings. The request's `"resize"` parameter fits its images another way
+than the model's own (as `/classify?resize=`). Errors are `{"error": "..."}`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ... import __version__
 from ...core.detection import Task
 from ...core.engine import Engine
 from ...core.errors import NotFound, TooLarge, UnsupportedMediaType
+from ...core.imaging import ResizeMode
 from ...serving.schemas import ClassifyResponse
 from ...serving.service import Service
 from ..deps import Authorized, ServiceDep
@@ -33,6 +35,7 @@ from .codec import (
     output_tensor,
     requested_detection_outputs,
     requested_outputs,
+    requested_resize,
     split_body,
 )
 from .messages import (
@@ -154,6 +157,7 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
     async def detect(upload: tuple[InferenceRequest, list[bytes]]) -> Response:
         inference, images = upload
         wanted = requested_detection_outputs(inference)
+        resize = requested_resize(inference)
         rows = settings.max_detections
         answers = await asyncio.gather(
             *(
@@ -163,6 +167,7 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
                     max_results=rows,
                     started=request.state.request_started,
                     model=classifier.info.name,
+                    resize=resize,
                 )
                 for image in images
             )
@@ -173,6 +178,7 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
     async def run(upload: tuple[InferenceRequest, list[bytes]]) -> Response:
         inference, images = upload
         outputs = requested_outputs(inference)
+        resize = requested_resize(inference)
         # The model as it is now, for every image: a learned model may have gained or lost a
         # class since the request came in, and its tensor must match the answers.
         async with service.models.lease(classifier.info.name) as current:
@@ -184,7 +190,7 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
                 else min(max(k for k, _ in outputs), classes)
             )
             answers = await asyncio.gather(
-                *(_classify(service, request, image, top_k, current) for image in images)
+                *(_classify(service, request, image, top_k, current, resize) for image in images)
             )
         return _response(current, inference, answers, classes, outputs)
 
@@ -239,8 +245,18 @@ def _model(service: Service, name: str, version: str) -> Engine:
 
 
 async def _classify(
-    service: Service, request: Request, image: bytes, k: int, engine: Engine
+    service: Service,
+    request: Request,
+    image: bytes,
+    k: int,
+    engine: Engine,
+    resize: ResizeMode | None,
 ) -> ClassifyResponse:
     return await service.classify(
-        image, top_k=k, threshold=0.0, started=request.state.request_started, engine=engine
+        image,
+        top_k=k,
+        threshold=0.0,
+        started=request.state.request_started,
+        engine=engine,
+        resize=resize,
     )
