@@ -1,5 +1,5 @@
-"""The loaded model (a classifier or a detector): its spec, its labels and the threads that
-run every invoke.
+"""The loaded model (a classifier, a detector or a segmenter): its spec, its labels and the
+threads that run every invoke.
 
 The TFLite interpreter is not thread-safe. Each interpreter (replica) of the model is owned by
 one thread (`owners.Owners`): an invoke goes to the first free replica, and while all are busy
