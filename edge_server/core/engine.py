@@ -1,5 +1,5 @@
-"""The loaded model (a classifier or a detector): its spec, its labels and the threads that
-run every invoke.
+"""The loaded model (a classifier, a detector or a segmenter): its spec, its labels and the
+threads that run every invoke.
 
 The TFLite interpreter is not thread-safe. Each interpreter (replica) of the model is owned by
 one thread (`owners.Owners`): an invoke goes to the first free replica, and while all are busy
@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from . import imaging, quantization
+from . import imaging, quantization, segmentation
 from .cores import Cores, shared_cores
 from .detection import (
     Detection,
@@ -230,9 +230,13 @@ class Engine:
         input_spec = _checked_input(TensorSpec.from_detail(inputs[0]), path)
         output_specs = tuple(TensorSpec.from_detail(detail) for detail in outputs)
         layout = output_layout(outputs)
+        segmenter = not options.embedding and segmentation.is_class_map(outputs)
         labels = [] if options.embedding else load_labels(path, options.labels)
-        if options.embedding:
+        if options.embedding or segmenter:
+            # A segmenter's labels name its class ids; how its map is read is segmentation's.
             output_spec = output_specs[0]
+            if segmenter:
+                segmentation.check_fit(options.resize, str(path))
         elif layout is not None:
             # The scores stand for the output in descriptions; all four are read per invoke.
             output_spec = output_specs[layout.scores]
@@ -251,7 +255,7 @@ class Engine:
         )
         output_kind = (
             OutputKind.probabilities
-            if layout is not None or options.embedding
+            if layout is not None or options.embedding or segmenter
             else _output_kind(options.output, output_spec, warm)
         )
         plan = replica_threads(available_cpus(), threads, options.replicas)
@@ -274,7 +278,7 @@ class Engine:
             num_threads=threads,
             xnnpack=created.xnnpack,
             replica_threads=plan,
-            task=_task(layout, options.embedding),
+            task=_task(layout, options.embedding, segmenter),
             layout=layout,
             outputs=output_specs,
         )
@@ -534,9 +538,11 @@ def decode_pool(threads: int | None = None) -> ThreadPoolExecutor:
     )
 
 
-def _task(layout: OutputLayout | None, embedding: bool) -> Task:
+def _task(layout: OutputLayout | None, embedding: bool, segmenter: bool) -> Task:
     if embedding:
         return Task.embedding
+    if segmenter:
+        return Task.segmentation
     return Task.detection if layout is not None else Task.classification
 
 
@@ -545,7 +551,7 @@ def _checked_input(spec: TensorSpec, path: Path) -> TensorSpec:
     if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
         raise StartupError(
             f"{path} takes input of shape {list(shape)}, not an RGB image [1, H, W, 3]",
-            fix="use an image classification or detection model",
+            fix="use an image classification, detection or segmentation model",
         )
     if spec.dtype not in (np.uint8, np.int8, np.float32):
         raise StartupError(

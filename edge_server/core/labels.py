@@ -15,14 +15,17 @@ BACKGROUND = "background"
 
 
 def parse_labels(text: str) -> list[str]:
-    """One label per line; a trailing empty line is not a label.
+    """One label per line, up to the first blank line: what follows one is not a label.
 
-    Lines of the form "0 label" or "0: label" (used by some label files) keep only the label.
+    Some files add a note after the labels (PASCAL VOC's segmentation labels end with a blank
+    line and a sentence about the ignore value 255); blank lines before the first label are
+    skipped. Lines of the form "0 label" or "0: label" (used by some label files) keep only
+    the label.
     """
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    labels = [line.strip() for line in lines]
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[0]:
+        lines.pop(0)
+    labels = lines[: lines.index("")] if "" in lines else lines
     if labels and all(_numbered(line) for line in labels):
         return [line.split(maxsplit=1)[1].lstrip(":").strip() for line in labels]
     return labels

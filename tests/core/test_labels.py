@@ -18,6 +18,14 @@ def test_parse_labels_plain_and_numbered() -> None:
     assert parse_labels("0 cat\n1: dog\n2 hot dog\n") == ["cat", "dog", "hot dog"]
 
 
+def test_labels_end_at_the_first_blank_line(models_dir: Path) -> None:
+    """A note after a blank line is not a label: PASCAL VOC's file has 21, tvmonitor last."""
+    assert parse_labels("\n\ncat\ndog\n\nthe ids follow the devkit.\n") == ["cat", "dog"]
+    labels = parse_labels((models_dir / "pascal_voc_segmentation_labels.txt").read_text())
+    assert len(labels) == 21 and labels[0] == "background" and labels[-1] == "tvmonitor"
+    assert labels[15] == "person"
+
+
 def test_embedded_labels_equal_the_shipped_labels_file(models_dir: Path) -> None:
     """The labels inside the model zip are the 1001 ImageNet labels, background first."""
     labels = embedded_labels(models_dir / f"{DEFAULT_MODEL}.tflite")
