@@ -36,7 +36,8 @@ class CatalogEntry:
     license: str
     input_size: int
     # How a photo is fitted to the input, as the model was trained and evaluated (ImageNet
-    # classifiers: the central crop; the SSD detector and Coral's embedder: squashed).
+    # classifiers: the central crop; the SSD detector and Coral's embedder: squashed; the
+    # segmenters: letterboxed, since a class for every pixel needs the whole photo undistorted).
     resize: ResizeMode
     labels: str
     description: str
@@ -46,9 +47,6 @@ class CatalogEntry:
     label_file: str | None = None
     label_sha256: str | None = None
     label_url: str | None = None
-    # How a photo is fitted to the model's input ("letterbox" for the segmenters: a class
-    # for every pixel needs the whole photo, undistorted); None: the EDGE_RESIZE setting.
-    resize: str | None = None
 
     def files(self) -> list[tuple[str, str, str]]:
         """(file name, sha256, official URL) of the model and of its labels file, if any."""
