@@ -15,7 +15,7 @@ Prints, all measured in this one run:
    of depth 1.0; the PNG's size and the bytes the mask holds (`mask_bytes`).
 3. IoU per class against the annotations in `segmentation/` (255 and the pet trimap's border
    left out), pooled over the photos as VOC's mIoU is, for each model and three letterboxes:
-   the service's (centred, black bands), centred with grey bands (128, the models' zero input)
+   the service's (centred, grey bands: 128, the models' zero input), centred with black bands
    and MANIFEST.md's reference (top-left, grey bands).
 """
 
@@ -67,7 +67,7 @@ ANNOTATED = {
 }
 IGNORE = 255
 # (name, centred, band grey level)
-LETTERBOXES = (("service", True, 0), ("centred grey", True, 128), ("manifest", False, 128))
+LETTERBOXES = (("service", True, 128), ("centred black", True, 0), ("manifest", False, 128))
 
 Map = npt.NDArray[np.uint8]
 

@@ -205,9 +205,10 @@ def test_fit_gives_the_model_size_in_every_mode(mode: ResizeMode) -> None:
 
 
 def test_letterbox_pads_and_center_crop_does_not() -> None:
-    """Letterbox keeps the whole picture with black bars; center-crop fills the frame."""
+    """Letterbox keeps the whole picture with grey bars (the models' zero); center-crop fills
+    the frame."""
     picture = Image.new("RGB", (400, 200), (255, 255, 255))
     boxed = np.asarray(imaging.fit(picture, (100, 100), ResizeMode.letterbox))
     cropped = np.asarray(imaging.fit(picture, (100, 100), ResizeMode.center_crop))
-    assert boxed[0, 50].tolist() == [0, 0, 0] and boxed[50, 50].tolist() == [255, 255, 255]
+    assert boxed[0, 50].tolist() == [128, 128, 128] and boxed[50, 50].tolist() == [255] * 3
     assert cropped.min() == 255

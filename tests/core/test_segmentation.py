@@ -19,7 +19,7 @@ from edge_server.core import segmentation
 from edge_server.core.detection import Task
 from edge_server.core.engine import Engine, LoadOptions
 from edge_server.core.errors import BadRequest, StartupError
-from edge_server.core.imaging import ResizeMode, fit
+from edge_server.core.imaging import LETTERBOX_GREY, ResizeMode, fit
 from edge_server.core.region import Region
 from edge_server.core.runtime import RuntimeChoice
 from edge_server.core.segmentation import ClassMap, Polygon
@@ -117,7 +117,7 @@ def test_the_catalog_knows_both_segmenters() -> None:
 def test_the_picture_area_is_where_fit_put_the_picture(picture: tuple[int, int]) -> None:
     """For many shapes, the area without bands is exactly where imaging.fit letterboxed it."""
     fitted = fit(Image.new("RGB", picture, (255, 255, 255)), (513, 513), ResizeMode.letterbox)
-    ys, xs = np.nonzero(np.asarray(fitted)[:, :, 0] > 0)
+    ys, xs = np.nonzero(np.asarray(fitted)[:, :, 0] > LETTERBOX_GREY[0])
     painted = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     area = segmentation.picture_area((513, 513), (513, 513), picture, ResizeMode.letterbox)
     assert area == painted

@@ -125,13 +125,13 @@ def test_an_unknown_mode_is_a_counted_400_naming_the_modes(
 
 def _letterbox_reference(model: Path, label_map: Path, data: bytes, floor: float) -> list[Found]:
     """The detector's objects on the photo letterboxed by hand: resized to fit 300x300 with
-    its aspect kept, centred on black, run on the runtime's own interpreter, boxes moved out
+    its aspect kept, centred on grey (128), run on the runtime's own interpreter, boxes moved out
     of the bands."""
     picture = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
     scale = min(300 / picture.width, 300 / picture.height)
     width, height = round(picture.width * scale), round(picture.height * scale)
     left, top = round((300 - width) / 2), round((300 - height) / 2)
-    canvas = Image.new("RGB", (300, 300))
+    canvas = Image.new("RGB", (300, 300), (128, 128, 128))
     canvas.paste(picture.resize((width, height), Image.Resampling.BILINEAR), (left, top))
     tensor = np.asarray(canvas, np.uint8)[None]
     side = 300

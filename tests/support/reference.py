@@ -60,7 +60,7 @@ def reference_class_map(
     picture: Image.Image,
     *,
     centred: bool = True,
-    fill: int = 0,
+    fill: int = 128,
 ) -> npt.NDArray[np.uint8]:
     """The class of every pixel of an upright RGB picture, read the plain way.
 
