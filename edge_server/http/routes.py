@@ -12,7 +12,6 @@ from ..core.detection import Task
 from ..core.errors import Forbidden
 from ..ops.board import read_board
 from ..serving.description import describe
-from ..serving.metrics import STAGES
 from ..serving.schemas import (
     ClassifyResponse,
     DetectResponse,
@@ -33,42 +32,18 @@ from .deps import (
     TopKQuery,
     require_key_for_metrics,
 )
-from .exchange import exchange
-from .upload import BINARY, form_content, openapi_body, read_image
+from .exchange import exchange, json_answer
+from .upload import IMAGE_BODY, read_image
 
 router = APIRouter()
 protected = APIRouter(dependencies=[Authorized], responses=problems.openapi_responses(401))
-
-_IMAGE_BODY = openapi_body(
-    {
-        **form_content(
-            {
-                "image": {
-                    **BINARY,
-                    "description": "The image file (the field may also be named `file`). "
-                    "One image per request.",
-                }
-            },
-            ["image"],
-        ),
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["image"],
-                "properties": {"image": {"type": "string", "format": "byte"}},
-            }
-        },
-        "image/*": {"schema": BINARY},
-        "application/octet-stream": {"schema": BINARY},
-    }
-)
 
 
 @protected.post(
     "/classify",
     response_model=ClassifyResponse,
     responses=problems.openapi_responses(400, 404, 408, 413, 415, 422, 500, 503, 504),
-    openapi_extra=_IMAGE_BODY,
+    openapi_extra=IMAGE_BODY,
     summary="Classify an image",
 )
 async def classify(
@@ -99,14 +74,14 @@ async def classify(
             resize=resize,
         ),
     )
-    return _answered(answer)
+    return json_answer(answer)
 
 
 @protected.post(
     "/detect",
     response_model=DetectResponse,
     responses=problems.openapi_responses(400, 404, 408, 413, 415, 422, 500, 503, 504),
-    openapi_extra=_IMAGE_BODY,
+    openapi_extra=IMAGE_BODY,
     summary="Detect objects in an image",
 )
 async def detect(
@@ -146,23 +121,7 @@ async def detect(
             resize=resize,
         ),
     )
-    return _answered(answer)
-
-
-def _answered(answer: ClassifyResponse | DetectResponse) -> Response:
-    """The answer as JSON, serialized by pydantic in one pass (no dict in between), with its
-    stages in a Server-Timing header."""
-    timing = answer.timing_ms.model_dump()
-    return Response(
-        answer.model_dump_json(exclude_none=True),
-        media_type="application/json",
-        headers={"Server-Timing": server_timing(timing)},
-    )
-
-
-def server_timing(timing_ms: dict[str, float]) -> str:
-    """The stages as a Server-Timing header value."""
-    return ", ".join(f"{stage};dur={timing_ms[stage]:.3f}" for stage in STAGES)
+    return json_answer(answer)
 
 
 @router.get(

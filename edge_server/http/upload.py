@@ -41,6 +41,32 @@ def openapi_body(content: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
+# The image body every image route takes, as its OpenAPI documentation.
+IMAGE_BODY = openapi_body(
+    {
+        **form_content(
+            {
+                "image": {
+                    **BINARY,
+                    "description": "The image file (the field may also be named `file`). "
+                    "One image per request.",
+                }
+            },
+            ["image"],
+        ),
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {"image": {"type": "string", "format": "byte"}},
+            }
+        },
+        "image/*": {"schema": BINARY},
+        "application/octet-stream": {"schema": BINARY},
+    }
+)
+
+
 def media_type(request: Request) -> str:
     """The request's media type, lowercase, without parameters ('' when there is none)."""
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()

@@ -104,6 +104,69 @@ class DetectResponse(BaseModel):
     timing_ms: Timing
 
 
+class SegmentClass(BaseModel):
+    """One class present in the picture: how much of it, and where."""
+
+    label: str
+    index: int = Field(description="The class id (line of the labels file; 0 is background).")
+    fraction: float = Field(
+        ge=0.0, le=1.0, description="Share of the picture's pixels (of the crop, with `crop`)."
+    )
+    pixels: int = Field(description="Its pixels at the upright image's full size.")
+    box: PixelBox = Field(
+        description="The bounding box of its pixels, in whole-image pixels (maxima exclusive)."
+    )
+
+
+class RegionClass(BaseModel):
+    """One class inside a named region."""
+
+    label: str
+    index: int
+    fraction: float = Field(ge=0.0, le=1.0, description="Share of the region's pixels.")
+
+
+class RegionCover(BaseModel):
+    """What covers one named region of `regions=`."""
+
+    name: str
+    pixels: int = Field(description="The region's pixels inside the segmented picture.")
+    classes: list[RegionClass] = Field(description="Largest first.")
+
+
+class LegendEntry(BaseModel):
+    """A class id of the mask, its label and the colour it is drawn in."""
+
+    index: int
+    label: str
+    color: tuple[int, int, int] = Field(description="RGB.")
+
+
+class Mask(BaseModel):
+    """The class map at the picture's upright full size (the crop's, with `crop`)."""
+
+    format: str = Field(description="`png`: a palette PNG whose pixel values are class ids.")
+    width: int
+    height: int
+    left: int = Field(description="Where the mask's first column lies in the whole image.")
+    top: int = Field(description="Where the mask's first row lies in the whole image.")
+    data: str = Field(description="The PNG, base64.")
+    legend: list[LegendEntry]
+
+
+class SegmentResponse(BaseModel):
+    """The answer to `POST /segment`."""
+
+    model: ModelRef
+    classes: list[SegmentClass] = Field(description="Every class present, largest first.")
+    regions: list[RegionCover] | None = Field(
+        None, description="With `regions=`: what covers each named region."
+    )
+    mask: Mask | None = Field(None, description="With `mask=png`: the class map.")
+    image: ImageInfo
+    timing_ms: Timing
+
+
 class QuantizationInfo(BaseModel):
     """Affine quantization of a tensor (scale 0 means not quantized)."""
 

@@ -1,9 +1,11 @@
-"""The service every surface shares: settings, metrics, the models, and the classify and
-detect pipelines.
+"""The service every surface shares: settings, metrics, the models, and the one pipeline of
+every task.
 
 Routes (the native API and any compatible one) only translate requests and answers; admission,
-deadlines, decoding, queueing for the interpreter, ranking, placing boxes and timing happen
-here once.
+deadlines, leasing the model, decoding, queueing for the interpreter and timing happen here
+once (`run`, `answer`). How an invoke becomes a task's answer is the task's own room, a reader
+given to `answer` (`classifying.py`, `segmenting.py`); detection's, with its sub labels, is
+still a method here.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from ..core.errors import (
 from ..core.imaging import ResizeMode, decode_bytes
 from ..core.memory import MemoryBudget, budget_bytes
 from ..core.region import Region
+from . import classifying
 from .auth import ApiKeys
+from .invocation import Invocation, offloader
 from .learned_models import (
     THUMBNAIL_SIDE,
     Example,
@@ -51,13 +55,25 @@ from .schemas import (
     ModelRef,
     NormalizedBox,
     PixelBox,
-    Prediction,
     Timing,
 )
 
 log = logging.getLogger("edge_server")
 T = TypeVar("T")
 U = TypeVar("U")
+
+# The route that answers each task, for the 400 that sends a model to the right one; and a
+# catalog model to suggest when no model of a task is served.
+TASK_ROUTES = {
+    Task.classification: "/classify",
+    Task.detection: "/detect",
+    Task.segmentation: "/segment",
+}
+TASK_EXAMPLES = {
+    Task.classification: "mobilenet_v2_1.0_224_quant",
+    Task.detection: "objects",
+    Task.segmentation: "segmenter",
+}
 
 
 class Service:
@@ -82,6 +98,7 @@ class Service:
         )
         self.models = ModelRepository(settings, metrics, self.memory, decoders)
         self.learned = LearnedModels(settings, self.models, metrics)
+        self._offload = offloader(self.models.decoders)
         self._admitted = 0
         metrics.queue_limit.set(settings.max_queue)
         self._by_client: Counter[str | None] = Counter()
@@ -102,7 +119,7 @@ class Service:
         if model is not None:
             engine = self.models.get(model)
             if engine.info.task is not task:
-                route = "/detect" if engine.info.task is Task.detection else "/classify"
+                route = TASK_ROUTES.get(engine.info.task, "no route")
                 raise BadRequest(
                     f"model {engine.info.name!r} is a {engine.info.task} model, not a {task} "
                     f"one; send it to {route}, or name one of: "
@@ -114,7 +131,7 @@ class Service:
             return default.info.name
         served = self.models_for(task)
         if not served:
-            hint = "objects" if task is Task.detection else "mobilenet_v2_1.0_224_quant"
+            hint = TASK_EXAMPLES.get(task, "mobilenet_v2_1.0_224_quant")
             raise NotFound(
                 f"no {task} model is served (served: {', '.join(self.model_names())}); "
                 f"add one to EDGE_MODEL, e.g. EDGE_MODEL={','.join(self.model_names())},{hint}"
@@ -334,38 +351,77 @@ class Service:
         model, which may change between them). `resize` fits this image another way than the
         model's own fit (None: the model's); the answer's `image.resize` says which was used.
         """
-        if engine is None:
-            async with self.models.lease(self.model_for(Task.classification, model)) as leased:
-                return await self._classified(
-                    leased, data, top_k, threshold, started, region, resize
-                )
-        return await self._classified(engine, data, top_k, threshold, started, region, resize)
+        k = top_k if top_k is not None else self.settings.default_top_k
+        return await self.answer(
+            Task.classification,
+            data,
+            classifying.ranked(k, threshold),
+            started=started,
+            model=model,
+            region=region,
+            resize=resize,
+            engine=engine,
+        )
 
-    async def _classified(
+    async def answer(
         self,
-        classifier: Engine,
+        task: Task,
         data: bytes,
-        top_k: int | None,
-        threshold: float,
+        read: Callable[[Invocation], Awaitable[T]],
+        *,
+        started: float,
+        model: str | None = None,
+        region: Region | None = None,
+        resize: ResizeMode | None = None,
+        engine: Engine | None = None,
+    ) -> T:
+        """One upload answered by the model that serves `task`: the model named (`model`, the
+        task's default for None) is leased, the upload decoded (only `region` of it, if given)
+        and fitted (`resize`, else the model's own fit) on the decode pool, invoked on an owner
+        thread, and `read`, the task's own reader, turns the invoke into the answer.
+
+        `engine`, a model the caller leased already, answers instead (so the images of one
+        request get one version of a learned model, which may change between them).
+        `started` is the request's arrival (time.perf_counter()), so `total` covers reading the
+        upload too.
+        """
+        if engine is not None:
+            return await self._answered(engine, data, read, started, region, resize)
+        async with self.models.lease(self.model_for(task, model)) as leased:
+            return await self._answered(leased, data, read, started, region, resize)
+
+    async def _answered(
+        self,
+        engine: Engine,
+        data: bytes,
+        read: Callable[[Invocation], Awaitable[T]],
         started: float,
         region: Region | None,
         resize: ResizeMode | None,
-    ) -> ClassifyResponse:
-        prepared, inference = await self._infer(classifier, data, region, resize=resize)
-        post_started = time.perf_counter()
-        k = top_k if top_k is not None else self.settings.default_top_k
-        predictions = [
-            Prediction(label=label, index=i, score=min(1.0, max(0.0, score)))
-            for i, label, score in classifier.rank(inference.raw, k, threshold)
-        ]
-        info = classifier.info
-        return ClassifyResponse(
-            model=ModelRef(name=info.name, sha256=info.sha256),
-            predictions=predictions,
-            image=_image_info(prepared),
-            timing_ms=self._timing(
-                prepared, inference, post_started, started, info.name, Task.classification
-            ),
+    ) -> T:
+        prepared, inference = await self._infer(engine, data, region, resize=resize)
+        invocation = Invocation(
+            engine=engine,
+            prepared=prepared,
+            inference=inference,
+            region=region,
+            started=started,
+            read_started=time.perf_counter(),
+            memory=self.memory,
+            offload=self._offload,
+            timing=self._invocation_timing,
+        )
+        return await read(invocation)
+
+    def _invocation_timing(self, invocation: Invocation) -> Timing:
+        info = invocation.engine.info
+        return self._timing(
+            invocation.prepared,
+            invocation.inference,
+            invocation.read_started,
+            invocation.started,
+            info.name,
+            info.task,
         )
 
     async def detect(

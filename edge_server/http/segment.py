@@ -1,0 +1,87 @@
+"""`POST /segment`: which pixels of the picture are what (a segmenter's route)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from ..core.detection import Task
+from ..serving import segmenting
+from ..serving.schemas import SegmentResponse
+from . import problems
+from .deps import Authorized, ModelQuery, RegionDep, ResizeDep, ServiceDep
+from .exchange import exchange, json_answer
+from .upload import IMAGE_BODY, read_image
+
+router = APIRouter(dependencies=[Authorized], responses=problems.openapi_responses(401))
+
+
+async def _options(
+    mask: Annotated[
+        str | None,
+        Query(
+            description="`png`: add the class map at the picture's full size, a palette PNG "
+            "of class ids (base64), with its legend.",
+            examples=["png"],
+            max_length=16,
+        ),
+    ] = None,
+    regions: Annotated[
+        str | None,
+        Query(
+            description="Named polygons, corners as fractions of the image's width and "
+            'height, as JSON: {"driveway": [[0.1, 0.5], [0.6, 0.5], [0.6, 1], [0.1, 1]]}; '
+            "the answer says what share of each region each class covers. At most 4,096 "
+            "characters: a URL stays within what the server reads of a request line.",
+            max_length=4096,
+        ),
+    ] = None,
+) -> segmenting.SegmentOptions:
+    # Parsed before the body is read, so a bad value costs no upload (400 problem+json).
+    return segmenting.SegmentOptions(
+        mask=segmenting.mask_option(mask), regions=segmenting.parse_regions(regions)
+    )
+
+
+SegmentOptionsDep = Annotated[segmenting.SegmentOptions, Depends(_options)]
+
+
+@router.post(
+    "/segment",
+    response_model=SegmentResponse,
+    response_model_exclude_none=True,
+    responses=problems.openapi_responses(400, 404, 408, 413, 415, 422, 500, 503, 504),
+    openapi_extra=IMAGE_BODY,
+    summary="Which pixels are what",
+)
+async def segment(
+    request: Request,
+    service: ServiceDep,
+    region: RegionDep,
+    resize: ResizeDep,
+    options: SegmentOptionsDep,
+    model: ModelQuery = None,
+) -> Response:
+    """Segment one image sent as multipart field `image` (or `file`), as JSON
+    `{"image": "<base64>"}` or as a raw image body: every class present with its share of the
+    picture and the box of its pixels; with `regions=`, what covers each named region; with
+    `mask=png`, the class map itself."""
+    service.model_for(Task.segmentation, model)  # 503, 404 or 400 before the body
+    segmenting.check_fit(resize)
+    answer = await exchange(
+        service,
+        request,
+        lambda: read_image(request, service.settings.max_upload_bytes),
+        lambda data: service.answer(
+            Task.segmentation,
+            data,
+            segmenting.segmented(options),
+            started=request.state.request_started,
+            model=model,
+            region=region,
+            resize=resize,
+        ),
+    )
+    return json_answer(answer)

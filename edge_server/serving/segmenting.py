@@ -1,0 +1,188 @@
+"""Segmentation's room in the data plane: a segmenter's invoke read into "which pixels are what".
+
+The maths is the core's (`core/segmentation.py`); here are the request's options, checked
+before any work, and the answer: every class present with its share and box, what covers each
+named region, and the full-size mask, built off the event loop and charged to the decode
+memory budget like a decoded image (a 49 MP photo's mask holds 49 MB while it is encoded).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..core import segmentation
+from ..core.errors import BadRequest
+from ..core.imaging import ResizeMode
+from .invocation import Invocation
+from .schemas import (
+    LegendEntry,
+    Mask,
+    PixelBox,
+    RegionClass,
+    RegionCover,
+    SegmentClass,
+    SegmentResponse,
+)
+
+MASK_FORMATS = ("png",)
+# Bounds on `regions=`, so the cost of one request stays that of a few tiled polygon fills.
+MAX_REGIONS = 16
+MAX_CORNERS = 64
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")
+REGIONS_HELP = (
+    "regions= is a JSON object of named polygons, corners as fractions (0 to 1) of the image's "
+    'width and height: {"driveway": [[0.1, 0.5], [0.6, 0.5], [0.6, 1], [0.1, 1]]}; at most '
+    f"{MAX_REGIONS} regions of 3 to {MAX_CORNERS} corners, names of letters, digits, spaces, "
+    "'.', '_' and '-'"
+)
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """What a segment request asks for beyond the classes present."""
+
+    mask: bool = False
+    regions: tuple[segmentation.Polygon, ...] = field(default_factory=tuple)
+
+
+def mask_option(value: str | None) -> bool:
+    """`mask=`: absent, or one of MASK_FORMATS (a 400 names them)."""
+    if value is None or value == "":
+        return False
+    if value.lower() not in MASK_FORMATS:
+        raise BadRequest(f"mask {value!r} is not one of {', '.join(MASK_FORMATS)}")
+    return True
+
+
+def parse_regions(text: str | None) -> tuple[segmentation.Polygon, ...]:
+    """`regions=`'s JSON as polygons; anything else is a 400 that says what is allowed."""
+    if text is None or not text.strip():
+        return ()
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"regions is not valid JSON ({exc}); {REGIONS_HELP}") from None
+    if not isinstance(document, dict) or not document:
+        raise BadRequest(f"regions is not a JSON object of named polygons; {REGIONS_HELP}")
+    if len(document) > MAX_REGIONS:
+        raise BadRequest(f"regions names {len(document)} regions; {REGIONS_HELP}")
+    polygons = []
+    for name, corners in document.items():
+        if not _NAME.fullmatch(name):
+            raise BadRequest(f"region name {name[:80]!r} is not allowed; {REGIONS_HELP}")
+        polygons.append(segmentation.Polygon(name, _corners(name, corners)))
+    return tuple(polygons)
+
+
+def _corners(name: str, corners: object) -> tuple[tuple[float, float], ...]:
+    if not isinstance(corners, list) or not 3 <= len(corners) <= MAX_CORNERS:
+        raise BadRequest(
+            f"region {name!r} is not a list of 3 to {MAX_CORNERS} corners; {REGIONS_HELP}"
+        )
+    points = []
+    for corner in corners:
+        if (
+            not isinstance(corner, list)
+            or len(corner) != 2
+            or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in corner
+            )
+        ):
+            raise BadRequest(f"region {name!r} has a corner that is not [x, y]; {REGIONS_HELP}")
+        points.append((float(corner[0]), float(corner[1])))
+    return tuple(points)
+
+
+def check_fit(resize: ResizeMode | None) -> None:
+    """A segmenter sees the whole picture: a centre crop would leave its edges without a class."""
+    if resize is ResizeMode.center_crop:
+        raise BadRequest(
+            "resize=center-crop would leave the picture's edges without a class; a segmenter "
+            "takes letterbox (its own fit) or squash"
+        )
+
+
+def segmented(options: SegmentOptions) -> Callable[[Invocation], Awaitable[SegmentResponse]]:
+    """The reader of a segment answer."""
+
+    async def read(invocation: Invocation) -> SegmentResponse:
+        engine, image = invocation.engine, invocation.prepared.image
+        labels = engine.info.labels
+        class_map = segmentation.read(
+            invocation.inference.raw,
+            image_size=(image.width, image.height),
+            input_size=engine.info.input_size,
+            fit=invocation.prepared.resize,
+            region=invocation.region,
+        )
+        classes = [_class(area) for area in segmentation.areas(class_map, labels)]
+        regions = None
+        if options.regions:
+            shares = await invocation.offload(
+                lambda: segmentation.region_shares(class_map, options.regions, labels)
+            )
+            regions = [_cover(share) for share in shares]
+        mask = None
+        if options.mask:
+            data = await invocation.offload(lambda: _mask_png(invocation, class_map))
+            mask = Mask(
+                format="png",
+                width=class_map.width,
+                height=class_map.height,
+                left=class_map.left,
+                top=class_map.top,
+                data=base64.b64encode(data).decode("ascii"),
+                legend=_legend(labels),
+            )
+        return SegmentResponse(
+            model=invocation.model,
+            classes=classes,
+            regions=regions,
+            mask=mask,
+            image=invocation.image,
+            timing_ms=invocation.timed(),
+        )
+
+    return read
+
+
+def _mask_png(invocation: Invocation, class_map: segmentation.ClassMap) -> bytes:
+    """The mask's PNG, its full-size map held against the decode memory budget meanwhile."""
+    with invocation.memory.charge() as charge:
+        charge(segmentation.mask_bytes(class_map))
+        return segmentation.png(class_map)
+
+
+def _class(area: segmentation.ClassArea) -> SegmentClass:
+    x_min, y_min, x_max, y_max = area.box
+    return SegmentClass(
+        label=area.label,
+        index=area.index,
+        fraction=round(area.fraction, 6),
+        pixels=area.pixels,
+        box=PixelBox(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max),
+    )
+
+
+def _cover(share: segmentation.RegionShare) -> RegionCover:
+    return RegionCover(
+        name=share.name,
+        pixels=share.pixels,
+        classes=[
+            RegionClass(label=label, index=index, fraction=round(fraction, 6))
+            for index, label, fraction in share.classes
+        ],
+    )
+
+
+def _legend(labels: Sequence[str]) -> list[LegendEntry]:
+    return [
+        LegendEntry(index=index, label=label, color=color)
+        for index, label, color in segmentation.legend(labels)
+    ]
