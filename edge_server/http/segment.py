@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from ..core.detection import Task
@@ -12,8 +12,8 @@ from ..serving import segmenting
 from ..serving.schemas import SegmentResponse
 from . import problems
 from .deps import Authorized, ModelQuery, RegionDep, ResizeDep, ServiceDep
-from .exchange import exchange, json_answer
-from .upload import IMAGE_BODY, read_image
+from .exchange import exchange, json_answer, server_timing
+from .upload import BINARY, IMAGE_BODY, read_image
 
 router = APIRouter(dependencies=[Authorized], responses=problems.openapi_responses(401))
 
@@ -47,12 +47,42 @@ async def _options(
 
 SegmentOptionsDep = Annotated[segmenting.SegmentOptions, Depends(_options)]
 
+FormatQuery = Annotated[
+    str | None,
+    Query(
+        alias="format",
+        description="A picture instead of JSON: `overlay` (JPEG: the classes tinted over the "
+        "photo), `cutout` (PNG: the `labels` classes, every other pixel transparent), `blur` "
+        "or `fill` (JPEG: the `labels` classes blurred or filled grey, for privacy). Without "
+        "it, `Accept: image/jpeg` gives the overlay and `Accept: image/png` the cut-out.",
+        max_length=32,
+    ),
+]
+LabelsQuery = Annotated[
+    str | None,
+    Query(
+        description="Comma-separated labels a `cutout` keeps (default: every class but "
+        "background) or `blur`/`fill` hides (default: person).",
+        examples=["person,dog"],
+        max_length=512,
+    ),
+]
+_PICTURES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The answer, or with `format=` (or an image Accept header) a picture.",
+        "content": {"image/jpeg": {"schema": BINARY}, "image/png": {"schema": BINARY}},
+    }
+}
+
 
 @router.post(
     "/segment",
     response_model=SegmentResponse,
     response_model_exclude_none=True,
-    responses=problems.openapi_responses(400, 404, 408, 413, 415, 422, 500, 503, 504),
+    responses={
+        **_PICTURES,
+        **problems.openapi_responses(400, 404, 408, 413, 415, 422, 500, 503, 504),
+    },
     openapi_extra=IMAGE_BODY,
     summary="Which pixels are what",
 )
@@ -63,13 +93,41 @@ async def segment(
     resize: ResizeDep,
     options: SegmentOptionsDep,
     model: ModelQuery = None,
+    format_: FormatQuery = None,
+    labels: LabelsQuery = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """Segment one image sent as multipart field `image` (or `file`), as JSON
     `{"image": "<base64>"}` or as a raw image body: every class present with its share of the
     picture and the box of its pixels; with `regions=`, what covers each named region; with
-    `mask=png`, the class map itself."""
-    service.model_for(Task.segmentation, model)  # 503, 404 or 400 before the body
+    `mask=png`, the class map itself; with `format=`, a picture instead."""
+    name = service.model_for(Task.segmentation, model)  # 503, 404 or 400 before the body
     segmenting.check_fit(resize)
+    kind = segmenting.picture_kind(format_, accept)
+    if kind is not None:
+        wanted = segmenting.PictureRequest(
+            kind,
+            segmenting.picture_classes(kind, labels, service.ready_model(name).info.labels),
+        )
+        picture = await exchange(
+            service,
+            request,
+            lambda: read_image(request, service.settings.max_upload_bytes),
+            lambda data: service.answer(
+                Task.segmentation,
+                data,
+                segmenting.pictured(wanted),
+                started=request.state.request_started,
+                model=model,
+                region=region,
+                resize=resize,
+            ),
+        )
+        return Response(
+            picture.data,
+            media_type=picture.media_type,
+            headers={"Server-Timing": server_timing(picture.timing.model_dump())},
+        )
     answer = await exchange(
         service,
         request,

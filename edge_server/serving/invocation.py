@@ -34,6 +34,7 @@ class Invocation:
     """A decoded upload, the invoke of one leased model on it, and how to finish the answer."""
 
     engine: Engine
+    data: bytes  # the upload as sent (a picture answer decodes it again at full size)
     prepared: Prepared
     inference: Inference
     region: Region | None  # the part of the upright image that was fitted, if not all of it

@@ -15,9 +15,10 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..core import segmentation
+from ..core import imaging, overlay, segmentation
 from ..core.errors import BadRequest
 from ..core.imaging import ResizeMode
+from ..core.overlay import Picture
 from .invocation import Invocation
 from .schemas import (
     LegendEntry,
@@ -27,6 +28,7 @@ from .schemas import (
     RegionCover,
     SegmentClass,
     SegmentResponse,
+    Timing,
 )
 
 MASK_FORMATS = ("png",)
@@ -97,6 +99,115 @@ def _corners(name: str, corners: object) -> tuple[tuple[float, float], ...]:
             raise BadRequest(f"region {name!r} has a corner that is not [x, y]; {REGIONS_HELP}")
         points.append((float(corner[0]), float(corner[1])))
     return tuple(points)
+
+
+# What a picture answer shows when the request lists no labels: every class for a cut-out,
+# people for privacy masking.
+DEFAULT_HIDDEN = ("person",)
+
+
+@dataclass(frozen=True)
+class PictureRequest:
+    """A picture instead of JSON: which one, and the classes it cuts out or hides."""
+
+    kind: Picture
+    classes: tuple[int, ...] = ()  # ids; for a cut-out () means every class but background
+
+
+@dataclass(frozen=True)
+class RenderedPicture:
+    """A picture answer: its bytes, their type and where the time went."""
+
+    data: bytes
+    media_type: str
+    timing: Timing
+
+
+def picture_kind(format_: str | None, accept: str | None) -> Picture | None:
+    """`format=` (overlay, cutout, blur, fill), else the Accept header's picture type
+    (image/jpeg: the overlay; image/png: the cut-out); None for a JSON answer."""
+    if format_:
+        try:
+            return Picture(format_.strip().lower())
+        except ValueError:
+            choices = ", ".join(kind.value for kind in Picture)
+            raise BadRequest(f"format {format_[:32]!r} is not one of {choices}") from None
+    for part in (accept or "").split(","):
+        media = part.split(";", 1)[0].strip().lower()
+        if media == "application/json" or media == "*/*":
+            return None
+        if media in ("image/jpeg", "image/jpg"):
+            return Picture.overlay
+        if media == "image/png":
+            return Picture.cutout
+    return None
+
+
+def picture_classes(kind: Picture, labels: str | None, known: Sequence[str]) -> tuple[int, ...]:
+    """The ids of `labels=` (comma-separated) for a cut-out or a mask; a 400 names the
+    model's labels when one is not among them."""
+    if kind is Picture.overlay:
+        return ()
+    names = [n.strip() for n in (labels or "").split(",") if n.strip()]
+    if not names:
+        names = [] if kind is Picture.cutout else list(DEFAULT_HIDDEN)
+    ids = []
+    for name in names:
+        if name not in known:
+            raise BadRequest(
+                f"label {name[:64]!r} is not one of the segmenter's: {', '.join(known)}"
+            )
+        ids.append(known.index(name))
+    if kind is Picture.cutout and not ids:
+        ids = [index for index in range(len(known)) if index != overlay.BACKGROUND]
+    return tuple(ids)
+
+
+def pictured(request: PictureRequest) -> Callable[[Invocation], Awaitable[RenderedPicture]]:
+    """The reader of a picture answer: the photo (or crop) decoded again at full size, drawn
+    on or cut by its class map, off the event loop and charged to the decode memory budget."""
+
+    async def read(invocation: Invocation) -> RenderedPicture:
+        image = invocation.prepared.image
+        class_map = segmentation.read(
+            invocation.inference.raw,
+            image_size=(image.width, image.height),
+            input_size=invocation.engine.info.input_size,
+            fit=invocation.prepared.resize,
+            region=invocation.region,
+        )
+        data = await invocation.offload(lambda: _render(invocation, class_map, request))
+        return RenderedPicture(data, request.kind.media_type, invocation.timed())
+
+    return read
+
+
+def _render(
+    invocation: Invocation, class_map: segmentation.ClassMap, request: PictureRequest
+) -> bytes:
+    image = invocation.prepared.image
+    with invocation.memory.charge() as charge:
+        decoded = imaging.decode(
+            invocation.data,
+            min_size=max(image.width, image.height),
+            max_pixels=image.width * image.height,
+            region=invocation.region,
+            charge=charge,
+        )
+        charge(class_map.width * class_map.height * overlay.PICTURE_BYTES_PER_PIXEL)
+        picture = decoded.picture
+        if picture.size != (class_map.width, class_map.height):  # a crop's rounding
+            picture = picture.resize((class_map.width, class_map.height))
+        ids = segmentation.full_size(class_map)
+        kind = request.kind
+        if kind is Picture.overlay:
+            drawn = overlay.overlay(picture, ids)
+        elif kind is Picture.cutout:
+            drawn = overlay.cutout(picture, ids, request.classes)
+        else:
+            drawn = overlay.hidden(picture, ids, request.classes, kind)
+        del picture, ids, decoded  # the pixels go before their charge does
+        return overlay.encoded(drawn, kind)
 
 
 def check_fit(resize: ResizeMode | None) -> None:

@@ -402,6 +402,7 @@ class Service:
         prepared, inference = await self._infer(engine, data, region, resize=resize)
         invocation = Invocation(
             engine=engine,
+            data=data,
             prepared=prepared,
             inference=inference,
             region=region,

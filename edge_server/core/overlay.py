@@ -1,0 +1,118 @@
+"""Pictures of a segmentation: the photo with its classes drawn on it, cut out, or hidden.
+
+Each takes the segmented picture (the upright photo, or its crop, at full resolution) and its
+full-size class ids (`segmentation.full_size`), and gives a new picture of the same size:
+
+- `overlay`: every class but the background tinted with its PASCAL VOC colour (what the page
+  and Home Assistant's image entity show);
+- `cutout`: the pixels of the chosen classes on a transparent background (a PNG);
+- `hidden`: the photo with the chosen classes blurred or filled (privacy masking: people
+  blurred before a snapshot leaves the house).
+
+All of it is Pillow's C code over whole images; the cost is a few bytes a pixel
+(`PICTURE_BYTES_PER_PIXEL`), which the caller charges to the decode memory budget.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Collection
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageFilter
+
+from .segmentation import colour
+
+# What rendering holds beyond the decoded RGB picture (3 bytes a pixel, charged by decoding):
+# the class ids and a selection mask (1 + 1), the tinted or blurred copy (3) and the result
+# (3, or 4 with alpha), rounded up.
+PICTURE_BYTES_PER_PIXEL = 12
+OVERLAY_OPACITY = 0.55
+JPEG_QUALITY = 85
+BACKGROUND = 0
+
+
+class Picture(StrEnum):
+    """What `/segment` can answer with instead of JSON."""
+
+    overlay = "overlay"  # JPEG: the classes tinted over the photo
+    cutout = "cutout"  # PNG: the chosen classes, the rest transparent
+    blur = "blur"  # JPEG: the chosen classes blurred
+    fill = "fill"  # JPEG: the chosen classes filled with grey
+
+    @property
+    def media_type(self) -> str:
+        """The picture's MIME type."""
+        return "image/png" if self is Picture.cutout else "image/jpeg"
+
+
+def _palette() -> list[int]:
+    return [value for index in range(256) for value in colour(index)]
+
+
+def _selection(ids: npt.NDArray[Any], indices: Collection[int]) -> Image.Image:
+    """An "L" mask, 255 where the class id is one of `indices`."""
+    chosen = np.isin(ids, np.fromiter(indices, dtype=np.int64, count=len(indices)))
+    return Image.fromarray(chosen.astype(np.uint8) * 255, "L")
+
+
+def overlay(
+    picture: Image.Image, ids: npt.NDArray[Any], opacity: float = OVERLAY_OPACITY
+) -> Image.Image:
+    """The photo with every non-background pixel tinted with its class's colour."""
+    _check(picture, ids)
+    tint = Image.fromarray(ids.astype(np.uint8), "P")
+    tint.putpalette(_palette())
+    tinted = Image.blend(picture, tint.convert("RGB"), opacity)
+    return Image.composite(tinted, picture, _selection_not(ids, BACKGROUND))
+
+
+def cutout(picture: Image.Image, ids: npt.NDArray[Any], keep: Collection[int]) -> Image.Image:
+    """The pixels of the `keep` classes, everything else transparent (RGBA)."""
+    _check(picture, ids)
+    result = picture.convert("RGBA")
+    result.putalpha(_selection(ids, keep))
+    return result
+
+
+def hidden(
+    picture: Image.Image, ids: npt.NDArray[Any], hide: Collection[int], how: Picture
+) -> Image.Image:
+    """The photo with the `hide` classes blurred (`Picture.blur`) or filled grey (`fill`).
+
+    The blur's radius grows with the picture (a 50th of its shorter side, at least 8 pixels),
+    so a face is unreadable at any resolution.
+    """
+    _check(picture, ids)
+    if how is Picture.blur:
+        radius = max(8.0, min(picture.size) / 50)
+        cover = picture.filter(ImageFilter.GaussianBlur(radius))
+    elif how is Picture.fill:
+        cover = Image.new("RGB", picture.size, (128, 128, 128))
+    else:
+        raise ValueError(f"{how} does not hide classes")
+    return Image.composite(cover, picture, _selection(ids, hide))
+
+
+def encoded(picture: Image.Image, kind: Picture) -> bytes:
+    """The picture in the format its kind is answered in."""
+    out = io.BytesIO()
+    if kind.media_type == "image/png":
+        picture.save(out, "PNG", compress_level=1)
+    else:
+        picture.convert("RGB").save(out, "JPEG", quality=JPEG_QUALITY)
+    return out.getvalue()
+
+
+def _selection_not(ids: npt.NDArray[Any], index: int) -> Image.Image:
+    return Image.fromarray((ids != index).astype(np.uint8) * 255, "L")
+
+
+def _check(picture: Image.Image, ids: npt.NDArray[Any]) -> None:
+    if picture.mode != "RGB" or (ids.shape[1], ids.shape[0]) != picture.size:
+        raise ValueError(
+            f"a {picture.mode} picture of {picture.size} with a class map of {ids.shape[::-1]}"
+        )
