@@ -2,13 +2,14 @@
 
 The TFLite interpreter is not thread-safe, so each replica (an interpreter of the same model)
 is used by its own thread only. Work waits in one arrival-ordered queue, so no request
-overtakes an earlier one and none starves, and goes to a free replica chosen by what the rest
-of the process is doing (`cores.Cores`):
+overtakes an earlier one and none starves, and goes to a free replica as the process's cores
+allow (`cores.Cores`):
 - nothing else running anywhere: the all-core replica (a lone request gets every core);
-- anything else running (another invoke of any model, a decode): a one-thread replica, so busy
-  models share the cores without more threads than cores;
-- no one-thread replica free: the work waits for one; the all-core replica is taken only when
-  the machine is otherwise idle again, or when the model has no one-thread replicas at all.
+- anything else running (another invoke of any model, a decode): a one-thread replica, if a
+  core is free, so busy models share the cores without more invoke threads than cores;
+- otherwise the work waits until a replica of its model is free and a core is given back
+  anywhere in the process; a model with only an all-core interpreter takes it when its
+  threads fit beside what runs.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class Owners(Generic[R]):
         if len(self._threads) != len(resources):
             raise ValueError("one thread count per resource is needed")
         self._cores = cores or shared_cores()
-        # Only the all-core replicas of a model that has nothing else wait for an idle machine.
+        # A model with no one-thread replica takes its all-core one whenever its threads fit.
         self._has_narrow = any(t == 1 for t in self._threads)
         self._lock = threading.Lock()
         self._pending: deque[_Job[R]] = deque()
@@ -69,6 +70,7 @@ class Owners(Generic[R]):
         ]
         for thread in self._threads_running:
             thread.start()
+        self._cores.wait_with(self)
 
     def __len__(self) -> int:
         return len(self._threads_running)
@@ -84,21 +86,30 @@ class Owners(Generic[R]):
         return job.future
 
     def _claim(self) -> int | None:
-        """The idle replica the next job runs on, counted as running; None: it waits.
+        """The idle replica the next job runs on, its cores taken; None: it waits.
 
         Called with the lock held.
         """
         wide = next((i for i in self._idle if self._threads[i] > 1), None)
         narrow = next((i for i in self._idle if self._threads[i] == 1), None)
-        if wide is not None and self._cores.alone():
+        cores = self._cores
+        if wide is not None and cores.take(self._threads[wide], alone=True):
             return wide
-        if narrow is not None:
-            self._cores.enter()
+        if narrow is not None and cores.take(1):
             return narrow
-        if wide is not None and (not self._has_narrow or self._closed):
-            self._cores.enter()
+        if wide is not None and not self._has_narrow and cores.take(self._threads[wide]):
             return wide
+        if self._closed:  # draining at shutdown: whatever is free, whatever runs
+            chosen = narrow if narrow is not None else wide
+            if chosen is not None:
+                cores.take(self._threads[chosen], force=True)
+            return chosen
         return None
+
+    def wake(self) -> None:
+        """Cores were given back somewhere in the process: start what waits, if it may."""
+        with self._lock:
+            self._dispatch()
 
     def _dispatch(self) -> None:
         """Hand waiting jobs, oldest first, to the replicas that may take them (lock held)."""
@@ -121,7 +132,7 @@ class Owners(Generic[R]):
                 else:
                     job.future.set_result(result)
             del job  # no reference to a finished request's arrays while waiting for the next
-            self._cores.leave()
+            self._cores.give(self._threads[index])  # wakes every model waiting for a core
             with self._lock:
                 self._idle.append(index)
                 self._idle.sort()

@@ -1,5 +1,5 @@
 """Which interpreter an invoke takes: every core when the process is otherwise idle, one
-thread while anything else runs, and never more invokes than replicas."""
+thread while anything else runs, and never more invoke threads than cores, across models."""
 
 from __future__ import annotations
 
@@ -39,13 +39,26 @@ def _model(cores: Cores, *resources: tuple[str, int]) -> Owners[str]:
     return Owners([name for name, _ in resources], threads=[t for _, t in resources], cores=cores)
 
 
-def _running(future: Future[str]) -> bool:
+def _started(future: Future[str]) -> bool:
     return future.running() or future.done()
+
+
+class Running:
+    """One invoke held running on a model until released."""
+
+    def __init__(self, owners: Owners[str]) -> None:
+        self.gate, started = threading.Event(), threading.Event()
+        self.future = owners.submit(_held(self.gate, started))
+        assert started.wait(HANG)
+
+    def release(self) -> str:
+        self.gate.set()
+        return self.future.result(HANG)
 
 
 def test_a_lone_invoke_takes_every_core() -> None:
     """Nothing else running: the all-core replica, every time."""
-    cores = Cores()
+    cores = Cores(2)
     owners = _model(cores, (WIDE, 2), (NARROW, 1), (OTHER, 1))
     try:
         assert [owners.submit(_quick).result(HANG) for _ in range(5)] == [WIDE] * 5
@@ -54,29 +67,9 @@ def test_a_lone_invoke_takes_every_core() -> None:
     assert cores.running == 0
 
 
-def test_an_invoke_beside_another_models_takes_one_thread() -> None:
-    """While another model's invoke runs, this model's invoke takes a one-thread replica."""
-    cores = Cores()
-    first = _model(cores, (WIDE, 2), (NARROW, 1))
-    second = _model(cores, (WIDE, 2), (NARROW, 1))
-    gate, started = threading.Event(), threading.Event()
-    try:
-        busy = first.submit(_held(gate, started))
-        assert started.wait(HANG)
-        assert second.submit(_quick).result(HANG) == NARROW
-        gate.set()
-        assert busy.result(HANG) == WIDE
-        assert second.submit(_quick).result(HANG) == WIDE  # idle again: every core
-    finally:
-        gate.set()
-        first.shutdown()
-        second.shutdown()
-    assert cores.running == 0
-
-
-def test_a_running_decode_counts_as_busy() -> None:
-    """A decode held in the ledger sends the invoke to a one-thread replica."""
-    cores = Cores()
+def test_a_running_decode_sends_the_invoke_to_one_thread() -> None:
+    """A decode running elsewhere: one thread, the other core stays the decode's."""
+    cores = Cores(2)
     owners = _model(cores, (WIDE, 2), (NARROW, 1))
     try:
         with cores.held():
@@ -86,54 +79,87 @@ def test_a_running_decode_counts_as_busy() -> None:
         owners.shutdown()
 
 
-def test_a_burst_waits_for_one_thread_replicas_rather_than_oversubscribe() -> None:
-    """With the one-thread replicas busy, the next invoke waits (FIFO) instead of starting
-    the all-core replica beside them, and runs as soon as a replica frees."""
-    cores = Cores()
-    other = _model(cores, (WIDE, 2), (NARROW, 1))
-    owners = _model(cores, (WIDE, 2), (NARROW, 1))
-    gates = [threading.Event() for _ in range(3)]
-    started = [threading.Event() for _ in range(3)]
+def test_two_models_busy_at_once_run_one_thread_each() -> None:
+    """An invoke beside another model's one-thread invoke takes one thread too: two threads
+    on two cores."""
+    cores = Cores(2)
+    first = _model(cores, (WIDE, 2), (NARROW, 1))
+    second = _model(cores, (WIDE, 2), (NARROW, 1))
     try:
-        elsewhere = other.submit(_held(gates[0], started[0]))
-        assert started[0].wait(HANG)
-        narrow = owners.submit(_held(gates[1], started[1]))
-        assert started[1].wait(HANG)
-        waiting = owners.submit(_held(gates[2], started[2]))
-        later = owners.submit(_quick)
-        # Claims are counted when work is handed out, in submit(): two running, none added.
-        assert cores.running == 2 and not _running(waiting) and not _running(later)
-        gates[1].set()  # the one-thread replica frees: the oldest waiting invoke takes it
-        assert started[2].wait(HANG)
-        assert narrow.result(HANG) == NARROW
-        assert not _running(later)  # behind the invoke that came first
-        gates[2].set()
-        assert waiting.result(HANG) == NARROW
-        assert later.result(HANG) == NARROW  # the other model's invoke still runs
-        gates[0].set()
-        assert elsewhere.result(HANG) == WIDE
+        with cores.held():  # so the first invoke starts on one thread
+            busy = Running(first)
+        assert cores.threads == 1
+        assert second.submit(_quick).result(HANG) == NARROW
+        assert busy.release() == NARROW
+        assert second.submit(_quick).result(HANG) == WIDE  # idle again: every core
     finally:
-        for gate in gates:
-            gate.set()
-        owners.shutdown()
-        other.shutdown()
+        first.shutdown()
+        second.shutdown()
     assert cores.running == 0
 
 
-def test_a_model_with_one_interpreter_runs_whatever_else_runs() -> None:
-    """EDGE_REPLICAS=1: the only (all-core) interpreter never waits for an idle machine."""
-    cores = Cores()
-    owners = _model(cores, (WIDE, 2))
+def test_no_invoke_starts_beside_an_all_core_one() -> None:
+    """While one model's invoke has every core, another model's waits, then gets every core
+    itself once they are given back."""
+    cores = Cores(2)
+    first = _model(cores, (WIDE, 2), (NARROW, 1))
+    second = _model(cores, (WIDE, 2), (NARROW, 1))
+    try:
+        busy = Running(first)
+        assert cores.threads == 2
+        waiting = second.submit(_quick)
+        assert cores.threads == 2 and not _started(waiting)  # claims are made in submit()
+        assert busy.release() == WIDE
+        assert waiting.result(HANG) == WIDE
+    finally:
+        first.shutdown()
+        second.shutdown()
+    assert cores.running == 0
+
+
+def test_a_burst_never_has_more_invoke_threads_than_cores() -> None:
+    """Three models, two cores: with two one-thread invokes running, the third model's waits
+    in its FIFO and starts as soon as either gives its core back."""
+    cores = Cores(2)
+    models = [_model(cores, (WIDE, 2), (NARROW, 1)) for _ in range(3)]
     try:
         with cores.held():
-            assert owners.submit(_quick).result(HANG) == WIDE
+            running = [Running(models[0]), Running(models[1])]
+        assert cores.threads == 2
+        first, second = models[2].submit(_quick), models[2].submit(_quick)
+        assert cores.threads == 2 and not _started(first) and not _started(second)
+        assert running[1].release() == NARROW
+        assert first.result(HANG) == NARROW and second.result(HANG) == NARROW
+        assert cores.threads <= 2
+        assert running[0].release() == NARROW
     finally:
-        owners.shutdown()
+        for owners in models:
+            owners.shutdown()
+    assert cores.running == 0
+
+
+def test_a_model_with_one_interpreter_takes_it_when_its_threads_fit() -> None:
+    """EDGE_REPLICAS=1: the only (all-core) interpreter runs beside a decode, and after a
+    one-thread invoke elsewhere gives its core back."""
+    cores = Cores(2)
+    other = _model(cores, (WIDE, 2), (NARROW, 1))
+    only = _model(cores, (WIDE, 2))
+    try:
+        with cores.held():
+            assert only.submit(_quick).result(HANG) == WIDE
+            busy = Running(other)
+        waiting = only.submit(_quick)
+        assert not _started(waiting)
+        busy.release()
+        assert waiting.result(HANG) == WIDE
+    finally:
+        other.shutdown()
+        only.shutdown()
 
 
 def test_one_thread_replicas_alone_take_work_in_index_order() -> None:
     """EDGE_NUM_THREADS=1: every replica is a one-thread one; a lone invoke takes the first."""
-    cores = Cores()
+    cores = Cores(2)
     owners = _model(cores, (NARROW, 1), (OTHER, 1))
     try:
         assert [owners.submit(_quick).result(HANG) for _ in range(3)] == [NARROW] * 3
@@ -143,7 +169,7 @@ def test_one_thread_replicas_alone_take_work_in_index_order() -> None:
 
 def test_failed_and_cancelled_work_leaves_the_ledger_even() -> None:
     """An exception or a cancelled wait never leaves a core counted as running."""
-    cores = Cores()
+    cores = Cores(2)
     owners = _model(cores, (WIDE, 2), (NARROW, 1))
     gate = threading.Event()
 
@@ -153,33 +179,31 @@ def test_failed_and_cancelled_work_leaves_the_ledger_even() -> None:
     try:
         with pytest.raises(RuntimeError, match=WIDE):
             owners.submit(fail).result(HANG)
-        busy = [owners.submit(_held(gate)) for _ in range(2)]
+        busy = owners.submit(_held(gate))
+        queued = owners.submit(_quick)
         dropped = owners.submit(_quick)
         assert dropped.cancel()
         gate.set()
-        assert sorted(f.result(HANG) for f in busy) == [NARROW, WIDE]
+        assert busy.result(HANG) == WIDE
+        assert queued.result(HANG) in (WIDE, NARROW)
     finally:
         gate.set()
         owners.shutdown()
     assert cores.running == 0
 
 
-def test_shutdown_runs_queued_work_even_on_a_waiting_all_core_replica() -> None:
-    """Work queued behind busy replicas still runs when the owners shut down."""
-    cores = Cores()
+def test_shutdown_runs_queued_work_even_when_no_core_is_free() -> None:
+    """Work queued behind busy cores still runs when the owners shut down."""
+    cores = Cores(2)
+    other = _model(cores, (WIDE, 2), (NARROW, 1))
     owners = _model(cores, (WIDE, 2), (NARROW, 1))
-    gate = threading.Event()
     try:
-        with cores.held():
-            busy = owners.submit(_held(gate))
-            queued = [owners.submit(_quick) for _ in range(3)]
-            closing = threading.Thread(target=owners.shutdown)
-            closing.start()
-            gate.set()
-            closing.join(HANG)
-        assert not closing.is_alive()
-        assert busy.result(HANG) == NARROW
+        busy = Running(other)
+        queued = [owners.submit(_quick) for _ in range(3)]
+        assert not any(_started(f) for f in queued)
+        owners.shutdown()  # drains its queue although the other model holds every core
         assert all(f.result(HANG) in (WIDE, NARROW) for f in queued)
+        busy.release()
     finally:
-        gate.set()
+        other.shutdown()
     assert cores.running == 0
