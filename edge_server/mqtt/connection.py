@@ -16,7 +16,7 @@ import logging
 import random
 import socket
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -126,6 +126,7 @@ class MqttConnection:
         self._inbox: asyncio.Queue[aiomqtt.Message] | None = None  # the current client's
         self._failing = False  # whether the last attempt failed (log the first failure only)
         self._announced_model: str | None = None  # the model the published configs name
+        self._warned_labels: set[str] = set()  # sources whose unknown labels were logged
         self.frigate = (
             FrigateBridge(
                 service,
@@ -442,7 +443,27 @@ class MqttConnection:
         """The task of each declared source, from its model as loaded now."""
         for source, model in self.source_models.items():
             with suppress(ServiceError):  # not loaded: corrected with the source's first result
-                self.sources[source] = self.service.ready_model(model).info.task
+                info = self.service.ready_model(model).info
+                self.sources[source] = info.task
+                if info.task is Task.segmentation:
+                    self._check_labels(source, info.name, info.labels)
+
+    def _check_labels(self, source: str, model: str, known: Sequence[str]) -> None:
+        """Say once if a segmenting source lists labels its model does not know (a typo, or
+        a COCO name for a PASCAL VOC model): their sensors would read 0 for ever."""
+        unknown = [label for label in self.segments_of(source).labels if label not in known]
+        if unknown and source not in self._warned_labels:
+            self._warned_labels.add(source)
+            log.warning(
+                "MQTT source %s lists %s, which %s does not know: their Home Assistant sensors "
+                "stay at 0; its labels are %s (set them in [sources.%s] labels, or "
+                "EDGE_MQTT_COUNT_LABELS)",
+                source,
+                ", ".join(unknown),
+                model,
+                ", ".join(known),
+                source,
+            )
 
     async def _retire(self, source: str, task: Task) -> None:
         """Remove a source's entities of `task` from Home Assistant (an empty retained config)."""

@@ -53,8 +53,10 @@ def server(
     models_dir: Path, runtime: str, broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """The classifier as default and the segmenter; driveway mapped to the segmenter with two
-    labels and two regions in the models config."""
-    config = tmp_path_factory.mktemp("config") / "models.toml"
+    labels and two regions in the models config; yard to the segmenter with the count labels,
+    one of them (truck) not a PASCAL VOC class. The log goes to a file read while it runs."""
+    folder = tmp_path_factory.mktemp("config")
+    config = folder / "models.toml"
     config.write_text(
         f"[sources.driveway]\nlabels = {json.dumps(LABELS)}\nregions = {{{_toml_regions()}}}\n"
     )
@@ -66,9 +68,9 @@ def server(
         node_id=NODE,
         mqtt_url=broker.url(),
         mqtt_sources="driveway:segmenter,yard:segmenter",
-        mqtt_count_labels="person,car",
+        mqtt_count_labels="person,car,truck",
     )
-    process = ServerProcess(env, free_port())
+    process = ServerProcess(env, free_port(), log_path=folder / "server.log")
     process.wait_ready()
     yield process
     process.stop()
@@ -136,13 +138,30 @@ def test_segmenting_sources_are_announced_before_any_image(
     assert "state_topic" not in picture and picture["availability"] == dog["availability"]
     event = driveway[f"{ID}_driveway_segmented"]
     assert event["component"] == "event" and event["event_types"] == ["segmented"]
-    yard = _configs(broker, "yard", 4)
+    yard = _configs(broker, "yard", 5)
     assert set(yard) == {
         f"{ID}_yard_person_share",
         f"{ID}_yard_car_share",
+        f"{ID}_yard_truck_share",
         f"{ID}_yard_picture",
         f"{ID}_yard_segmented",
     }
+
+
+def test_a_label_the_segmenter_does_not_know_is_logged_once(server: ServerProcess) -> None:
+    """yard lists truck, not a PASCAL VOC class: one warning naming the source, the label, the
+    model and where to change it; driveway's labels are all known."""
+    assert server.log_path is not None
+    deadline = time.monotonic() + 30  # the sources are checked once connected
+    while True:
+        log = server.log_path.read_text()
+        warnings = [line for line in log.splitlines() if "does not know" in line]
+        if warnings or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(warnings) == 1, log
+    assert "MQTT source yard lists truck, which deeplabv3_mnv2_pascal_quant" in warnings[0]
+    assert "[sources.yard] labels" in warnings[0]
 
 
 def test_the_result_is_segments_answer_and_the_sensors_read_it(
