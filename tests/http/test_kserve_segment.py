@@ -17,7 +17,8 @@ import tritonclient.http as triton
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from conftest import DEFAULT_MODEL, ServerProcess, free_port, server_env
+from conftest import DEFAULT_MODEL, ServerProcess, free_port, metric, server_env
+from support import variants
 from support.reference import SEGMENTER
 
 Photo = Callable[[str], bytes]
@@ -35,10 +36,10 @@ VOC = "segmentation/voc_2007_000033.jpg"  # 500x366: aeroplanes
 
 @pytest.fixture(scope="module")
 def segmenting_server(models_dir: Path, runtime: str) -> Iterator[ServerProcess]:
-    """The segmenter (the default) beside the default classifier, in a real server process."""
-    process = ServerProcess(
-        server_env(models_dir, runtime, model=f"segmenter,{DEFAULT_MODEL}"), free_port()
-    )
+    """The segmenter (the default) beside the default classifier, in a real server process;
+    a 20 MiB decode budget, so a 49 MP photo decodes at reduced scale but its map does not fit."""
+    env = server_env(models_dir, runtime, model=f"segmenter,{DEFAULT_MODEL}", decode_memory_mb="20")
+    process = ServerProcess(env, free_port())
     process.wait_ready()
     yield process
     process.stop()
@@ -170,3 +171,21 @@ def test_refusals_reach_the_client(client: triton.InferenceServerClient, photo: 
             [_images(photo(VOC))],
             outputs=[triton.InferRequestedOutput("probabilities")],
         )
+
+
+def test_a_49_mp_class_map_is_charged_to_the_decode_budget(
+    client: triton.InferenceServerClient, web: httpx.Client, photo: Photo
+) -> None:
+    """A 7000x7000 JPEG's 49 MB class map does not fit a 20 MiB budget: 413 naming it; its
+    classes alone build no full-size map and are answered; the budget is all given back."""
+    big = variants.upscaled_jpeg(photo("grace_hopper.jpg"), 7000, 7000)
+    with pytest.raises(InferenceServerException, match="EDGE_DECODE_MEMORY_MB") as raised:
+        client.infer(SEGMENTER, [_images(big)])
+    assert str(raised.value.status()) == "413"
+    classes = client.infer(
+        SEGMENTER, [_images(big)], outputs=[triton.InferRequestedOutput("classes")]
+    )
+    assert "person" in {_text(e).split(":")[2] for e in classes.as_numpy("classes")[0]}
+    text = web.get("/metrics").text
+    assert metric(text, "edge_decode_memory_refused_total", reason="too_large") >= 1
+    assert metric(text, "edge_decode_memory_used_bytes") == 0
