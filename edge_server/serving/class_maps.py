@@ -28,7 +28,6 @@ class MappedImage(Generic[T]):
     classes: list[segmentation.ClassArea]  # largest first
     width: int  # the picture's full upright size (the crop's, with a crop)
     height: int
-    dtype: str  # numpy's name of the ids' type: uint8, or uint16 past 256 classes
     encoded: T | None  # `encode` of the full-size ids; None when no encoder was given
     timing: Timing
 
@@ -60,7 +59,6 @@ def mapped(
             classes=classes,
             width=class_map.width,
             height=class_map.height,
-            dtype=class_map.ids.dtype.name,
             encoded=encoded,
             timing=invocation.timed(),
         )

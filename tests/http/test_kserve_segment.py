@@ -17,6 +17,8 @@ import tritonclient.http as triton
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
+from edge_server.http.kserve.codec import class_map_encoder, class_map_type
+
 from conftest import DEFAULT_MODEL, ServerProcess, free_port, metric, server_env
 from support import variants
 from support.reference import SEGMENTER
@@ -189,3 +191,25 @@ def test_a_49_mp_class_map_is_charged_to_the_decode_budget(
     text = web.get("/metrics").text
     assert metric(text, "edge_decode_memory_refused_total", reason="too_large") >= 1
     assert metric(text, "edge_decode_memory_used_bytes") == 0
+
+
+@pytest.mark.parametrize(
+    ("classes", "ids", "binary", "expected"),
+    [
+        (21, np.array([[0, 15]], dtype=np.uint8), True, b"\x00\x0f"),
+        (21, np.array([[0, 15]], dtype=np.uint8), False, [0, 15]),
+        (21, np.array([[1, 300]], dtype=np.uint16), True, b"\x01\xff"),  # clipped, not 44
+        (300, np.array([[1, 2]], dtype=np.uint8), True, b"\x01\x00\x02\x00"),
+        (300, np.array([[1, 299]], dtype=np.uint16), False, [1, 299]),
+    ],
+    ids=["uint8", "uint8 json", "id past a byte", "wide model", "wide json"],
+)
+def test_a_class_map_has_its_models_type_whatever_its_ids(
+    classes: int, ids: npt.NDArray[np.unsignedinteger[Any]], binary: bool, expected: object
+) -> None:
+    """The tensor type follows the model's label count (UINT8 up to 256, then UINT16, little
+    endian), so every image of a model has one type; an id past the type is clipped."""
+    encode, _ = class_map_encoder([("class_map", binary)], classes)
+    assert encode is not None and encode(ids) == expected
+    assert class_map_type(classes)[0] == ("UINT8" if classes <= 256 else "UINT16")
+    assert class_map_encoder([("classes", binary)], classes) == (None, 0)

@@ -207,21 +207,38 @@ def requested_segmentation_outputs(inference: InferenceRequest) -> list[tuple[st
     return outputs
 
 
+def class_map_type(classes: int) -> tuple[str, np.dtype[Any]]:
+    """The class map's datatype for a model of `classes` labels, the same for every image
+    (a map's own ids may fit a byte when the model's do not): UINT8, or UINT16 past 256."""
+    if classes <= 256:
+        return "UINT8", np.dtype("<u1")
+    return "UINT16", np.dtype("<u2")
+
+
 def class_map_encoder(
-    outputs: list[tuple[str, bool]],
+    outputs: list[tuple[str, bool]], classes: int
 ) -> tuple[Callable[[Ids], ClassMapPiece] | None, int]:
     """How each image's full-size map is encoded for the outputs asked, and what that costs
     a pixel beyond the map (None: no class_map asked for, so no full-size map is built)."""
     kinds = {binary for name, binary in outputs if name == CLASS_MAP}
     if not kinds:
         return None, 0
+    _, dtype = class_map_type(classes)
     if kinds == {True}:
-        return _little_endian_bytes, BINARY_PIXEL_BYTES
-    return _numbers, JSON_PIXEL_BYTES
+        return lambda ids: _typed(ids, dtype).tobytes(), BINARY_PIXEL_BYTES
+    return lambda ids: _numbers(_typed(ids, dtype)), JSON_PIXEL_BYTES
 
 
-def _little_endian_bytes(ids: Ids) -> bytes:
-    return ids.astype(ids.dtype.newbyteorder("<"), copy=False).tobytes()
+def _typed(ids: Ids, dtype: np.dtype[Any]) -> Ids:
+    """The ids in the tensor's type (a copy only when the map's own type differs); an id past
+    it (a model answering more ids than it has labels) is clipped rather than wrapped round."""
+    if ids.dtype == dtype:
+        return ids
+    if ids.dtype.itemsize < dtype.itemsize:
+        wider: Ids = ids.astype(dtype)
+        return wider
+    narrower: Ids = np.minimum(ids, np.iinfo(dtype).max).astype(dtype)
+    return narrower
 
 
 def _numbers(ids: Ids) -> list[int]:
@@ -230,7 +247,7 @@ def _numbers(ids: Ids) -> list[int]:
 
 
 def class_map_tensor(
-    images: list[MappedImage[ClassMapPiece]], binary: bool
+    images: list[MappedImage[ClassMapPiece]], classes: int, binary: bool
 ) -> tuple[dict[str, Any], bytes | None]:
     """The class ids of every pixel, [N, H, W] at the pictures' full upright size; the images
     of one request must have one size, as a tensor has."""
@@ -243,8 +260,7 @@ def class_map_tensor(
             f"{SEGMENTATION_OUTPUTS[1]!r}"
         )
     width, height = sizes[0]
-    dtype = np.dtype(images[0].dtype).newbyteorder("<")
-    datatype = "UINT8" if dtype.itemsize == 1 else "UINT16"
+    datatype, dtype = class_map_type(classes)
     tensor: dict[str, Any] = {
         "name": CLASS_MAP,
         "datatype": datatype,

@@ -36,6 +36,7 @@ from ..upload import read_body
 from .codec import (
     class_map_encoder,
     class_map_tensor,
+    class_map_type,
     classes_tensor,
     detection_tensor,
     input_images,
@@ -119,7 +120,7 @@ async def model_metadata(service: ServiceDep, name: str, version: str = "") -> M
         outputs = [TensorMetadata(name=n, datatype="FP32", shape=shapes[n]) for n in shapes]
     elif engine.info.task is Task.segmentation:
         # Each image's map is at its own full size: the height and width vary.
-        ids = "UINT8" if len(engine.info.labels) <= 256 else "UINT16"
+        ids, _ = class_map_type(len(engine.info.labels))
         outputs = [
             TensorMetadata(name=CLASS_MAP, datatype=ids, shape=[-1, -1, -1]),
             TensorMetadata(name=CLASSES, datatype="BYTES", shape=[-1, -1]),
@@ -216,10 +217,11 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
         wanted = requested_segmentation_outputs(inference)
         resize = requested_resize(inference)
         segmenting.check_fit(resize)
-        encode, pixel_cost = class_map_encoder(wanted)
-        reader = class_maps.mapped(encode, pixel_cost)
         # One version of the model for every image, as for a classifier.
         async with service.models.lease(classifier.info.name) as current:
+            classes = len(current.info.labels)
+            encode, pixel_cost = class_map_encoder(wanted, classes)
+            reader = class_maps.mapped(encode, pixel_cost)
             answers = await asyncio.gather(
                 *(
                     service.answer(
@@ -234,7 +236,7 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
                 )
             )
         tensors = [
-            class_map_tensor(answers, binary)
+            class_map_tensor(answers, classes, binary)
             if name == CLASS_MAP
             else classes_tensor(answers, binary)
             for name, binary in wanted
