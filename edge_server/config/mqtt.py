@@ -138,7 +138,8 @@ class MqttSettings(BaseModel):
     )
     mqtt_count_labels: CommaList = Field(
         ["person", "car", "cat", "dog", "bird"],
-        description="Labels a detecting source gets a Home Assistant count sensor for.",
+        description="Labels a detecting source gets a Home Assistant count sensor for, and a "
+        "segmenting source a '% of frame' sensor for (unless its [sources.NAME] labels says).",
     )
     mqtt_max_pending: Annotated[int, Field(ge=1, le=1000)] = Field(
         8,

@@ -16,7 +16,7 @@ import logging
 import random
 import socket
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -30,9 +30,16 @@ from ..config.mqtt import parse_broker_url
 from ..core.detection import Task
 from ..core.errors import Overloaded, ServiceError, StartupError
 from ..ops.identity import node_id
-from ..serving.schemas import ClassifyResponse
+from ..serving.schemas import ClassifyResponse, DetectResponse
+from ..serving.segment_uploads import Picture, segment_upload
 from ..serving.service import Service
-from ..serving.specs import models_config, source_fits, source_mapping
+from ..serving.specs import (
+    SourceSegments,
+    models_config,
+    source_fits,
+    source_mapping,
+    source_segments,
+)
 from . import homeassistant, payloads
 from .frigate import FrigateBridge
 from .payloads import Answer
@@ -105,6 +112,11 @@ class MqttConnection:
         # start (Home Assistant shows them before any image), then each new one seen.
         self.sources: dict[str, Task] = dict.fromkeys(self.source_models, Task.classification)
         self.count_labels = tuple(settings.mqtt_count_labels)
+        # A segmenting source's labels and regions (`[sources.NAME]`); others: the count labels.
+        self.source_segments = {
+            source_name(key): segments
+            for key, segments in source_segments(config, self.count_labels).items()
+        }
         self.connected = False
         self._client: aiomqtt.Client | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -114,6 +126,7 @@ class MqttConnection:
         self._inbox: asyncio.Queue[aiomqtt.Message] | None = None  # the current client's
         self._failing = False  # whether the last attempt failed (log the first failure only)
         self._announced_model: str | None = None  # the model the published configs name
+        self._warned_labels: set[str] = set()  # sources whose unknown labels were logged
         self.frigate = (
             FrigateBridge(
                 service,
@@ -314,6 +327,10 @@ class MqttConnection:
         elif route.kind is Kind.frigate and self.frigate is not None:
             self.frigate.offer(payload)
 
+    def segments_of(self, source: str) -> SourceSegments:
+        """What a segmenting source reports: its own labels and regions, else the count labels."""
+        return self.source_segments.get(source, SourceSegments(self.count_labels))
+
     def model_of(self, source: str) -> str | None:
         """The model mapped to a source (named as its topic names it); None: the default."""
         return self.source_models.get(source)
@@ -325,7 +342,17 @@ class MqttConnection:
         try:
             model = self.model_of(source)
             answer: Answer
-            if self.service.ready_model(model).info.task is Task.detection:
+            picture: Picture | None = None
+            task = self.service.ready_model(model).info.task
+            if task is Task.segmentation:
+                answer, picture = await segment_upload(
+                    self.service,
+                    data,
+                    model=model,
+                    regions=self.segments_of(source).regions,
+                    resize=self.source_fits.get(source),
+                )
+            elif task is Task.detection:
                 answer = await self.service.detect_upload(
                     data,
                     model=model,
@@ -351,6 +378,9 @@ class MqttConnection:
         finally:
             self._release(Kind.classify)
         await self.publish_result(source, answer, topic)
+        if picture is not None:
+            # Retained: Home Assistant shows the latest picture after a restart too.
+            await self._publish(self.topics.image(source), picture.data, "image", retain=True)
         if respond:
             body = payloads.result(answer, topic)
             await self._publish(respond[0], body, "response", correlation=respond[1])
@@ -359,7 +389,13 @@ class MqttConnection:
 
     async def publish_result(self, source: str, answer: Answer, topic: str, **extra: Any) -> None:
         """A source's result (retained: Home Assistant's state) and its event."""
-        task = Task.classification if isinstance(answer, ClassifyResponse) else Task.detection
+        task = (
+            Task.classification
+            if isinstance(answer, ClassifyResponse)
+            else Task.detection
+            if isinstance(answer, DetectResponse)
+            else Task.segmentation
+        )
         if self.identity().model != self._announced_model:
             # A reload changed the default model, which every config's device block names.
             self.sources[source] = task
@@ -389,26 +425,54 @@ class MqttConnection:
             topic, config = homeassistant.status_config(self.topics, identity)
             await self._publish(topic, payloads.dumps(config), "discovery", retain=True)
         for source in sources if sources is not None else list(self.sources):
-            task = self.sources[source]
-            for topic, config in homeassistant.configs(
-                self.topics, identity, source, task, self.count_labels
-            ):
+            for topic, config in self._configs(identity, source, self.sources[source]):
                 await self._publish(topic, payloads.dumps(config), "discovery", retain=True)
+
+    def _configs(
+        self, identity: homeassistant.Identity, source: str, task: Task
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The Home Assistant configs of a source's entities for `task`."""
+        if task is Task.segmentation:
+            segments = self.segments_of(source)
+            labels, regions = segments.labels, tuple(r.name for r in segments.regions)
+        else:
+            labels, regions = self.count_labels, ()
+        return homeassistant.configs(self.topics, identity, source, task, labels, regions)
 
     def _declare_tasks(self) -> None:
         """The task of each declared source, from its model as loaded now."""
         for source, model in self.source_models.items():
             with suppress(ServiceError):  # not loaded: corrected with the source's first result
-                self.sources[source] = self.service.ready_model(model).info.task
+                info = self.service.ready_model(model).info
+                self.sources[source] = info.task
+                if info.task is Task.segmentation:
+                    self._check_labels(source, info.name, info.labels)
+
+    def _check_labels(self, source: str, model: str, known: Sequence[str]) -> None:
+        """Say once if a segmenting source lists labels its model does not know (a typo, or
+        a COCO name for a PASCAL VOC model): their sensors would read 0 for ever."""
+        unknown = [label for label in self.segments_of(source).labels if label not in known]
+        if unknown and source not in self._warned_labels:
+            self._warned_labels.add(source)
+            log.warning(
+                "MQTT source %s lists %s, which %s does not know: their Home Assistant sensors "
+                "stay at 0; its labels are %s (set them in [sources.%s] labels, or "
+                "EDGE_MQTT_COUNT_LABELS)",
+                source,
+                ", ".join(unknown),
+                model,
+                ", ".join(known),
+                source,
+            )
 
     async def _retire(self, source: str, task: Task) -> None:
         """Remove a source's entities of `task` from Home Assistant (an empty retained config)."""
         if not self.settings.mqtt_discovery:
             return
-        for topic, _ in homeassistant.configs(
-            self.topics, self.identity(), source, task, self.count_labels
-        ):
+        for topic, _ in self._configs(self.identity(), source, task):
             await self._publish(topic, b"", "discovery", retain=True)
+        if task is Task.segmentation:  # and its retained picture
+            await self._publish(self.topics.image(source), b"", "image", retain=True)
 
     def identity(self) -> homeassistant.Identity:
         """This edge-server as Home Assistant's device block describes it."""

@@ -3,11 +3,15 @@
 Per classifying source, three entities of one device (this edge-server): a `sensor` whose state
 is the top label, a `sensor` for its score, and an `event` entity for automations. Per detecting
 source, a count `sensor` for each label the user lists (EDGE_MQTT_COUNT_LABELS), one for all
-objects, and the `event` entity. The device also has a diagnostic connectivity sensor on the
-availability topic, so "offline" shows as a state rather than only as unavailable. Single-component
-discovery (one retained config per entity) because sources appear as images arrive; every
-config carries the full device and origin blocks and the availability topic. No `object_id`
-(deprecated by Home Assistant 2025.10): entity ids follow from the device and entity names.
+objects, and the `event` entity. Per segmenting source, a "% of frame" sensor for each label it
+lists (its `[sources.NAME] labels`, else EDGE_MQTT_COUNT_LABELS), one per label for each of its
+named regions (at most `specs.MAX_SEGMENT_SENSORS` in all, checked at start-up), an `image`
+entity showing its latest picture, and the `event` entity. The device also has a diagnostic
+connectivity sensor on the availability topic, so "offline" shows as a state rather than only
+as unavailable. Single-component discovery (one retained config per entity) because sources
+appear as images arrive; every config carries the full device and origin blocks and the
+availability topic. No `object_id` (deprecated by Home Assistant 2025.10): entity ids follow
+from the device and entity names.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.detection import Task
-from .payloads import DETECTED, EVENT_TYPE
+from ..serving.segment_uploads import PICTURE_TYPE
+from .payloads import DETECTED, EVENT_TYPE, SEGMENTED
 from .topics import Topics
 
 # Home Assistant refuses sensor states over 255 characters; the label is cut in the template
@@ -103,11 +108,15 @@ def configs(
     source: str,
     task: Task = Task.classification,
     count_labels: tuple[str, ...] = (),
+    regions: tuple[str, ...] = (),
 ) -> list[tuple[str, dict[str, Any]]]:
-    """(config topic, payload) of the entities of one source."""
+    """(config topic, payload) of the entities of one source: `count_labels` are a detecting
+    or segmenting source's labels, `regions` the names of a segmenting source's regions."""
     common = _common(topics, identity)
     if task is Task.detection:
         return detection_configs(topics, identity, source, count_labels)
+    if task is Task.segmentation:
+        return segmentation_configs(topics, identity, source, count_labels, regions)
     label_id = unique_id(identity, source, "label")
     score_id = unique_id(identity, source, "score")
     event_id = unique_id(identity, source, "classified")
@@ -191,6 +200,92 @@ def detection_configs(
                 "state_topic": topics.event(source),
                 "event_types": [DETECTED],
                 "icon": "mdi:cctv",
+                **common,
+            },
+        )
+    )
+    return entities
+
+
+def _share(classes: str, label: str) -> str:
+    """A label's fraction of a result's `classes` list as a percentage (0 when absent)."""
+    fraction = (
+        f"{classes} | selectattr('label', 'eq', {label!r}) | map(attribute='fraction') "
+        "| first | default(0)"
+    )
+    return f"(({fraction}) * 100) | round(1)"
+
+
+def segmentation_configs(
+    topics: Topics,
+    identity: Identity,
+    source: str,
+    labels: tuple[str, ...],
+    regions: tuple[str, ...],
+) -> list[tuple[str, dict[str, Any]]]:
+    """A "% of frame" sensor per label, one per label and region, the picture and the event."""
+    common = _common(topics, identity)
+    entities: list[tuple[str, dict[str, Any]]] = []
+    wanted: list[tuple[str, str | None]] = [(label, None) for label in labels]
+    wanted += [(label, region) for region in regions for label in labels]
+    for label, region in wanted:
+        if region is None:
+            entity_id = unique_id(identity, source, f"{_SAFE.sub('_', label)}_share")
+            name = f"{source} {label} % of frame"
+            template = f"{{{{ {_share('value_json.classes', label)} }}}}"
+        else:
+            entity_id = unique_id(
+                identity, source, f"{_SAFE.sub('_', region)}_{_SAFE.sub('_', label)}_share"
+            )
+            name = f"{source} {label} % of {region}"
+            found = (
+                f"value_json.regions | default([]) | selectattr('name', 'eq', {region!r}) "
+                "| first | default(none)"
+            )
+            template = (
+                f"{{% set region = {found} %}}"
+                f"{{{{ {_share('(region.classes if region else [])', label)} }}}}"
+            )
+        entities.append(
+            (
+                topics.discovery("sensor", entity_id),
+                {
+                    "name": name,
+                    "unique_id": entity_id,
+                    "state_topic": topics.result(source),
+                    "value_template": template,
+                    "unit_of_measurement": "%",
+                    "state_class": "measurement",
+                    "suggested_display_precision": 1,
+                    "icon": "mdi:texture-box",
+                    **common,
+                },
+            )
+        )
+    image_id = unique_id(identity, source, "picture")
+    entities.append(
+        (
+            topics.discovery("image", image_id),
+            {
+                "name": f"{source} picture",
+                "unique_id": image_id,
+                "image_topic": topics.image(source),
+                "content_type": PICTURE_TYPE,
+                "icon": "mdi:image-filter-center-focus",
+                **common,
+            },
+        )
+    )
+    event_id = unique_id(identity, source, SEGMENTED)
+    entities.append(
+        (
+            topics.discovery("event", event_id),
+            {
+                "name": f"{source} segmented",
+                "unique_id": event_id,
+                "state_topic": topics.event(source),
+                "event_types": [SEGMENTED],
+                "icon": "mdi:select-group",
                 **common,
             },
         )

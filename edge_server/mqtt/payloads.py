@@ -6,11 +6,12 @@ import json
 from typing import Any
 
 from ..core.errors import title_of
-from ..serving.schemas import ClassifyResponse, DetectResponse, Problem
+from ..serving.schemas import ClassifyResponse, DetectResponse, Problem, SegmentResponse
 
 EVENT_TYPE = "classified"
 DETECTED = "detected"
-Answer = ClassifyResponse | DetectResponse
+SEGMENTED = "segmented"
+Answer = ClassifyResponse | DetectResponse | SegmentResponse
 
 
 def dumps(document: dict[str, Any]) -> bytes:
@@ -19,14 +20,23 @@ def dumps(document: dict[str, Any]) -> bytes:
 
 
 def result(answer: Answer, topic: str, **extra: Any) -> bytes:
-    """The `/classify` or `/detect` answer plus the topic the image came from (and any extra
-    facts)."""
+    """The `/classify`, `/detect` or `/segment` answer plus the topic the image came from (and
+    any extra facts)."""
     return dumps({**answer.model_dump(exclude_none=True), "topic": topic, **extra})
 
 
 def event(answer: Answer, topic: str) -> bytes:
-    """A Home Assistant `event` entity payload: the event type and the top prediction, or the
-    objects found and how many of each label."""
+    """A Home Assistant `event` entity payload: the event type and the top prediction, the
+    objects found and how many of each label, or the share of the frame each class covers."""
+    if isinstance(answer, SegmentResponse):
+        return dumps(
+            {
+                "event_type": SEGMENTED,
+                "fractions": {c.label: c.fraction for c in answer.classes},
+                "model": answer.model.name,
+                "topic": topic,
+            }
+        )
     if isinstance(answer, DetectResponse):
         counts: dict[str, int] = {}
         for d in answer.detections:

@@ -79,6 +79,10 @@ class Topics:
     def event(self, source: str) -> str:
         return f"{self.prefix}/event/{source}"
 
+    def image(self, source: str) -> str:
+        """A segmenting source's latest picture, raw image bytes (Home Assistant's image)."""
+        return f"{self.prefix}/image/{source}"
+
     def discovery(self, component: str, unique_id: str) -> str:
         # Home Assistant's advice: the unique id as object id, and no node id level.
         return f"{self.discovery_prefix}/{component}/{unique_id}/config"

@@ -16,6 +16,8 @@ The config file (TOML) sets options per model where models need different ones:
 
     [sources.driveway]               # an MQTT source's own fit (docs: MQTT)
     resize = "squash"
+    labels = ["car", "person"]       # a segmenting source's Home Assistant sensors
+    regions = {parking = [[0.1, 0.5], [0.6, 0.5], [0.6, 1], [0.1, 1]]}
 
 How a model fits images, highest first: a request's `resize=`; its MQTT source's `resize`; the
 model's table; EDGE_RESIZE when set; the catalog's declared fit; squash for a .tflite file.
@@ -27,21 +29,24 @@ checked before the first model loads, so a mistake stops the start with the fix.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import tomllib
 from concurrent.futures import Executor
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config.mqtt import parse_sources
 from ..config.settings import Settings
 from ..core.engine import Engine, LoadOptions, OutputKind
-from ..core.errors import StartupError
+from ..core.errors import BadRequest, StartupError
 from ..core.imaging import ResizeMode
+from ..core.segmentation import Polygon
+from . import segmenting
 from .catalog import catalog_labels, known_names, lookup, resolve_model
 from .journal import MODEL_NAME
 
@@ -76,6 +81,30 @@ class SourceOptions(BaseModel):
     resize: ResizeMode | None = Field(
         None, description="How the source's images fit its model (over the model's own fit)."
     )
+    labels: list[str] | None = Field(
+        None,
+        description="A segmenting source's labels with a Home Assistant '% of frame' sensor "
+        "(default: EDGE_MQTT_COUNT_LABELS).",
+    )
+    regions: dict[str, Any] | None = Field(
+        None,
+        description="A segmenting source's named polygons, corners as fractions of the "
+        "frame, as /segment's regions= takes them: each result says what covers each.",
+    )
+
+
+# Home Assistant entities one segmenting source may announce: a sensor per label for the whole
+# frame and for each region. 64 keeps a source's device page readable and its configs to a
+# few kilobytes; 5 labels and 4 regions are 25.
+MAX_SEGMENT_SENSORS = 64
+
+
+@dataclass(frozen=True)
+class SourceSegments:
+    """What a segmenting MQTT source reports: the labels it has sensors for, its regions."""
+
+    labels: tuple[str, ...]
+    regions: tuple[Polygon, ...] = ()
 
 
 class ModelsConfig(BaseModel):
@@ -275,6 +304,44 @@ def source_fits(config: ModelsConfig) -> dict[str, ResizeMode]:
     return {
         source: table.resize for source, table in config.sources.items() if table.resize is not None
     }
+
+
+def source_segments(
+    config: ModelsConfig, default_labels: tuple[str, ...]
+) -> dict[str, SourceSegments]:
+    """The MQTT sources given labels or regions of their own (`[sources.NAME] labels`,
+    `regions`), checked as `/segment`'s regions= is; a mistake stops the start with the fix."""
+    segments = {}
+    for source, table in config.sources.items():
+        if table.labels is None and table.regions is None:
+            continue
+        fix = (
+            f"correct [sources.{source}] in the models config: regions = {{parking = [[0.1, "
+            '0.5], [0.6, 0.5], [0.6, 1], [0.1, 1]]}, labels = ["car", "person"]'
+        )
+        labels = tuple(table.labels) if table.labels is not None else default_labels
+        if any(not label.strip() for label in labels) or len(set(labels)) != len(labels):
+            raise StartupError(
+                f"[sources.{source}] labels {list(labels)} has an empty or repeated label",
+                fix=fix,
+            )
+        try:
+            regions = segmenting.parse_regions(json.dumps(table.regions)) if table.regions else ()
+        except BadRequest as exc:
+            raise StartupError(
+                f"[sources.{source}] regions: {exc.detail.replace('regions=', 'regions')}",
+                fix=fix,
+            ) from None
+        sensors = len(labels) * (1 + len(regions))
+        if sensors > MAX_SEGMENT_SENSORS:
+            raise StartupError(
+                f"[sources.{source}] would announce {sensors} Home Assistant sensors "
+                f"({len(labels)} labels for the frame and each of {len(regions)} regions); "
+                f"at most {MAX_SEGMENT_SENSORS}",
+                fix="list fewer labels or regions for the source",
+            )
+        segments[source] = SourceSegments(labels, regions)
+    return segments
 
 
 def source_mapping(settings: Settings, config: ModelsConfig | None = None) -> dict[str, list[str]]:

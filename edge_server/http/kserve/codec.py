@@ -3,11 +3,14 @@
 BYTES elements come base64-encoded in JSON `data`, or raw in the binary tensor data extension
 (a JSON header of `Inference-Header-Content-Length` bytes followed by the tensors, each BYTES
 element prefixed by its 4-byte little-endian length), which is what `tritonclient` sends.
+A segmenter's class map is UINT8 (UINT16 past 256 classes), one element a pixel: raw bytes in
+the binary extension, a flat list of numbers in JSON.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,16 +18,25 @@ from pydantic import ValidationError
 
 from ...core.errors import BadRequest
 from ...core.imaging import ResizeMode
+from ...core.segmentation import Ids
+from ...serving.class_maps import MappedImage
 from ...serving.schemas import ClassifyResponse, DetectResponse
 from ..deps import parse_resize
 from ..upload import decode_base64
 from .messages import (
     _LENGTH_PREFIX,
+    CLASS_MAP,
     DETECTION_OUTPUTS,
     INPUT_NAME,
     OUTPUT_NAME,
+    SEGMENTATION_OUTPUTS,
     InferenceRequest,
 )
+
+ClassMapPiece = bytes | list[int]  # one image's map: raw little-endian ids, or JSON's numbers
+# What one pixel of an encoded map costs beyond the map itself: its copy as bytes, or a list
+# entry (a pointer to a cached small int) and about four characters of JSON text.
+BINARY_PIXEL_BYTES, JSON_PIXEL_BYTES = 2, 12
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[InferenceRequest, bytes]:
@@ -177,6 +189,120 @@ def detection_tensor(
         data = values.tobytes()
         return {**tensor, "parameters": {"binary_data_size": len(data)}}, data
     return {**tensor, "data": [float(v) for v in values.ravel()]}, None
+
+
+def requested_segmentation_outputs(inference: InferenceRequest) -> list[tuple[str, bool]]:
+    """(name, binary) of each segmenter output to answer, in the order asked (default: both)."""
+    default_binary = inference.parameters.get("binary_data_output") is True
+    if not inference.outputs:
+        return [(name, default_binary) for name in SEGMENTATION_OUTPUTS]
+    outputs = []
+    for output in inference.outputs:
+        if output.name not in SEGMENTATION_OUTPUTS:
+            raise BadRequest(
+                f"the model has no output {output.name!r}; it has {', '.join(SEGMENTATION_OUTPUTS)}"
+            )
+        binary = output.parameters.get("binary_data", default_binary)
+        outputs.append((output.name, binary is True))
+    return outputs
+
+
+def class_map_type(classes: int) -> tuple[str, np.dtype[Any]]:
+    """The class map's datatype for a model of `classes` labels, the same for every image
+    (a map's own ids may fit a byte when the model's do not): UINT8, or UINT16 past 256."""
+    if classes <= 256:
+        return "UINT8", np.dtype("<u1")
+    return "UINT16", np.dtype("<u2")
+
+
+def class_map_encoder(
+    outputs: list[tuple[str, bool]], classes: int
+) -> tuple[Callable[[Ids], ClassMapPiece] | None, int]:
+    """How each image's full-size map is encoded for the outputs asked, and what that costs
+    a pixel beyond the map (None: no class_map asked for, so no full-size map is built)."""
+    kinds = {binary for name, binary in outputs if name == CLASS_MAP}
+    if not kinds:
+        return None, 0
+    _, dtype = class_map_type(classes)
+    if kinds == {True}:
+        return lambda ids: _typed(ids, dtype).tobytes(), BINARY_PIXEL_BYTES
+    return lambda ids: _numbers(_typed(ids, dtype)), JSON_PIXEL_BYTES
+
+
+def _typed(ids: Ids, dtype: np.dtype[Any]) -> Ids:
+    """The ids in the tensor's type (a copy only when the map's own type differs); an id past
+    it (a model answering more ids than it has labels) is clipped rather than wrapped round."""
+    if ids.dtype == dtype:
+        return ids
+    if ids.dtype.itemsize < dtype.itemsize:
+        wider: Ids = ids.astype(dtype)
+        return wider
+    narrower: Ids = np.minimum(ids, np.iinfo(dtype).max).astype(dtype)
+    return narrower
+
+
+def _numbers(ids: Ids) -> list[int]:
+    numbers: list[int] = ids.ravel().tolist()
+    return numbers
+
+
+def class_map_tensor(
+    images: list[MappedImage[ClassMapPiece]], classes: int, binary: bool
+) -> tuple[dict[str, Any], bytes | None]:
+    """The class ids of every pixel, [N, H, W] at the pictures' full upright size; the images
+    of one request must have one size, as a tensor has."""
+    sizes = sorted({(image.width, image.height) for image in images})
+    if len(sizes) > 1:
+        raise BadRequest(
+            f"output {CLASS_MAP!r} is one tensor, but the images are "
+            + ", ".join(f"{w}x{h}" for w, h in sizes)
+            + f"; send images of one size, one image a request, or ask only for "
+            f"{SEGMENTATION_OUTPUTS[1]!r}"
+        )
+    width, height = sizes[0]
+    datatype, dtype = class_map_type(classes)
+    tensor: dict[str, Any] = {
+        "name": CLASS_MAP,
+        "datatype": datatype,
+        "shape": [len(images), height, width],
+    }
+    pieces = [image.encoded for image in images]
+    if binary:
+        data = b"".join(
+            piece if isinstance(piece, bytes) else np.asarray(piece, dtype=dtype).tobytes()
+            for piece in pieces
+            if piece is not None
+        )
+        return {**tensor, "parameters": {"binary_data_size": len(data)}}, data
+    numbers: list[int] = []
+    for piece in pieces:
+        if piece is not None:
+            numbers.extend(piece if isinstance(piece, list) else _from_bytes(piece, dtype))
+    return {**tensor, "data": numbers}, None
+
+
+def _from_bytes(piece: bytes, dtype: np.dtype[Any]) -> list[int]:
+    numbers: list[int] = np.frombuffer(piece, dtype=dtype).tolist()
+    return numbers
+
+
+def classes_tensor(
+    images: list[MappedImage[ClassMapPiece]], binary: bool
+) -> tuple[dict[str, Any], bytes | None]:
+    """The classes present in each image as "fraction:index:label" strings, largest first,
+    [N, K] with K the most any image has; shorter rows end in empty strings."""
+    rows = [[f"{a.fraction:.6f}:{a.index}:{a.label}" for a in image.classes] for image in images]
+    width = max(len(row) for row in rows)
+    entries = [entry for row in rows for entry in row + [""] * (width - len(row))]
+    tensor: dict[str, Any] = {
+        "name": SEGMENTATION_OUTPUTS[1],
+        "datatype": "BYTES",
+        "shape": [len(images), width],
+    }
+    if binary:
+        data = serialize_bytes([e.encode() for e in entries])
+        return {**tensor, "parameters": {"binary_data_size": len(data)}}, data
+    return {**tensor, "data": entries}, None
 
 
 def classification_entries(answer: ClassifyResponse, k: int) -> list[str]:

@@ -1,7 +1,10 @@
 """A subset of the KServe v2 / Open Inference Protocol (REST), as Triton's clients speak it.
 
 The model takes encoded images (input `image`, datatype BYTES, one element per image) and
-answers class probabilities (output `probabilities`, FP32 [N, classes]). BYTES elements come
+answers class probabilities (output `probabilities`, FP32 [N, classes]); a detector answers
+TensorFlow's four detection outputs, and a segmenter the class id of every pixel of the
+upright picture (`class_map`, UINT8 [N, H, W]) and the classes present (`classes`, BYTES
+"fraction:index:label" rows). BYTES elements come
 base64-encoded in JSON `data`, or raw in the binary tensor data extension (a JSON header of
 `Inference-Header-Content-Length` bytes followed by the tensors, each BYTES element prefixed
 by its 4-byte little-endian length) - what `tritonclient` sends by default. The classification
@@ -23,6 +26,7 @@ from ...core.detection import Task
 from ...core.engine import Engine
 from ...core.errors import NotFound, TooLarge, UnsupportedMediaType
 from ...core.imaging import ResizeMode
+from ...serving import class_maps, segmenting
 from ...serving.schemas import ClassifyResponse
 from ...serving.service import Service
 from ..deps import Authorized, ServiceDep
@@ -30,15 +34,22 @@ from ..dialect import error_dialect
 from ..exchange import exchange
 from ..upload import read_body
 from .codec import (
+    class_map_encoder,
+    class_map_tensor,
+    class_map_type,
+    classes_tensor,
     detection_tensor,
     input_images,
     output_tensor,
     requested_detection_outputs,
     requested_outputs,
     requested_resize,
+    requested_segmentation_outputs,
     split_body,
 )
 from .messages import (
+    CLASS_MAP,
+    CLASSES,
     EXTENSIONS,
     HEADER_LENGTH,
     INPUT_NAME,
@@ -107,6 +118,13 @@ async def model_metadata(service: ServiceDep, name: str, version: str = "") -> M
             "num_detections": [-1],
         }
         outputs = [TensorMetadata(name=n, datatype="FP32", shape=shapes[n]) for n in shapes]
+    elif engine.info.task is Task.segmentation:
+        # Each image's map is at its own full size: the height and width vary.
+        ids, _ = class_map_type(len(engine.info.labels))
+        outputs = [
+            TensorMetadata(name=CLASS_MAP, datatype=ids, shape=[-1, -1, -1]),
+            TensorMetadata(name=CLASSES, datatype="BYTES", shape=[-1, -1]),
+        ]
     else:
         classes = len(engine.info.labels)
         outputs = [TensorMetadata(name=OUTPUT_NAME, datatype="FP32", shape=[-1, classes])]
@@ -137,7 +155,7 @@ async def model_ready(service: ServiceDep, name: str, version: str = "") -> dict
     "/models/{name}/versions/{version}/infer", include_in_schema=False, dependencies=[Authorized]
 )
 async def infer(request: Request, service: ServiceDep, name: str, version: str = "") -> Response:
-    """Classify, or detect objects in, the encoded images of the BYTES input `image`."""
+    """Classify, detect objects in or segment the encoded images of the BYTES input `image`."""
     classifier = _model(service, name, version)
     settings = service.settings
     if request.headers.get("content-encoding", "identity").lower() != "identity":
@@ -194,9 +212,42 @@ async def infer(request: Request, service: ServiceDep, name: str, version: str =
             )
         return _response(current, inference, answers, classes, outputs)
 
+    async def segment(upload: tuple[InferenceRequest, list[bytes]]) -> Response:
+        inference, images = upload
+        wanted = requested_segmentation_outputs(inference)
+        resize = requested_resize(inference)
+        segmenting.check_fit(resize)
+        # One version of the model for every image, as for a classifier.
+        async with service.models.lease(classifier.info.name) as current:
+            classes = len(current.info.labels)
+            encode, pixel_cost = class_map_encoder(wanted, classes)
+            reader = class_maps.mapped(encode, pixel_cost)
+            answers = await asyncio.gather(
+                *(
+                    service.answer(
+                        Task.segmentation,
+                        image,
+                        reader,
+                        started=request.state.request_started,
+                        resize=resize,
+                        engine=current,
+                    )
+                    for image in images
+                )
+            )
+        tensors = [
+            class_map_tensor(answers, classes, binary)
+            if name == CLASS_MAP
+            else classes_tensor(answers, binary)
+            for name, binary in wanted
+        ]
+        return _encoded(current, inference, tensors)
+
     # One admission place, deadline and disconnect watch for the whole request.
     if classifier.info.task is Task.detection:
         return await exchange(service, request, read, detect)
+    if classifier.info.task is Task.segmentation:
+        return await exchange(service, request, read, segment)
     return await exchange(service, request, read, run)
 
 

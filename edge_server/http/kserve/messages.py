@@ -13,6 +13,10 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 # A detector's outputs, named as TensorFlow's object detection API names them.
 DETECTION_OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
+# A segmenter's: the class id of every pixel of the upright picture (UINT8 [N, H, W]), and the
+# classes present as "fraction:index:label" rows (BYTES [N, K], largest first).
+CLASS_MAP, CLASSES = "class_map", "classes"
+SEGMENTATION_OUTPUTS = (CLASS_MAP, CLASSES)
 MODEL_VERSION = "1"  # a model has one version, the file loaded; its sha256 is in /v1/models
 PLATFORM = "tflite"
 EXTENSIONS = ["classification", "binary_tensor_data", "model_repository"]
@@ -37,7 +41,8 @@ class ModelMetadata(BaseModel):
     inputs: list[TensorMetadata]
     outputs: list[TensorMetadata]
     parameters: dict[str, Any] = Field(
-        default_factory=dict, description="`task`: classification or detection."
+        default_factory=dict,
+        description="`task`: classification, detection or segmentation.",
     )
 
 
