@@ -2,26 +2,28 @@
 answer (Home Assistant's MQTT image entity).
 
 The same limits, admission and deadline as `POST /segment`, through the data plane's one entry
-(`Service.run`) and segmentation's own reader (`segmenting.segmented`), asked for the mask:
-the picture is built from it, off the event loop and charged to the decode memory budget.
+(`Service.run`) and segmentation's own reader (`segmenting.segmented`); the picture is the
+overlay `format=overlay` answers (`segmenting.picture_of`), drawn from the same invoke, off
+the event loop and charged to the decode memory budget.
 """
 
 from __future__ import annotations
 
-import base64
 import time
 from dataclasses import dataclass
 
 from ..core.detection import Task
 from ..core.errors import TooLarge
 from ..core.imaging import ResizeMode
+from ..core.overlay import Picture as PictureKind
 from ..core.segmentation import Polygon
 from . import segmenting
+from .invocation import Invocation
 from .schemas import SegmentResponse
 from .service import Service
 
 # The media type of every picture `picture` makes (Home Assistant's image entity is told it).
-PICTURE_TYPE = "image/png"
+PICTURE_TYPE = PictureKind.overlay.media_type
 
 
 @dataclass(frozen=True)
@@ -53,22 +55,19 @@ async def segment_upload(
     service.model_for(Task.segmentation, model)
     segmenting.check_fit(resize)
     started = time.perf_counter()
-    read = segmenting.segmented(segmenting.SegmentOptions(mask=True, regions=regions))
+    answer_of = segmenting.segmented(segmenting.SegmentOptions(regions=regions))
+    overlay = segmenting.PictureRequest(PictureKind.overlay)
+
+    async def read(invocation: Invocation) -> tuple[SegmentResponse, Picture]:
+        drawn = await segmenting.picture_of(invocation, overlay)
+        return await answer_of(invocation), Picture(drawn, PICTURE_TYPE)
 
     async def upload() -> bytes:
         return data
 
-    async def work(image: bytes) -> SegmentResponse:
+    async def work(image: bytes) -> tuple[SegmentResponse, Picture]:
         return await service.answer(
             Task.segmentation, image, read, started=started, model=model, resize=resize
         )
 
-    answer = await service.run(upload, work, started=started)
-    return answer.model_copy(update={"mask": None}), picture(answer)
-
-
-def picture(answer: SegmentResponse) -> Picture:
-    """What an answer looks like: its class map as a palette PNG in PASCAL VOC's colours (the
-    answer must carry its mask)."""
-    assert answer.mask is not None, "picture() needs an answer asked for its mask"
-    return Picture(base64.b64decode(answer.mask.data), PICTURE_TYPE)
+    return await service.run(upload, work, started=started)

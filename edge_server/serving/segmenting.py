@@ -168,18 +168,24 @@ def pictured(request: PictureRequest) -> Callable[[Invocation], Awaitable[Render
     on or cut by its class map, off the event loop and charged to the decode memory budget."""
 
     async def read(invocation: Invocation) -> RenderedPicture:
-        image = invocation.prepared.image
-        class_map = segmentation.read(
-            invocation.inference.raw,
-            image_size=(image.width, image.height),
-            input_size=invocation.engine.info.input_size,
-            fit=invocation.prepared.resize,
-            region=invocation.region,
-        )
-        data = await invocation.offload(lambda: _render(invocation, class_map, request))
+        data = await picture_of(invocation, request)
         return RenderedPicture(data, request.kind.media_type, invocation.timed())
 
     return read
+
+
+async def picture_of(invocation: Invocation, request: PictureRequest) -> bytes:
+    """The picture of one segmenter invoke, encoded (without timing it: a reader that also
+    answers JSON times the request once)."""
+    image = invocation.prepared.image
+    class_map = segmentation.read(
+        invocation.inference.raw,
+        image_size=(image.width, image.height),
+        input_size=invocation.engine.info.input_size,
+        fit=invocation.prepared.resize,
+        region=invocation.region,
+    )
+    return await invocation.offload(lambda: _render(invocation, class_map, request))
 
 
 def _render(

@@ -4,7 +4,6 @@ topic gets the class map, bad payloads and bad regions get their answer."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import time
@@ -134,7 +133,7 @@ def test_segmenting_sources_are_announced_before_any_image(
     picture = driveway[f"{ID}_driveway_picture"]
     assert picture["component"] == "image"
     assert picture["image_topic"] == f"{PREFIX}/image/driveway"
-    assert picture["content_type"] == "image/png"
+    assert picture["content_type"] == "image/jpeg"
     assert "state_topic" not in picture and picture["availability"] == dog["availability"]
     event = driveway[f"{ID}_driveway_segmented"]
     assert event["component"] == "event" and event["event_types"] == ["segmented"]
@@ -168,8 +167,8 @@ def test_the_result_is_segments_answer_and_the_sensors_read_it(
     server: ServerProcess, broker: Mosquitto, recorder: Recorder, photo: Photo
 ) -> None:
     """The result's classes and regions equal /segment's for the same photo and regions; each
-    sensor's template gives that label's % (0 when absent); the image topic gets the class map
-    as a PNG, /segment's mask pixel for pixel; the event carries the fractions."""
+    sensor's template gives that label's % (0 when absent); the image topic gets the overlay,
+    /segment's format=overlay picture; the event carries the fractions."""
     recorder.subscribe(
         f"{PREFIX}/result/driveway", f"{PREFIX}/image/driveway", f"{PREFIX}/event/driveway"
     )
@@ -215,12 +214,20 @@ def test_the_result_is_segments_answer_and_the_sensors_read_it(
         later.close()
     assert kept.payload == picture.payload
     shown = Image.open(io.BytesIO(picture.payload))
-    assert shown.format == "PNG" and shown.size == (
+    assert shown.format == "JPEG" and shown.size == (
         result["image"]["width"],
         result["image"]["height"],
     )
-    mask = Image.open(io.BytesIO(base64.b64decode(expected["mask"]["data"])))
-    assert np.array_equal(np.asarray(shown), np.asarray(mask))
+    drawn = httpx.post(
+        server.url + "/segment",
+        params={"format": "overlay"},
+        files={"image": photo(DOG)},
+        timeout=120,
+    )
+    assert drawn.headers["content-type"] == "image/jpeg"
+    overlay = Image.open(io.BytesIO(drawn.content))
+    difference = np.abs(np.asarray(shown, np.int16) - np.asarray(overlay, np.int16))
+    assert difference.mean() < 1.0  # the same picture (JPEG rounding aside)
 
 
 def test_a_bad_payload_on_a_segmenting_source_gets_its_problem(
