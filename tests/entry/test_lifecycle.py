@@ -213,10 +213,9 @@ def faulty_app(models_dir: Path, runtime: str) -> Iterator[tuple[httpx.Client, l
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
     try:
+        until(lambda: server.started or not thread.is_alive(), "uvicorn started")
+        assert server.started, "uvicorn stopped before it started"
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             yield client, failures
     finally:
