@@ -251,13 +251,12 @@ def http(models_dir: Path, runtime: str) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def detector_http(models_dir: Path, runtime: str) -> Iterator[httpx.Client]:
     """An in-process app serving the COCO detector beside the small classifier (the detector
-    is the default), with a 2 MB upload limit and a 3 s deadline."""
+    is the default), with a 2 MB upload limit."""
     settings = Settings(
         model=[DETECTOR, SMALL_MODEL],
         models_dir=models_dir,
         runtime=RuntimeChoice(runtime),
         max_upload_bytes=2_000_000,
-        request_timeout=3.0,
     )
     with in_process(create_app(settings)) as client:
         yield client

@@ -207,7 +207,9 @@ def busy_pi(
         model=f"{DEFAULT_MODEL},objects",
         sysfs_root=str(root),
         max_queue="1",
-        request_timeout="2",
+        # The slow upload gets its 408 before EDGE_BODY_TIMEOUT (10 s) would close it; the
+        # other requests have room for their work on a busy machine.
+        request_timeout="5",
     )
     server = ServerProcess(env, free_port())
     server.wait_ready()
