@@ -1,6 +1,6 @@
 """Detection over HTTP against the same pipeline in process, and Frigate's DeepStack round trip.
 
-    python -m benchmarks.detection [--model objects,mobilenet_v2_1.0_224_quant] [--smoke]
+    python -m benchmarks.detection [--model mobilenet_v2_1.0_224_quant,objects] [--smoke]
 
 One server at default settings and, in this process, the same models loaded with the same
 options (`model_specs` of the same settings). Side by side in one run:
@@ -8,7 +8,9 @@ options (`model_specs` of the same settings). Side by side in one run:
 1. c=1 p50 of POST /detect against the in-process pipeline (decode, preprocess, invoke on the
    engine's owner thread, read the boxes) for a 1920x1080 snapshot and Frigate's 320x320 frame.
 2. /detect throughput at c=4 against c=1.
-3. Frigate's exact DeepStack request (a `requests.Session`, timeout 0.1 s) on one session.
+3. Frigate's exact DeepStack request on one session: its round trip p50/p99 and how many
+   answers came later than Frigate's 0.1 s `api_timeout` (each answer is waited for, so a late
+   one is measured rather than cut off; the tests make no latency claim, this is where it is).
 4. The fixed cost of a request: POST /classify of grace_hopper.jpg against its in-process
    pipeline, and where each case's time goes (the server's stages, the app outside them, HTTP).
 
@@ -56,12 +58,15 @@ from edge_server.serving.specs import model_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 DETECTOR_ALIAS = "objects"
-MODELS = f"{DETECTOR_ALIAS},{DEFAULT_MODEL}"
+MODELS = f"{DEFAULT_MODEL},{DETECTOR_ALIAS}"
 SOURCE, PORTRAIT = "kite_and_cold.jpg", "grace_hopper.jpg"
 HD, FRAME, CLASSIFY = "detect 1920x1080", "detect 320x320", "classify 512x600"
 HD_QUALITY = 90
 DETECT, CLASSIFY_PATH, DEEPSTACK = "/detect", "/classify", "/v1/vision/detection"
 FRIGATE_TIMEOUT_S = 0.1  # Frigate's DeepStack detector default (api_timeout)
+# How long this benchmark waits for each of Frigate's answers: far past its timeout, so a late
+# answer's round trip is measured (and counted over the budget) rather than cut at 0.1 s.
+FRIGATE_WAIT_S = 30.0
 LEVELS = (1, 4)
 # Stage times the server reports (timing_ms) and the in-process pipeline measures alike.
 STAGES = ("decode", "preprocess", "queue", "inference", "postprocess")
@@ -182,13 +187,13 @@ class FrigateRun:
     """Frigate's requests on one session: round trips, timeouts, what the server reported."""
 
     round_trips_ms: list[float]
-    timed_out: int
+    timed_out: int  # no answer within FRIGATE_WAIT_S
     errors: int
     inference_ms: list[int]  # the answers' inferenceMs (whole ms)
     others_cpus: float = 0.0
 
     def over_budget(self) -> int:
-        """Requests Frigate would not have had an answer for within its timeout."""
+        """Answers that came later than Frigate's timeout: it would have had none for them."""
         return sum(ms > FRIGATE_TIMEOUT_S * 1000 for ms in self.round_trips_ms)
 
     def invoke_share(self) -> float | None:
@@ -393,12 +398,12 @@ def throughput(server: servers.ServerProcess, case: Case, plan: Plan) -> dict[in
 
 
 def frigate_once(session: requests.Session, url: str, frame: bytes) -> tuple[float, Any]:
-    """Frigate's plugin's request and parse: the round trip (ms) and the answer, or None for
-    a timeout (the plugin's `detect_raw` up to `response.json()`)."""
+    """Frigate's plugin's request and parse (its `detect_raw` up to `response.json()`), waiting
+    FRIGATE_WAIT_S instead of 0.1 s: the round trip (ms) and the answer, None for none."""
     started = time.perf_counter()
     try:
         response = session.post(
-            url + DEEPSTACK, data={"api_key": ""}, files={"image": frame}, timeout=FRIGATE_TIMEOUT_S
+            url + DEEPSTACK, data={"api_key": ""}, files={"image": frame}, timeout=FRIGATE_WAIT_S
         )
         answer = response.json()
     except requests.Timeout:
@@ -441,7 +446,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model",
         default=MODELS,
-        help=f"EDGE_MODEL of the server: a detector first, a classifier for the classify "
+        help=f"EDGE_MODEL of the server: a detector, and a classifier for the classify "
         f"figures (default: {MODELS})",
     )
     add_model_flags(parser, images_help=f"folder holding {SOURCE} and {PORTRAIT}")
@@ -673,11 +678,12 @@ def _frigate_lines(run: FrigateRun, frame: Compared | None) -> list[str]:
     trips = summarize(run.round_trips_ms)
     share = run.invoke_share()
     lines = [
-        f"3. Frigate's request (requests.Session().post({DEEPSTACK}, api_key, 320x320 frame, "
-        f"timeout={FRIGATE_TIMEOUT_S:g})), {figures['requests']} in a row on one session:",
+        f"3. Frigate's request (requests.Session().post({DEEPSTACK}, api_key, 320x320 frame)), "
+        f"{figures['requests']} in a row on one session, each answer waited for:",
         f"  round trip p50 {trips.p50:.1f} ms, p99 {trips.p99:.1f} ms, max "
-        f"{figures['max_ms']:.1f} ms; over {FRIGATE_TIMEOUT_S * 1000:.0f} ms: "
-        f"{figures['over_timeout']} (raised Timeout: {run.timed_out}, errors: {run.errors}); "
+        f"{figures['max_ms']:.1f} ms; later than Frigate's {FRIGATE_TIMEOUT_S:g} s timeout: "
+        f"{figures['over_timeout']} of {figures['requests']} (none within "
+        f"{FRIGATE_WAIT_S:g} s: {run.timed_out}, errors: {run.errors}); "
         f"others {run.others_cpus:.2f} CPUs",
         f"  invoke share: inferenceMs p50 {figures['inference_ms_p50']} ms / round trip p50 = "
         + ("n/a" if share is None else f"{share:.2f}"),

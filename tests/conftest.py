@@ -22,6 +22,7 @@ from edge_server.core.runtime import RuntimeChoice
 from edge_server.serving.catalog import load_catalog
 
 from support.inprocess import in_process
+from support.waiting import HANG
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "mobilenet_v2_1.0_224_quant"
@@ -146,7 +147,7 @@ class ServerProcess:
         if log_file is not None:
             log_file.close()  # the child has its own copy
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = HANG) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -165,7 +166,7 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=HANG)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -250,13 +251,12 @@ def http(models_dir: Path, runtime: str) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def detector_http(models_dir: Path, runtime: str) -> Iterator[httpx.Client]:
     """An in-process app serving the COCO detector beside the small classifier (the detector
-    is the default), with a 2 MB upload limit and a 3 s deadline."""
+    is the default), with a 2 MB upload limit."""
     settings = Settings(
         model=[DETECTOR, SMALL_MODEL],
         models_dir=models_dir,
         runtime=RuntimeChoice(runtime),
         max_upload_bytes=2_000_000,
-        request_timeout=3.0,
     )
     with in_process(create_app(settings)) as client:
         yield client

@@ -41,7 +41,6 @@ def check_report(report: str) -> None:
     [ratio] = _numbers(report, "ratio of the p50s")
     baseline = _numbers(report, "1 class x 1 example (embedder)")[0]
     assert ratio == pytest.approx(_numbers(report, classes)[0] / baseline, rel=0.01)
-    assert 0.5 < ratio < 2.0
     for label, requests in (("1 photo a request", QUICK.adds), ("16 photos a request", 2)):
         sent, total_s, per_example_ms = _numbers(report, label)
         assert sent == requests

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +29,7 @@ from edge_server.serving.specs import model_specs
 
 from conftest import DEFAULT_MODEL, SMALL_MODEL, ServerProcess, free_port, metric, server_env
 from support import variants
+from support.waiting import until
 
 Photo = Callable[[str], bytes]
 KEY = "reload-test-key-0123456789"
@@ -71,7 +73,8 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(
 
 
 class Traffic:
-    """Classifies a photo in a loop on a background thread and records every answer."""
+    """Classifies a photo in a loop on a background thread and records every answer: at
+    least one before the block runs, and one sent after it ended."""
 
     def __init__(self, url: str, body: bytes, headers: dict[str, str]) -> None:
         self.answers: list[tuple[int, str]] = []
@@ -85,13 +88,19 @@ class Traffic:
                 sha = response.json()["model"]["sha256"] if response.status_code == 200 else ""
                 self.answers.append((response.status_code, sha))
 
+    def _answered(self, count: int) -> None:
+        until(lambda: len(self.answers) >= count or not self._thread.is_alive(), "answers")
+        assert len(self.answers) >= count, "the traffic thread stopped"
+
     def __enter__(self) -> Traffic:
         self._thread.start()
-        time.sleep(0.3)
+        self._answered(1)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        time.sleep(0.3)
+        # The request in flight now may have been sent before the block's last step: the one
+        # after it was not.
+        self._answered(len(self.answers) + 2)
         self._stop.set()
         self._thread.join()
 
@@ -112,7 +121,6 @@ def test_http_reload_swaps_models_without_failing_a_request(
                 headers=auth,
                 timeout=60,
             )
-            time.sleep(0.3)
             broken = httpx.post(
                 server.url + "/v1/models/reload",
                 json={"model": "broken.tflite"},
@@ -152,12 +160,12 @@ def test_sighup_reloads_a_replaced_model_file(
             shutil.copy(models_copy / catalog[SMALL_MODEL].file, staged)
             staged.replace(current)
             server.process.send_signal(signal.SIGHUP)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                model = httpx.get(server.url + "/v1/models").json()["models"][0]
-                if model["sha256"] == catalog[SMALL_MODEL].sha256:
-                    break
-                time.sleep(0.1)
+
+            def swapped() -> dict[str, Any] | None:
+                model: dict[str, Any] = httpx.get(server.url + "/v1/models").json()["models"][0]
+                return model if model["sha256"] == catalog[SMALL_MODEL].sha256 else None
+
+            model = until(swapped, "the replaced file served")
         reloads = httpx.get(server.url + "/metrics").text
     finally:
         server.stop()
@@ -205,10 +213,9 @@ def faulty_app(models_dir: Path, runtime: str) -> Iterator[tuple[httpx.Client, l
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
     try:
+        until(lambda: server.started or not thread.is_alive(), "uvicorn started")
+        assert server.started, "uvicorn stopped before it started"
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             yield client, failures
     finally:

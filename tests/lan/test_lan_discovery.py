@@ -39,8 +39,7 @@ ADDRESS_B = "10.253.0.2"
 NODE_ID = "lan-test-node"
 API_KEY = "lan-test-key-0123456789abcdef"
 WILDCARD = "0.0.0.0"  # noqa: S104  # the server under test listens inside namespace A only
-# Without a goodbye, a browser keeps an instance until its PTR record expires (75 minutes).
-GOODBYE_WITHIN = 5.0
+# Bounds that stop a hang, never a latency claim: a busy machine may take its time.
 COMMAND_TIMEOUT = 60.0
 TOOLS = {
     "ip": "iproute2",
@@ -96,7 +95,7 @@ class Child:
                     )
                 self._changed.wait(min(remaining, 0.5))
 
-    def stop(self, timeout: float = 15.0) -> int:
+    def stop(self, timeout: float = COMMAND_TIMEOUT) -> int:
         """SIGTERM, then SIGKILL if it does not end in time; the exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -222,7 +221,7 @@ def avahi(lan: Lan) -> Iterator[Child]:
     )
     daemon: Child | None = None
     try:
-        bus.wait_for(lambda line: line.startswith("unix:"), timeout=10)
+        bus.wait_for(lambda line: line.startswith("unix:"), timeout=COMMAND_TIMEOUT)
         # avahi-daemon keeps its pid file and socket in /run/avahi-daemon: a tmpfs /run of its
         # own (in a mount namespace of its own) keeps them apart from any other avahi-daemon.
         daemon = Child(
@@ -231,7 +230,7 @@ def avahi(lan: Lan) -> Iterator[Child]:
              f"avahi-daemon --no-drop-root --no-chroot --no-rlimits -f {lan.tmp}/avahi.conf"],
             env=_clean_env(DBUS_SYSTEM_BUS_ADDRESS=lan.bus),
         )  # fmt: skip
-        daemon.wait_for(lambda line: "Server startup complete" in line, timeout=15)
+        daemon.wait_for(lambda line: "Server startup complete" in line, timeout=COMMAND_TIMEOUT)
         yield daemon
     finally:
         if daemon is not None:
@@ -392,7 +391,7 @@ def test_reload_announces_the_new_txt_record(
     since = len(watcher.lines)
     try:
         reload(SMALL_MODEL)
-        _, line = watcher.wait_for(txt_says(SMALL_MODEL), timeout=10, since=since)
+        _, line = watcher.wait_for(txt_says(SMALL_MODEL), timeout=COMMAND_TIMEOUT, since=since)
         assert json.loads(line)["event"] == "updated"
         assert json.loads(line)["txt"]["models"] == SMALL_MODEL
         assert [i["model"] for i in _discover(lan)] == [SMALL_MODEL]
@@ -421,21 +420,21 @@ def test_a_second_server_gets_a_distinct_name(
 
 
 def test_sigterm_sends_a_goodbye(lan: Lan, watcher: Child, models_dir: Path, runtime: str) -> None:
-    """After SIGTERM the instance leaves a running browser's list within seconds (a goodbye),
-    not when its records expire; the server exits 0."""
+    """After SIGTERM the instance leaves a running browser's list (a goodbye: without one it
+    stays until its records expire, 75 minutes on); the server exits 0."""
     since = len(watcher.lines)
     server = _serve(lan, models_dir, runtime, 8082, mdns_name="edge-server goodbye test")
     try:
         full_name = f"{server.name}._edge-server._tcp.local."
-        watcher.wait_for(lambda line: f'"name": "{full_name}"' in line, timeout=10, since=since)
-        started = time.monotonic()
+        watcher.wait_for(
+            lambda line: f'"name": "{full_name}"' in line, timeout=COMMAND_TIMEOUT, since=since
+        )
         assert server.child.stop() == 0
-        removed, _ = watcher.wait_for(
+        assert f"mDNS: goodbye sent for '{full_name}'" in server.child.output
+        watcher.wait_for(
             lambda line: '"removed"' in line and full_name in line,
-            timeout=GOODBYE_WITHIN + 5,
+            timeout=COMMAND_TIMEOUT,
             since=since,
         )
-        assert removed - started < GOODBYE_WITHIN, f"removed after {removed - started:.1f} s"
-        assert f"mDNS: goodbye sent for '{full_name}'" in server.child.output
     finally:
         server.child.stop()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +25,8 @@ from edge_server.client import Client
 from edge_server.mqtt.frigate import parse_event, wanted
 
 from conftest import ServerProcess, free_port, metric, server_env
-from support.mosquitto import Mosquitto, Recorder
+from support.mosquitto import Mosquitto, Recorder, wait_subscribed
+from support.waiting import HANG, until
 
 pytestmark = pytest.mark.lan
 
@@ -160,12 +160,13 @@ def bridge(
         free_port(),
     )
     server.wait_ready()
+    wait_subscribed(server)
     yield server
     server.stop()
 
 
 def _outcomes(server: ServerProcess) -> dict[str, float]:
-    text = httpx.get(server.url + "/metrics").text
+    text = httpx.get(server.url + "/metrics", timeout=HANG).text
     names = ("classified", "unchanged", "ignored", "failed")
     return {name: metric(text, "edge_frigate_events_total", outcome=name) for name in names}
 
@@ -177,7 +178,6 @@ def test_a_bird_event_is_named_once_and_written_back_as_a_sub_label(
     watcher = Recorder(broker.anonymous_port)
     result_topic = f"edge-server/{NODE}/result/feeder"
     watcher.subscribe(result_topic)
-    time.sleep(0.2)
     watcher.publish("frigate/events", event("new", "1700000000.1-abc123", "feeder", "bird", 10.5))
     results = watcher.wait_for(lambda m: m.topic == result_topic)
     watcher.publish(
@@ -185,12 +185,12 @@ def test_a_bird_event_is_named_once_and_written_back_as_a_sub_label(
     )
     watcher.publish("frigate/events", event("new", "1700000001.2-def456", "feeder", "person", 11))
     watcher.publish("frigate/events", event("new", "1700000002.3-ghi789", "driveway", "bird", 12))
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+
+    def settled() -> dict[str, float] | None:
         outcomes = _outcomes(bridge)
-        if outcomes["unchanged"] >= 1 and outcomes["ignored"] >= 2:
-            break
-        time.sleep(0.1)
+        return outcomes if outcomes["unchanged"] >= 1 and outcomes["ignored"] >= 2 else None
+
+    outcomes = until(settled, "the update counted unchanged, the person and the camera ignored")
     watcher.close()
 
     assert outcomes == {"classified": 1, "unchanged": 1, "ignored": 2, "failed": 0}
@@ -266,24 +266,21 @@ def test_which_cat_a_learned_model_names_and_never_unknown(
         )
         try:
             server.wait_ready()
+            wait_subscribed(server)
             client = Client(server.url, api_key=key)
             folder = images_dir / "imprinting"
             client.learn("our_pets", "tabby", [(folder / "cat_train_0.bmp").read_bytes()])
             client.learn("our_pets", "rex", [(folder / "dog_train_0.bmp").read_bytes()])
             watcher = Recorder(broker.anonymous_port)
-            time.sleep(0.2)
             watcher.publish(
                 "frigate/events", event("new", "1700000005.1-cat001", "garden", "cat", 5)
             )
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and _outcomes(server)["classified"] < 1:
-                time.sleep(0.1)
+            until(lambda: _outcomes(server)["classified"] >= 1, "the first cat classified")
             stand_in.snapshot = photo("grace_hopper.jpg")
             watcher.publish(
                 "frigate/events", event("new", "1700000006.1-who002", "garden", "cat", 6)
             )
-            while time.monotonic() < deadline and _outcomes(server)["classified"] < 2:
-                time.sleep(0.1)
+            until(lambda: _outcomes(server)["classified"] >= 2, "the second event classified")
             watcher.close()
         finally:
             server.stop()

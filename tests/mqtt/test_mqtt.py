@@ -16,7 +16,8 @@ from paho.mqtt.properties import Properties
 from edge_server.mqtt.topics import source_name
 
 from conftest import SMALL_MODEL, ServerProcess, free_port, metric, server_env
-from support.mosquitto import PASSWORD, Mosquitto, Received, Recorder
+from support.mosquitto import PASSWORD, Mosquitto, Received, Recorder, wait_subscribed
+from support.waiting import HANG
 
 pytestmark = pytest.mark.lan
 
@@ -34,8 +35,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
 
 
 def _mqtt_server(models_dir: Path, runtime: str, **settings: str) -> ServerProcess:
+    """A server process once its MQTT session has subscribed."""
     server = ServerProcess(server_env(models_dir, runtime, **settings), free_port())
     server.wait_ready()
+    wait_subscribed(server)
     return server
 
 
@@ -75,7 +78,7 @@ def _on(topic: str) -> Callable[[Received], bool]:
 
 
 def _metrics(server: ServerProcess) -> str:
-    return httpx.get(server.url + "/metrics").text
+    return httpx.get(server.url + "/metrics", timeout=HANG).text
 
 
 def test_an_image_published_to_the_classify_topic_is_answered_on_the_result_topic(
@@ -83,7 +86,6 @@ def test_an_image_published_to_the_classify_topic_is_answered_on_the_result_topi
 ) -> None:
     """grace_hopper.jpg on classify/door: `military uniform` retained on result/door, an event."""
     recorder.subscribe(f"{PREFIX}/result/door", f"{PREFIX}/event/door")
-    time.sleep(0.2)
     recorder.publish(f"{PREFIX}/classify/door", photo("grace_hopper.jpg"))
     results = recorder.wait_for(_on(f"{PREFIX}/result/door"))
     events = recorder.wait_for(_on(f"{PREFIX}/event/door"))
@@ -115,7 +117,6 @@ def test_an_extra_topic_pattern_is_classified_under_its_own_source(
     source = source_name(topic)
     assert source.startswith("cameras_porch_snapshot-")
     recorder.subscribe(f"{PREFIX}/result/{source}")
-    time.sleep(0.2)
     recorder.publish(topic, photo("grace_hopper.jpg"))
     results = recorder.wait_for(_on(f"{PREFIX}/result/{source}"))
     assert results
@@ -147,7 +148,6 @@ def test_a_bad_payload_publishes_a_problem_and_is_counted(
     """Text on a classify topic: a 400 problem on the error topic, counted; the service goes on."""
     before = metric(_metrics(mqtt_server), "edge_mqtt_classify_errors_total", status="400")
     recorder.subscribe(f"{PREFIX}/error/bad", f"{PREFIX}/result/bad")
-    time.sleep(0.2)
     recorder.publish(f"{PREFIX}/classify/bad", b"this is not an image")
     problems = recorder.wait_for(_on(f"{PREFIX}/error/bad"))
     assert problems
@@ -168,7 +168,6 @@ def test_an_image_over_the_size_limit_is_refused_with_413(
 ) -> None:
     """A payload over EDGE_MAX_UPLOAD_BYTES: 413 on the error topic, as HTTP would answer."""
     recorder.subscribe(f"{PREFIX}/error/big")
-    time.sleep(0.2)
     recorder.publish(f"{PREFIX}/classify/big", b"\xff\xd8" + b"\0" * 1_100_000)
     problems = recorder.wait_for(_on(f"{PREFIX}/error/big"))
     assert problems
@@ -183,7 +182,6 @@ def test_mqtt5_response_topic_and_correlation_data_are_honoured(
     client = Recorder(broker.anonymous_port, v5=True)
     try:
         client.subscribe("replies/me")
-        time.sleep(0.2)
         properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         properties.ResponseTopic = "replies/me"
         properties.CorrelationData = b"request-42"
@@ -201,7 +199,6 @@ def test_discovery_configs_describe_the_source_and_are_resent_after_a_birth_mess
 ) -> None:
     """Three retained discovery configs per source, complete; re-sent on Home Assistant's birth."""
     recorder.subscribe(f"{PREFIX}/result/garden")
-    time.sleep(0.2)
     recorder.publish(f"{PREFIX}/classify/garden", photo("grace_hopper.jpg"))
     assert recorder.wait_for(_on(f"{PREFIX}/result/garden"))
 
@@ -301,7 +298,7 @@ def test_a_flood_of_images_is_bounded_counted_and_does_not_starve_http(
             time.sleep(0.01)
 
     def browse() -> None:
-        with httpx.Client(base_url=mqtt_server.url, timeout=30) as client:
+        with httpx.Client(base_url=mqtt_server.url, timeout=HANG) as client:
             while flooding.is_set():
                 answer = client.post("/classify", files={"image": photo("grace_hopper.jpg")})
                 http_statuses.append(answer.status_code)
@@ -312,7 +309,7 @@ def test_a_flood_of_images_is_bounded_counted_and_does_not_starve_http(
     try:
         for _ in range(1000):
             recorder.publish(f"{PREFIX}/classify/flood", image, qos=0)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + HANG
         while time.monotonic() < deadline:
             after = _metrics(mqtt_server)
             received = _total(after, "edge_mqtt_messages_received_total", kind="classify") - (
@@ -328,7 +325,6 @@ def test_a_flood_of_images_is_bounded_counted_and_does_not_starve_http(
             )
             if received == 1000 and handled == 1000:
                 break
-            time.sleep(0.2)
     finally:
         flooding.clear()
         for thread in threads:
@@ -395,7 +391,6 @@ def test_after_a_model_reload_the_configs_name_the_new_model(
     watcher = Recorder(broker.anonymous_port)
     try:
         watcher.subscribe("edge-server/reloads/result/cam", "homeassistant/sensor/+/config")
-        time.sleep(0.2)
         watcher.publish("edge-server/reloads/classify/cam", photo("grace_hopper.jpg"))
         assert watcher.wait_for(_on("edge-server/reloads/result/cam"))
         reloaded = httpx.post(

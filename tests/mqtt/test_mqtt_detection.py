@@ -4,7 +4,6 @@ before any image, the device's status sensor; with a real mosquitto and a real s
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from edge_server.client import Client
 
 from conftest import DEFAULT_MODEL, DETECTOR, ServerProcess, free_port, server_env
-from support.mosquitto import Mosquitto, Received, Recorder
+from support.mosquitto import Mosquitto, Received, Recorder, wait_subscribed
 
 pytestmark = pytest.mark.lan
 
@@ -49,6 +48,7 @@ def detecting_mqtt_server(
     )
     server = ServerProcess(env, free_port())
     server.wait_ready()
+    wait_subscribed(server)
     yield server
     server.stop()
 
@@ -89,7 +89,6 @@ def test_a_mapped_source_is_detected_and_others_classified(
     recorder = Recorder(broker.anonymous_port)
     try:
         recorder.subscribe(f"{PREFIX}/result/+", f"{PREFIX}/event/+")
-        time.sleep(0.2)
         recorder.publish(f"{PREFIX}/classify/front_door", photo("kite_and_cold.jpg"))
         recorder.publish("cams/yard/snapshot", photo("parrot.jpg"))
         recorder.publish(f"{PREFIX}/classify/hall", photo("grace_hopper.jpg"))
@@ -146,6 +145,7 @@ def test_learned_models_answer_sources_and_name_each_object(
     server = ServerProcess(env, free_port())
     server.wait_ready()
     try:
+        wait_subscribed(server)
         client = Client(server.url, api_key=key)
         folder = images_dir / "imprinting"
         for model in ("our_pets", "garage_door"):
@@ -154,7 +154,6 @@ def test_learned_models_answer_sources_and_name_each_object(
         recorder = Recorder(broker.anonymous_port)
         try:
             recorder.subscribe(f"{LEARNED_PREFIX}/result/+")
-            time.sleep(0.2)
             recorder.publish(f"{LEARNED_PREFIX}/classify/garden", photo("chelsea.png"))
             recorder.publish(
                 f"{LEARNED_PREFIX}/classify/garage", (folder / "dog_test_0.bmp").read_bytes()

@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from edge_server.config.settings import Settings
 
 from conftest import ServerProcess, free_port, metric, server_env
-from support.mosquitto import PASSWORD, Mosquitto, Received, Recorder
+from support.mosquitto import PASSWORD, Mosquitto, Received, Recorder, wait_subscribed
+from support.waiting import HANG, until
 
 pytestmark = pytest.mark.lan
 
@@ -40,6 +41,18 @@ def _server(models_dir: Path, runtime: str, **settings: str) -> ServerProcess:
     return server
 
 
+def _mqtt_health(server: ServerProcess, *, connected: bool) -> dict[str, object] | None:
+    """/healthz's MQTT part when it says `connected` is as given, else None."""
+    mqtt: dict[str, object] = httpx.get(server.url + "/healthz", timeout=HANG).json()["mqtt"]
+    return mqtt if mqtt["connected"] is connected else None
+
+
+def _refused_login(server: ServerProcess) -> str | None:
+    """The metrics once they count a refused login, else None."""
+    text = httpx.get(server.url + "/metrics", timeout=HANG).text
+    return text if metric(text, "edge_mqtt_connect_failures_total", reason="auth") >= 1 else None
+
+
 def _on(topic: str, payload: bytes | None = None) -> Callable[[Received], bool]:
     return lambda m: m.topic == topic and (payload is None or m.payload == payload)
 
@@ -54,15 +67,12 @@ def test_sigkill_makes_the_broker_publish_the_last_will_offline(
     try:
         assert watcher.wait_for(_on("edge-server/killed/status", b"online"))
         server.process.send_signal(signal.SIGKILL)
-        server.process.wait(timeout=10)
-        killed = time.monotonic()
-        offline = watcher.wait_for(_on("edge-server/killed/status", b"offline"), timeout=10)
-        waited = time.monotonic() - killed
+        server.process.wait(timeout=HANG)
+        offline = watcher.wait_for(_on("edge-server/killed/status", b"offline"))
     finally:
         server.stop()
         watcher.close()
-    assert offline, "no Last Will within 10 s"
-    print(f"Last Will after {waited:.2f} s")
+    assert offline, "no Last Will"
     late = Recorder(broker.anonymous_port)
     try:
         late.subscribe("edge-server/killed/status")
@@ -81,7 +91,7 @@ class HttpTraffic:
         self._thread = threading.Thread(target=self._run, args=(url, image))
 
     def _run(self, url: str, image: bytes) -> None:
-        with httpx.Client(base_url=url, timeout=10) as client:
+        with httpx.Client(base_url=url, timeout=HANG) as client:
             while not self._stop.is_set():
                 for method, path in (("GET", "/healthz"), ("POST", "/classify")):
                     files = {"image": image} if method == "POST" else None
@@ -103,29 +113,25 @@ class HttpTraffic:
 def test_the_service_reconnects_after_the_broker_restarts_and_http_serves_throughout(
     models_dir: Path, runtime: str, broker: Mosquitto, photo: Photo
 ) -> None:
-    """Broker killed and restarted: back within 15 s (resubscribed, re-announced), HTTP all 200."""
+    """Broker killed and restarted: back online (resubscribed, re-announced), HTTP all 200."""
     server = _server(
         models_dir, runtime, node_id="phoenix", mqtt_url=broker.url(), mqtt_reconnect_max="2"
     )
     prefix = "edge-server/phoenix"
     try:
+        wait_subscribed(server)
         first = Recorder(broker.anonymous_port)
         first.subscribe(f"{prefix}/result/cam")
-        time.sleep(0.2)
         first.publish(f"{prefix}/classify/cam", photo("grace_hopper.jpg"))
         assert first.wait_for(_on(f"{prefix}/result/cam"))
         first.close()
         with HttpTraffic(server.url, photo("grace_hopper.jpg")) as traffic:
             broker.kill()
-            time.sleep(3)
-            down = httpx.get(server.url + "/healthz").json()["mqtt"]
+            down = until(lambda: _mqtt_health(server, connected=False), "the loss noticed")
             broker.start()
-            restarted = time.monotonic()
             second = Recorder(broker.anonymous_port)
             second.subscribe(f"{prefix}/status", f"{prefix}/result/cam", "homeassistant/#")
-            online = second.wait_for(_on(f"{prefix}/status", b"online"), timeout=15)
-            back = time.monotonic() - restarted
-            time.sleep(0.3)
+            online = second.wait_for(_on(f"{prefix}/status", b"online"))  # after resubscribing
             second.publish(f"{prefix}/classify/cam", photo("grace_hopper.jpg"))
             results = second.wait_for(_on(f"{prefix}/result/cam"))
             configs = second.wait_for(lambda m: m.topic.startswith("homeassistant/"), count=3)
@@ -143,9 +149,9 @@ def test_the_service_reconnects_after_the_broker_restarts_and_http_serves_throug
     after.subscribe(f"{prefix}/status")
     said = after.wait_for(_on(f"{prefix}/status"))
     after.close()
-    print(f"back online {back:.2f} s after the broker restarted; {len(traffic.outcomes)} HTTP")
+    print(f"{len(traffic.outcomes)} HTTP answers while the broker was away")
     assert down["connected"] is False
-    assert online, f"not online again within 15 s:\n{server.log}"
+    assert online, f"not online again:\n{server.log}"
     assert results and json.loads(results[0].payload)["predictions"][0]["label"] == (
         "military uniform"
     )
@@ -164,12 +170,9 @@ def test_a_wrong_password_is_a_clear_log_line_and_a_metric_and_http_is_unaffecte
         models_dir, runtime, node_id="locked", mqtt_url=broker.url(password="not-" + PASSWORD)
     )
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            text = httpx.get(server.url + "/metrics").text
-            if metric(text, "edge_mqtt_connect_failures_total", reason="auth") >= 1:
-                break
-            time.sleep(0.1)
+        text = until(
+            lambda: _refused_login(server), "the refused login counted (edge_mqtt_connect_failures)"
+        )
         answer = httpx.post(server.url + "/classify", files={"image": photo("grace_hopper.jpg")})
         health = httpx.get(server.url + "/healthz").json()
     finally:

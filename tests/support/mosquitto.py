@@ -12,12 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 
-from conftest import free_port
+from conftest import ServerProcess, free_port
+from support.waiting import HANG, until
 
 USER, PASSWORD = "edge", "s3cret-pass"
 
@@ -119,7 +121,7 @@ class Mosquitto:
             self.process = subprocess.Popen(
                 [_binary("mosquitto"), "-c", str(self.config)], stdout=log, stderr=log
             )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + HANG
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"mosquitto exited:\n{self.log.read_text()}")
@@ -132,7 +134,7 @@ class Mosquitto:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"mosquitto not listening after 10 s:\n{self.log.read_text()}")
+        raise RuntimeError(f"mosquitto not listening after {HANG:g} s:\n{self.log.read_text()}")
 
     def kill(self) -> None:
         """Stop it the hard way (a crash or a power cut of the broker's host)."""
@@ -167,7 +169,9 @@ class Recorder:
         self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=protocol)
         self.messages: list[Received] = []
         self._lock = threading.Lock()
+        self._acknowledged: set[int] = set()
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
@@ -179,10 +183,23 @@ class Recorder:
                 Received(message.topic, bytes(message.payload), bool(message.retain), correlation)
             )
 
+    def _on_subscribe(self, client: paho.Client, userdata: object, mid: int, *rest: object) -> None:
+        with self._lock:
+            self._acknowledged.add(mid)
+
     def subscribe(self, *filters: str) -> None:
+        """Subscribe and wait for the broker's SUBACKs: from then on a publish reaches us."""
+        sent = []
         for pattern in filters:
-            result, _ = self.client.subscribe(pattern, qos=1)
+            result, mid = self.client.subscribe(pattern, qos=1)
             assert result == paho.MQTT_ERR_SUCCESS
+            sent.append(mid)
+
+        def acknowledged() -> bool:
+            with self._lock:
+                return self._acknowledged.issuperset(sent)
+
+        until(acknowledged, f"SUBACK for {filters}")
 
     def publish(
         self,
@@ -196,9 +213,10 @@ class Recorder:
         return self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
 
     def wait_for(
-        self, match: Callable[[Received], bool], *, count: int = 1, timeout: float = 20.0
+        self, match: Callable[[Received], bool], *, count: int = 1, timeout: float = HANG
     ) -> list[Received]:
-        """The first `count` messages that match, waiting up to `timeout` seconds for them."""
+        """The first `count` messages that match, waiting up to `timeout` seconds for them
+        (a bound that stops a hang: the wait ends when they are there)."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
@@ -210,3 +228,15 @@ class Recorder:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def wait_subscribed(server: ServerProcess) -> None:
+    """Until the server's MQTT session is up: it reports `connected` only once its own
+    subscriptions are acknowledged, and a message published before then reaches nobody
+    (ready on HTTP says nothing about MQTT, which connects in the background)."""
+
+    def connected() -> bool:
+        health = httpx.get(server.url + "/healthz", timeout=HANG).json()
+        return bool(health["mqtt"]["connected"])
+
+    until(connected, f"{server.url}: MQTT connected")

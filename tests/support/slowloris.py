@@ -1,8 +1,9 @@
 """Slow clients from one host, as a child process: `python slowloris.py PORT SECONDS PER_KIND`.
 
 Opens PER_KIND connections of each kind from 127.0.0.2 to 127.0.0.1:PORT, reopens each one
-a second after the server closes it, stops after SECONDS and prints what it saw as JSON. In
-its own process so that its event loop does not delay the normal client it is tested beside.
+a second after the server closes it, prints `open` once every slot has tried its first
+connection, stops SECONDS after that and prints what it saw as JSON. In its own process so
+that its event loop does not delay the normal client it is tested beside.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import resource
 import sys
 from collections import Counter
+from collections.abc import Callable
 
 # The attacking host: another loopback address than the normal client's 127.0.0.1.
 ATTACKER = "127.0.0.2"
@@ -30,10 +32,12 @@ KINDS = (
 
 
 async def _slow_client(
-    port: int, request: bytes, trickle: bool, stop: asyncio.Event
+    port: int, request: bytes, trickle: bool, stop: asyncio.Event, tried: Callable[[], None]
 ) -> Counter[str]:
-    """One slot: connect, send `request`, then trickle or stall; again when closed."""
+    """One slot: connect, send `request`, then trickle or stall; again when closed. Calls
+    `tried` once its first connection is open or has failed."""
     seen: Counter[str] = Counter()
+    first = True
     while not stop.is_set():
         try:
             reader, writer = await asyncio.wait_for(
@@ -41,9 +45,15 @@ async def _slow_client(
             )
         except (OSError, TimeoutError):
             seen["connect failed"] += 1
+            if first:
+                first = False
+                tried()
             await asyncio.sleep(1)
             continue
         seen["connected"] += 1
+        if first:
+            first = False
+            tried()
         answer = b""
         try:
             writer.write(request)
@@ -69,13 +79,24 @@ async def _slow_client(
 
 
 async def attack(port: int, seconds: float, per_kind: int) -> Counter[str]:
-    """Every slot of every kind for `seconds`; what they saw, summed."""
-    stop = asyncio.Event()
+    """Every slot of every kind, for `seconds` after each has tried to connect; what they
+    saw, summed."""
+    stop, all_tried = asyncio.Event(), asyncio.Event()
+    waiting = len(KINDS) * per_kind
+
+    def tried() -> None:
+        nonlocal waiting
+        waiting -= 1
+        if not waiting:
+            all_tried.set()
+
     slots = [
-        asyncio.create_task(_slow_client(port, request, trickle, stop))
+        asyncio.create_task(_slow_client(port, request, trickle, stop, tried))
         for request, trickle in KINDS
         for _ in range(per_kind)
     ]
+    await all_tried.wait()  # each slot's first try ends within its 5 s connect timeout
+    print("open", flush=True)
     await asyncio.sleep(seconds)
     stop.set()
     totals: Counter[str] = Counter()
