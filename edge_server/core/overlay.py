@@ -28,7 +28,7 @@ from .segmentation import colour
 
 # What rendering holds beyond the decoded RGB picture (3 bytes a pixel, charged by decoding):
 # the class ids and a selection mask (1 + 1), the tinted or blurred copy (3) and the result
-# (3, or 4 with alpha), rounded up.
+# (3; a cut-out: its RGBA pixels and their image, 4 + 4), rounded up.
 PICTURE_BYTES_PER_PIXEL = 12
 OVERLAY_OPACITY = 0.55
 JPEG_QUALITY = 85
@@ -53,10 +53,14 @@ def _palette() -> list[int]:
     return [value for index in range(256) for value in colour(index)]
 
 
+def _chosen(ids: npt.NDArray[Any], indices: Collection[int]) -> npt.NDArray[np.bool_]:
+    """True where the class id is one of `indices`."""
+    return np.isin(ids, np.fromiter(indices, dtype=np.int64, count=len(indices)))
+
+
 def _selection(ids: npt.NDArray[Any], indices: Collection[int]) -> Image.Image:
     """An "L" mask, 255 where the class id is one of `indices`."""
-    chosen = np.isin(ids, np.fromiter(indices, dtype=np.int64, count=len(indices)))
-    return Image.fromarray(chosen.astype(np.uint8) * 255, "L")
+    return Image.fromarray(_chosen(ids, indices).astype(np.uint8) * 255, "L")
 
 
 def overlay(
@@ -71,11 +75,17 @@ def overlay(
 
 
 def cutout(picture: Image.Image, ids: npt.NDArray[Any], keep: Collection[int]) -> Image.Image:
-    """The pixels of the `keep` classes, everything else transparent (RGBA)."""
+    """The pixels of the `keep` classes, everything else transparent black (RGBA).
+
+    The transparent pixels hold no colour: a cut-out that kept the photo's colours under a
+    zero alpha would hand the whole background to anyone who drops the alpha channel.
+    """
     _check(picture, ids)
-    result = picture.convert("RGBA")
-    result.putalpha(_selection(ids, keep))
-    return result
+    chosen = _chosen(ids, keep)
+    pixels = np.zeros((*ids.shape, 4), dtype=np.uint8)
+    pixels[chosen, :3] = np.asarray(picture, dtype=np.uint8)[chosen]
+    pixels[chosen, 3] = 255
+    return Image.fromarray(pixels, "RGBA")
 
 
 def hidden(
