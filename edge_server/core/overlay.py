@@ -28,8 +28,9 @@ from .segmentation import colour
 
 # What rendering holds beyond the decoded RGB picture (3 bytes a pixel, charged by decoding):
 # the class ids and a selection mask (1 + 1), the tinted or blurred copy (3) and the result
-# (3; a cut-out: its RGBA pixels and their image, 4 + 4), rounded up.
-PICTURE_BYTES_PER_PIXEL = 12
+# (3; a cut-out: the RGBA copy, the transparent canvas and the result, 4 + 4 + 4, in place
+# of the copy and the result), rounded up.
+PICTURE_BYTES_PER_PIXEL = 14
 OVERLAY_OPACITY = 0.55
 JPEG_QUALITY = 85
 BACKGROUND = 0
@@ -54,8 +55,12 @@ def _palette() -> list[int]:
 
 
 def _chosen(ids: npt.NDArray[Any], indices: Collection[int]) -> npt.NDArray[np.bool_]:
-    """True where the class id is one of `indices`."""
-    return np.isin(ids, np.fromiter(indices, dtype=np.int64, count=len(indices)))
+    """True where the class id is one of `indices` (a table lookup: ids are small unsigned
+    integers, and indexing a table is several times faster than `np.isin` over a picture)."""
+    table = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.bool_)
+    table[[index for index in indices if index < table.size]] = True
+    chosen: npt.NDArray[np.bool_] = table[ids]
+    return chosen
 
 
 def _selection(ids: npt.NDArray[Any], indices: Collection[int]) -> Image.Image:
@@ -81,11 +86,10 @@ def cutout(picture: Image.Image, ids: npt.NDArray[Any], keep: Collection[int]) -
     zero alpha would hand the whole background to anyone who drops the alpha channel.
     """
     _check(picture, ids)
-    chosen = _chosen(ids, keep)
-    pixels = np.zeros((*ids.shape, 4), dtype=np.uint8)
-    pixels[chosen, :3] = np.asarray(picture, dtype=np.uint8)[chosen]
-    pixels[chosen, 3] = 255
-    return Image.fromarray(pixels, "RGBA")
+    selection = _selection(ids, keep)
+    kept = picture.convert("RGBA")
+    kept.putalpha(selection)
+    return Image.composite(kept, Image.new("RGBA", picture.size), selection)
 
 
 def hidden(

@@ -219,15 +219,24 @@ def _render(
     invocation: Invocation, class_map: segmentation.ClassMap, request: PictureRequest
 ) -> bytes:
     image = invocation.prepared.image
+    drawing = [class_map.width * class_map.height * overlay.PICTURE_BYTES_PER_PIXEL]
     with invocation.memory.charge() as charge:
+
+        def charge_with_drawing(nbytes: int) -> None:
+            # The drawing is charged with the decode, in one acquisition: charged in turn, two
+            # amounts that each fit the budget but not together would wait for room this
+            # request holds itself, and end in a 503 "retry" where the answer is a 413.
+            charge(nbytes + (drawing.pop() if drawing else 0))
+
         decoded = imaging.decode(
             invocation.data,
             min_size=max(image.width, image.height),
             max_pixels=image.width * image.height,
             region=invocation.region,
-            charge=charge,
+            charge=charge_with_drawing,
         )
-        charge(class_map.width * class_map.height * overlay.PICTURE_BYTES_PER_PIXEL)
+        if drawing:  # a decode that charged nothing
+            charge(drawing.pop())
         picture = decoded.picture
         if picture.size != (class_map.width, class_map.height):  # a crop's rounding
             picture = picture.resize((class_map.width, class_map.height))

@@ -45,14 +45,14 @@ UNTOUCHED = 0.995  # of the pixels away from the hidden class, the share that mu
 
 @pytest.fixture(scope="module")
 def segmenting(models_dir: Path, runtime: str) -> Iterator[httpx.Client]:
-    """The segmenter beside the default classifier, in process, with a 20 MiB decode budget
+    """The segmenter beside the default classifier, in process, with a 64 MiB decode budget
     (a 49 MP photo's picture does not fit, its JSON answer does)."""
     settings = Settings(
         model=["segmenter", DEFAULT_MODEL],
         models_dir=models_dir,
         runtime=RuntimeChoice(runtime),
         num_threads=1,
-        decode_memory_mb=20,
+        decode_memory_mb=64,
     )
     with in_process(create_app(settings)) as client:
         yield client
@@ -301,7 +301,7 @@ def test_bad_pictures_are_400s_that_say_what_is_allowed(
 def test_a_49_mp_photos_picture_is_charged_to_the_decode_budget(
     segmenting: httpx.Client, photo: Photo, how: str
 ) -> None:
-    """A 7000x7000 JPEG's JSON answer fits a 20 MiB budget (decoded at reduced scale); its
+    """A 7000x7000 JPEG's JSON answer fits a 64 MiB budget (decoded at reduced scale); its
     full-size picture (147 MB of pixels) does not: 413 naming the budget, nothing left held."""
     big = variants.upscaled_jpeg(photo(PORTRAIT), 7000, 7000)
     assert _segment(segmenting, big).status_code == 200
@@ -312,3 +312,17 @@ def test_a_49_mp_photos_picture_is_charged_to_the_decode_budget(
     text = segmenting.get("/metrics").text
     assert metric(text, "edge_decode_memory_refused_total", reason="too_large") >= 1
     assert metric(text, "edge_decode_memory_used_bytes") == 0
+
+
+def test_a_picture_that_fits_only_without_its_decode_is_a_413_at_once(
+    segmenting: httpx.Client, photo: Photo
+) -> None:
+    """A 2150x2150 photo: its drawing (14 bytes a pixel, 62 MiB) fits the 64 MiB budget and
+    its full-size decode (over 13 MiB) does too, but not both: a 413 naming the budget, not a
+    503 from waiting for room the request holds itself; nothing is left held."""
+    square = variants.upscaled_jpeg(photo(PORTRAIT), 2150, 2150)
+    assert _segment(segmenting, square).status_code == 200
+    refused = _segment(segmenting, square, format="blur")
+    assert refused.status_code == 413, refused.text
+    assert "EDGE_DECODE_MEMORY_MB" in refused.json()["detail"]
+    assert metric(segmenting.get("/metrics").text, "edge_decode_memory_used_bytes") == 0
