@@ -24,7 +24,7 @@ from PIL import Image, ImageFilter
 
 from edge_server.app import create_app
 from edge_server.config.settings import Settings
-from edge_server.core.overlay import JPEG_QUALITY, OVERLAY_OPACITY
+from edge_server.core.overlay import JPEG_QUALITY, OVERLAY_OPACITY, PICTURE_BYTES_PER_PIXEL
 from edge_server.core.runtime import RuntimeChoice
 from edge_server.core.segmentation import colour
 
@@ -317,10 +317,15 @@ def test_a_49_mp_photos_picture_is_charged_to_the_decode_budget(
 def test_a_picture_that_fits_only_without_its_decode_is_a_413_at_once(
     segmenting: httpx.Client, photo: Photo
 ) -> None:
-    """A 2150x2150 photo: its drawing (14 bytes a pixel, 62 MiB) fits the 64 MiB budget and
-    its full-size decode (over 13 MiB) does too, but not both: a 413 naming the budget, not a
-    503 from waiting for room the request holds itself; nothing is left held."""
-    square = variants.upscaled_jpeg(photo(PORTRAIT), 2150, 2150)
+    """A 2000x2000 photo: its drawing (PICTURE_BYTES_PER_PIXEL a pixel) fits the 64 MiB
+    budget and its full-size decode (3 bytes a pixel or more) does too, but not both: a 413
+    naming the budget, not a 503 from waiting for room the request holds itself; nothing is
+    left held."""
+    side, budget = 2000, 64 * 2**20
+    assert (
+        side * side * PICTURE_BYTES_PER_PIXEL < budget < side * side * (PICTURE_BYTES_PER_PIXEL + 3)
+    )
+    square = variants.upscaled_jpeg(photo(PORTRAIT), side, side)
     assert _segment(segmenting, square).status_code == 200
     refused = _segment(segmenting, square, format="blur")
     assert refused.status_code == 413, refused.text
