@@ -166,12 +166,14 @@ def _grown(
 
 
 def encoded(picture: Image.Image, kind: Picture) -> bytes:
-    """The picture in the format its kind is answered in."""
+    """The picture in the format its kind is answered in, with none of the upload's
+    metadata: Pillow writes a source JPEG's comment into a JPEG made from it unless told
+    otherwise, and a privacy blur should carry its pixels and nothing more."""
     out = io.BytesIO()
     if kind.media_type == "image/png":
         picture.save(out, "PNG", compress_level=1)
     else:
-        picture.convert("RGB").save(out, "JPEG", quality=JPEG_QUALITY)
+        picture.convert("RGB").save(out, "JPEG", quality=JPEG_QUALITY, comment=b"")
     return out.getvalue()
 
 

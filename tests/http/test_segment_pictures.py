@@ -331,3 +331,17 @@ def test_a_picture_that_fits_only_without_its_decode_is_a_413_at_once(
     assert refused.status_code == 413, refused.text
     assert "EDGE_DECODE_MEMORY_MB" in refused.json()["detail"]
     assert metric(segmenting.get("/metrics").text, "edge_decode_memory_used_bytes") == 0
+
+
+@pytest.mark.parametrize("how", ["overlay", "cutout", "blur", "fill"])
+def test_a_picture_carries_none_of_the_uploads_metadata(
+    segmenting: httpx.Client, photo: Photo, how: str
+) -> None:
+    """The portrait's JPEG comment (its source) and a copy's EXIF block do not reach the
+    picture: it carries its pixels only."""
+    data = photo(PORTRAIT)
+    assert Image.open(io.BytesIO(data)).info.get("comment")
+    for upload in (data, variants.exif_rotated(data, 6)):
+        picture = Image.open(io.BytesIO(_segment(segmenting, upload, format=how).content))
+        assert "comment" not in picture.info and "exif" not in picture.info
+        assert not picture.getexif()
