@@ -11,8 +11,10 @@ Prints, all measured in this one run:
    same turns: a Pi 4 estimate is that ratio times its published Pi 4 invoke (no Pi here).
 2. Reading one real class map (kite_and_cold.jpg's) for a 1920x1080 and a 4032x3024 (12 MP)
    photo: the answer (`read` + `areas`), two named regions, the full-size map and the mask PNG
-   (at the zlib level used and at Pillow's default 6), each as a share of one all-thread invoke
-   of depth 1.0; the PNG's size and the bytes the mask holds (`mask_bytes`).
+   (at the zlib level used and at Pillow's default 6), and what a picture answer (`format=`)
+   adds: the photo decoded again at full size, then each picture drawn and encoded (the
+   overlay and blur as JPEG, the cut-out as PNG), each as a share of one all-thread invoke of
+   depth 1.0; the PNG's and pictures' sizes and the bytes the mask holds (`mask_bytes`).
 3. IoU per class against the annotations in `segmentation/` (255 and the pet trimap's border
    left out), pooled over the photos as VOC's mIoU is, for each model and three letterboxes:
    the service's (centred, grey bands: 128, the models' zero input), centred with black bands
@@ -22,6 +24,7 @@ Prints, all measured in this one run:
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
 import time
 from collections.abc import Callable
@@ -32,10 +35,11 @@ import numpy.typing as npt
 from PIL import Image, ImageOps
 
 from benchmarks.flags import add_model_flags
-from edge_server.core import segmentation
+from edge_server.core import imaging, overlay, segmentation
 from edge_server.core.engine import Engine, LoadOptions
 from edge_server.core.imaging import ResizeMode
 from edge_server.core.labels import parse_labels
+from edge_server.core.overlay import Picture
 from edge_server.core.runtime import (
     Interpreter,
     RuntimeChoice,
@@ -137,15 +141,26 @@ def reading(engine: Engine, photo: bytes, invoke_ms: float) -> None:
     prepared = engine.prepare(photo, max_pixels=50_000_000)
     raw = engine.submit(prepared.tensor).result().raw
     print(f"\n2. reading a class map, ms (median of {READS}; share of a {invoke_ms:.0f} ms invoke)")
-    print(f"{'photo':>10}  {'step':<26} {'ms':>8}  {'share':>6}")
+    print(f"{'photo':>10}  {'step':<30} {'ms':>8}  {'share':>6}")
     for name, size in SIZES.items():
-        for step, work in _steps(engine, raw, size):
+        # The photo at this size, as a camera would send it (the pictures decode it again).
+        upload = imaging.jpeg_thumbnail(
+            imaging.to_rgb(Image.open(io.BytesIO(photo))).resize(size), max(size), quality=90
+        )
+        for step, work in [*_steps(engine, raw, size), *_pictures(engine, raw, size, upload)]:
             ms = _timed(work)
-            print(f"{name:>10}  {step:<26} {ms:>8.1f}  {ms / invoke_ms:>6.0%}")
+            print(f"{name:>10}  {step:<30} {ms:>8.1f}  {ms / invoke_ms:>6.0%}")
         class_map = _read(engine, raw, size)
         size_kb = len(segmentation.png(class_map)) / 1024
         held = segmentation.mask_bytes(class_map) / 2**20
         print(f"{name:>10}  mask PNG {size_kb:.0f} KB; the mask holds {held:.1f} MiB meanwhile")
+        picture, ids = _full_size(upload, class_map)
+        sizes = ", ".join(
+            f"{kind.value} {len(overlay.encoded(_drawn(kind, picture, ids), kind)) / 1024:.0f} KB"
+            for kind in Picture
+        )
+        drawn = class_map.width * class_map.height * overlay.PICTURE_BYTES_PER_PIXEL / 2**20
+        print(f"{name:>10}  pictures: {sizes}; drawing holds {drawn:.0f} MiB beyond the decode")
 
 
 def _read(engine: Engine, raw: npt.NDArray[np.int64], size: tuple[int, int]) -> ClassMap:
@@ -165,6 +180,50 @@ def _steps(
         ("full-size map", lambda: segmentation.full_size(class_map)),
         (f"mask PNG, zlib {segmentation.PNG_COMPRESSION}", lambda: segmentation.png(class_map)),
         ("mask PNG, zlib 6", lambda: segmentation.png(class_map, compression=6)),
+    ]
+
+
+def _decoded(upload: bytes, class_map: ClassMap) -> Image.Image:
+    """The upload decoded again at full size, as a picture answer does."""
+    side = max(class_map.width, class_map.height)
+    return imaging.decode(upload, min_size=side, max_pixels=50_000_000).picture
+
+
+def _full_size(upload: bytes, class_map: ClassMap) -> tuple[Image.Image, npt.NDArray[np.uint8]]:
+    """What a picture is drawn from: the full-size photo and the full-size map."""
+    ids = np.asarray(segmentation.full_size(class_map), dtype=np.uint8)
+    return _decoded(upload, class_map), ids
+
+
+# The people of kite_and_cold.jpg are what blur hides and the cut-out keeps (format=cutout's
+# default keeps every class but background; this photo has only people).
+PERSON = 15
+
+
+def _drawn(kind: Picture, picture: Image.Image, ids: npt.NDArray[np.uint8]) -> Image.Image:
+    if kind is Picture.overlay:
+        return overlay.overlay(picture, ids)
+    if kind is Picture.cutout:
+        return overlay.cutout(picture, ids, [PERSON])
+    return overlay.hidden(picture, ids, [PERSON], kind)
+
+
+def _pictures(
+    engine: Engine, raw: npt.NDArray[np.int64], size: tuple[int, int], upload: bytes
+) -> list[tuple[str, Callable[[], object]]]:
+    """A picture answer's steps beyond the JSON answer's: the decode, then one picture each."""
+    class_map = _read(engine, raw, size)
+    picture, ids = _full_size(upload, class_map)
+
+    def draw(kind: Picture) -> Callable[[], object]:
+        return lambda: overlay.encoded(_drawn(kind, picture, ids), kind)
+
+    return [
+        ("picture: full-size decode", lambda: _decoded(upload, class_map)),
+        *(
+            (f"picture: {kind.value} (draw + {kind.media_type[6:]})", draw(kind))
+            for kind in Picture
+        ),
     ]
 
 

@@ -125,42 +125,75 @@ class RenderedPicture:
 
 def picture_kind(format_: str | None, accept: str | None) -> Picture | None:
     """`format=` (overlay, cutout, blur, fill), else the Accept header's picture type
-    (image/jpeg: the overlay; image/png: the cut-out); None for a JSON answer."""
+    (image/jpeg: the overlay; image/png: the cut-out); None for a JSON answer.
+
+    The Accept header is read by its quality values (RFC 9110 12.5.1), the first listed
+    winning a tie: `image/png;q=0.5, application/json` is JSON, `image/jpeg;q=0` is not a
+    JPEG, and a header naming none of the three (a browser's `image/*` or `*/*`) is JSON.
+    """
     if format_:
         try:
             return Picture(format_.strip().lower())
         except ValueError:
             choices = ", ".join(kind.value for kind in Picture)
             raise BadRequest(f"format {format_[:32]!r} is not one of {choices}") from None
+    best: tuple[float, Picture | None] | None = None
     for part in (accept or "").split(","):
-        media = part.split(";", 1)[0].strip().lower()
-        if media == "application/json" or media == "*/*":
-            return None
-        if media in ("image/jpeg", "image/jpg"):
-            return Picture.overlay
-        if media == "image/png":
-            return Picture.cutout
-    return None
+        media, *parameters = (piece.strip().lower() for piece in part.split(";"))
+        if media not in _ANSWERS:
+            continue
+        quality = _quality(parameters)
+        if quality > 0 and (best is None or quality > best[0]):
+            best = (quality, _ANSWERS[media])
+    return None if best is None else best[1]
+
+
+# What each media type of an Accept header asks /segment for.
+_ANSWERS: dict[str, Picture | None] = {
+    "application/json": None,
+    "*/*": None,
+    "image/jpeg": Picture.overlay,
+    "image/jpg": Picture.overlay,
+    "image/png": Picture.cutout,
+}
+
+
+def _quality(parameters: Sequence[str]) -> float:
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip() == "q":
+            try:
+                quality = float(value)
+            except ValueError:
+                return 1.0  # a malformed weight is ignored, as if absent
+            return quality if 0.0 <= quality <= 1.0 else 1.0
+    return 1.0
 
 
 def picture_classes(kind: Picture, labels: str | None, known: Sequence[str]) -> tuple[int, ...]:
-    """The ids of `labels=` (comma-separated) for a cut-out or a mask; a 400 names the
-    model's labels when one is not among them."""
-    if kind is Picture.overlay:
-        return ()
+    """The ids of `labels=` (comma-separated, any case) a cut-out keeps or blur and fill
+    hide; a 400 names the model's labels when one is not among them, and says that the
+    overlay takes none (it tints every class)."""
     names = [n.strip() for n in (labels or "").split(",") if n.strip()]
+    if kind is Picture.overlay:
+        if names:
+            raise BadRequest(
+                "labels apply to format=cutout, blur and fill; the overlay tints every class"
+            )
+        return ()
     if not names:
         names = [] if kind is Picture.cutout else list(DEFAULT_HIDDEN)
+    folded = [label.casefold() for label in known]
     ids = []
     for name in names:
-        if name not in known:
+        if name.casefold() not in folded:
             raise BadRequest(
                 f"label {name[:64]!r} is not one of the segmenter's: {', '.join(known)}"
             )
-        ids.append(known.index(name))
+        ids.append(folded.index(name.casefold()))
     if kind is Picture.cutout and not ids:
         ids = [index for index in range(len(known)) if index != overlay.BACKGROUND]
-    return tuple(ids)
+    return tuple(dict.fromkeys(ids))
 
 
 def pictured(request: PictureRequest) -> Callable[[Invocation], Awaitable[RenderedPicture]]:
@@ -192,15 +225,24 @@ def _render(
     invocation: Invocation, class_map: segmentation.ClassMap, request: PictureRequest
 ) -> bytes:
     image = invocation.prepared.image
+    drawing = [class_map.width * class_map.height * overlay.PICTURE_BYTES_PER_PIXEL]
     with invocation.memory.charge() as charge:
+
+        def charge_with_drawing(nbytes: int) -> None:
+            # The drawing is charged with the decode, in one acquisition: charged in turn, two
+            # amounts that each fit the budget but not together would wait for room this
+            # request holds itself, and end in a 503 "retry" where the answer is a 413.
+            charge(nbytes + (drawing.pop() if drawing else 0))
+
         decoded = imaging.decode(
             invocation.data,
             min_size=max(image.width, image.height),
             max_pixels=image.width * image.height,
             region=invocation.region,
-            charge=charge,
+            charge=charge_with_drawing,
         )
-        charge(class_map.width * class_map.height * overlay.PICTURE_BYTES_PER_PIXEL)
+        if drawing:  # a decode that charged nothing
+            charge(drawing.pop())
         picture = decoded.picture
         if picture.size != (class_map.width, class_map.height):  # a crop's rounding
             picture = picture.resize((class_map.width, class_map.height))

@@ -101,14 +101,13 @@ class VisionError(BaseModel):
     code: int
 
 
-def _render_error(request: Request, status: int, detail: str, headers: dict[str, str]) -> Response:
+def render_error(request: Request, status: int, detail: str, headers: dict[str, str]) -> Response:
+    """An error in DeepStack's and CodeProject.AI's shape, with the same HTTP status."""
     body = VisionError(error=detail, code=status)
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-router = APIRouter(
-    prefix="/v1/vision", tags=["DeepStack"], route_class=error_dialect(_render_error)
-)
+router = APIRouter(prefix="/v1/vision", tags=["DeepStack"], route_class=error_dialect(render_error))
 
 _FORM_BODY = openapi_body(
     form_content(
@@ -189,23 +188,31 @@ async def custom(request: Request, service: ServiceDep, model: str) -> Detection
     return await _vision(request, service, model, "custom")
 
 
+# What each compatible prefix serves, for the 404 of a route it does not.
+_SERVED = {
+    "/v1/vision/": "face and plate recognition are not available; served: POST "
+    "/v1/vision/detection, /v1/vision/scene, /v1/vision/custom/{model} and "
+    "/v1/vision/custom/list",
+    "/v1/image/": "of CodeProject.AI's image modules only the background remover is; served: "
+    "POST /v1/image/removebackground",
+}
+
+
 def vision_errors(fallback: ErrorHandler) -> ErrorHandler:
-    """A 404 and 405 handler: under /v1/vision, DeepStack's error shape (a 404 naming what is
-    served: face and plate recognition are not); elsewhere, `fallback`'s answer."""
+    """A 404 and 405 handler: under /v1/vision and /v1/image, DeepStack's error shape (a 404
+    naming what is served: face and plate recognition, CodeProject.AI's other image modules
+    are not); elsewhere, `fallback`'s answer."""
 
     async def handle(request: Request, exc: Exception) -> Response:
-        if not request.url.path.startswith(router.prefix + "/"):
+        path = request.url.path
+        served = next((text for prefix, text in _SERVED.items() if path.startswith(prefix)), None)
+        if served is None:
             return await fallback(request, exc)
         status = getattr(exc, "status_code", 404)
         if status != 404:
             headers = dict(getattr(exc, "headers", None) or {})
-            return _render_error(request, status, f"{request.method} is not allowed here", headers)
-        detail = (
-            f"{request.url.path} is not served here (face and plate recognition are not "
-            "available); served: POST /v1/vision/detection, /v1/vision/scene, "
-            "/v1/vision/custom/{model} and /v1/vision/custom/list"
-        )
-        return _render_error(request, 404, detail, {})
+            return render_error(request, status, f"{request.method} is not allowed here", headers)
+        return render_error(request, 404, f"{path} is not served here ({served})", {})
 
     return handle
 
