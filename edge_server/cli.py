@@ -254,7 +254,11 @@ def _segment(args: argparse.Namespace, settings: Settings) -> int:
         return done
     answer, picture = done
     if picture is not None:
-        args.out.write_bytes(picture)
+        try:
+            args.out.write_bytes(picture)
+        except OSError as exc:
+            print(f"edge-server: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps(answer, indent=2))
     else:

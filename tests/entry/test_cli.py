@@ -276,3 +276,15 @@ def test_segment_refuses_bad_options_with_exit_2(
     )
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_segment_says_when_the_picture_cannot_be_written(
+    models_dir: Path, images_dir: Path, tmp_path: Path
+) -> None:
+    """--out into a folder that does not exist: exit 1 and one line naming the file."""
+    out = tmp_path / "missing" / "overlay.jpg"
+    photo = str(images_dir / "grace_hopper.jpg")
+    result = _run("segment", "--models-dir", str(models_dir), "--out", str(out), photo)
+    assert result.returncode == 1
+    assert f"cannot write {out}: No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
