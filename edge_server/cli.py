@@ -316,6 +316,10 @@ def _segment_remote(
     options = {"crop": args.crop, "model": args.setting_model, "resize": args.setting_resize}
     try:
         client = Client(args.url, api_key=args.api_key, timeout=args.timeout)
+    except ClientError as exc:  # not an http(s) URL
+        print(f"edge-server: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         answer = client.segment(data, regions=_regions_of(wanted.regions), **options)
         picture = None
         if wanted.kind is not None:

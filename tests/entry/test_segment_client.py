@@ -165,3 +165,23 @@ def test_cli_local_and_remote_agree(
     ours = {c["label"]: c["fraction"] for c in json.loads(local.stdout)["classes"]}
     assert theirs.keys() == ours.keys()
     assert all(abs(theirs[k] - ours[k]) < 0.002 for k in theirs), (theirs, ours)
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "message"),
+    [
+        ("http://127.0.0.1:{port}", 1, "cannot reach http://127.0.0.1:"),
+        ("{server}/not-here", 1, "refused the request: 404 Not Found"),
+        ("ftp://127.0.0.1", 2, "not an http:// or https:// URL"),
+    ],
+    ids=["unreachable", "wrong-path", "bad-scheme"],
+)
+def test_cli_segment_stops_with_a_clear_message(
+    segmenting: ServerProcess, images_dir: Path, url: str, status: int, message: str
+) -> None:
+    """Unreachable, refusing or malformed --url: its exit status, one line, no traceback."""
+    target = url.format(port=free_port(), server=segmenting.url)
+    result = _cli("--url", target, str(images_dir / "grace_hopper.jpg"))
+    assert result.returncode == status and message in result.stderr, result.stderr
+    assert result.stderr.count("edge-server:") == 1
+    assert "Traceback" not in result.stderr and result.stdout == ""
