@@ -52,6 +52,7 @@ from benchmarks.flags import add_model_flags
 from benchmarks.stats import Summary, summarize
 from benchmarks.targets import Target
 from edge_server.config.settings import DEFAULT_MODEL, Settings
+from edge_server.core import segmentation
 from edge_server.core.detection import Task
 from edge_server.core.engine import Engine
 from edge_server.serving.specs import model_specs
@@ -270,6 +271,15 @@ def in_process_once(engine: Engine, data: bytes, settings: Settings) -> dict[str
             min_score=settings.min_score,
             max_results=settings.max_detections,
         )
+    elif engine.info.task is Task.segmentation:  # what /segment's JSON answer reads
+        image = prepared.image
+        class_map = segmentation.read(
+            inference.raw,
+            image_size=(image.width, image.height),
+            input_size=engine.info.input_size,
+            fit=prepared.resize,
+        )
+        segmentation.areas(class_map, engine.info.labels)
     else:
         engine.rank(inference.raw, settings.default_top_k)
     finished = time.perf_counter()
@@ -360,13 +370,15 @@ def compare(
 # --- throughput -----------------------------------------------------------------------------
 
 
-def throughput(server: servers.ServerProcess, case: Case, plan: Plan) -> dict[int, Summary]:
-    """The case's endpoint at each level of LEVELS, levels alternating round by round."""
+def throughput(
+    server: servers.ServerProcess, case: Case, plan: Plan, levels: tuple[int, ...] = LEVELS
+) -> dict[int, Summary]:
+    """The case's endpoint at each of `levels`, levels alternating round by round."""
     requests_ = [load.multipart_request(server.port, case.path, case.jpeg)]
-    runs: dict[int, list[load.Run]] = {level: [] for level in LEVELS}
-    usage: dict[int, Usage] = {level: Usage() for level in LEVELS}
+    runs: dict[int, list[load.Run]] = {level: [] for level in levels}
+    usage: dict[int, Usage] = {level: Usage() for level in levels}
     for round_ in range(plan.rounds):
-        for level in LEVELS if round_ % 2 == 0 else LEVELS[::-1]:
+        for level in levels if round_ % 2 == 0 else levels[::-1]:
             load.drive(server.port, requests_, level, total=level, seconds=plan.level_seconds)
             meter = Meter(server)
             run = load.drive(

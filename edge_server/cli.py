@@ -1,4 +1,5 @@
-"""The `edge-server` command: serve, classify local files, describe the model, pull models."""
+"""The `edge-server` command: serve, classify, detect or segment local files, describe the
+model, pull models."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -16,12 +17,15 @@ from pydantic import BaseModel, ValidationError
 from . import __version__, teacher
 from .client import IMAGE_STATUSES, Client, ClientError
 from .config.settings import Settings
+from .core import imaging, overlay, segmentation
 from .core.detection import Task
 from .core.engine import Engine, Inference, Prepared
 from .core.errors import ServiceError, StartupError
+from .core.overlay import Picture
 from .core.region import Region, parse_region
 from .core.threads import available_cpus
 from .lan.browser import DEFAULT_TIMEOUT, Instance
+from .serving import segmenting
 from .serving.catalog import load_catalog, lookup, pull
 from .serving.specs import ModelSpec, model_specs
 
@@ -214,6 +218,262 @@ def _detect_remote(args: argparse.Namespace, labels: list[str] | None) -> int:
     return 1 if failures else 0
 
 
+# --- segment ---------------------------------------------------------------------------------
+
+# Without --format, `--out FILE` writes the cut-out to a .png (the one picture with
+# transparency) and the overlay to anything else; a JPEG picture is never written to a .png.
+_JPEG_EXTENSIONS = (".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class _SegmentRequest:
+    """What `segment` was asked, checked before any model is loaded or request is sent."""
+
+    photo: Path
+    kind: Picture | None  # the picture --out writes; None without --out
+    labels: list[str] | None
+    regions: str | None
+
+
+def _segment(args: argparse.Namespace, settings: Settings) -> int:
+    """Segment one photo, with a running server (--url) or the local segmenter: the classes as
+    a table (or JSON), and with --out the picture."""
+    wanted = _segment_request(args)
+    if isinstance(wanted, int):
+        return wanted
+    try:
+        data = wanted.photo.read_bytes()
+    except OSError as exc:
+        print(f"edge-server: {wanted.photo}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if args.url is not None:
+        done = _segment_remote(args, wanted, data)
+    else:
+        done = _segment_local(args, settings, wanted, data)
+    if isinstance(done, int):
+        return done
+    answer, picture = done
+    if picture is not None:
+        try:
+            args.out.write_bytes(picture)
+        except OSError as exc:
+            print(f"edge-server: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    else:
+        _print_segments(answer)
+        if picture is not None and wanted.kind is not None:
+            print(f"wrote the {wanted.kind.value} to {args.out} ({len(picture):,} bytes)")
+    return 0
+
+
+def _segment_request(args: argparse.Namespace) -> _SegmentRequest | int:
+    """The checked options, or EXIT_USAGE after saying what is wrong."""
+    labels = [part.strip() for part in (args.labels or "").split(",") if part.strip()] or None
+    try:
+        segmenting.parse_regions(args.regions)  # the server's rules, before any work
+        kind = _picture_kind(args.format, args.out)
+    except (ServiceError, ValueError) as exc:
+        print(f"edge-server: {getattr(exc, 'detail', exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    if labels and kind is None:
+        print("edge-server: --labels chooses what a picture shows; add --out FILE", file=sys.stderr)
+        return EXIT_USAGE
+    return _SegmentRequest(Path(args.photo), kind, labels, args.regions)
+
+
+def _picture_kind(format_: str | None, out: Path | None) -> Picture | None:
+    """The picture --out writes: --format, else by the extension (.png: the cut-out, else the
+    overlay); a ValueError when the file's extension says another image type."""
+    if out is None:
+        if format_ is not None:
+            raise ValueError("--format says which picture --out writes; add --out FILE")
+        return None
+    suffix = out.suffix.lower()
+    if format_ is None:
+        return Picture.cutout if suffix == ".png" else Picture.overlay
+    kind = segmenting.picture_kind(format_, None)
+    assert kind is not None  # a format was given
+    jpeg = kind.media_type == "image/jpeg"
+    if (jpeg and suffix == ".png") or (not jpeg and suffix in _JPEG_EXTENSIONS):
+        wanted = ".jpg" if jpeg else ".png"
+        raise ValueError(
+            f"--format {kind.value} answers {kind.media_type}; write it to a {wanted} file"
+        )
+    return kind
+
+
+def _segment_remote(
+    args: argparse.Namespace, wanted: _SegmentRequest, data: bytes
+) -> tuple[dict[str, Any], bytes | None] | int:
+    """The server's answer (and picture: a second request) for the photo, or an exit status."""
+    if args.url == "auto":
+        found = _only_instance(args.discover_timeout)
+        if isinstance(found, int):
+            return found
+        args.url = found.url
+    options = {"crop": args.crop, "model": args.setting_model, "resize": args.setting_resize}
+    try:
+        client = Client(args.url, api_key=args.api_key, timeout=args.timeout)
+    except ClientError as exc:  # not an http(s) URL
+        print(f"edge-server: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        answer = client.segment(data, regions=_regions_of(wanted.regions), **options)
+        picture = None
+        if wanted.kind is not None:
+            picture = client.segment_picture(
+                data, format=wanted.kind.value, labels=wanted.labels, **options
+            )
+    except ClientError as exc:
+        print(f"edge-server: {exc}", file=sys.stderr)
+        return 1
+    document = {"file": str(wanted.photo), "url": args.url}
+    return {**document, **answer.model_dump(exclude_none=True)}, picture
+
+
+def _regions_of(text: str | None) -> dict[str, list[list[float]]] | None:
+    """--regions' JSON for the client (already checked by the server's rules)."""
+    if not text or not text.strip():
+        return None
+    regions: dict[str, list[list[float]]] = json.loads(text)
+    return regions
+
+
+def _segment_local(
+    args: argparse.Namespace, settings: Settings, wanted: _SegmentRequest, data: bytes
+) -> tuple[dict[str, Any], bytes | None] | int:
+    """The local segmenter's answer (and picture) for the photo, or an exit status."""
+    loaded = _local_engine(
+        args,
+        lambda: _segmenter_spec(settings),
+        Task.segmentation,
+        "name a segmenter with --model (e.g. --model segmenter)",
+    )
+    if isinstance(loaded, int):
+        return loaded
+    engine, region = loaded
+    labels = engine.info.labels
+    polygons = segmenting.parse_regions(wanted.regions)  # checked already
+    kind = wanted.kind
+    try:
+        chosen = () if kind is None else _chosen_classes(kind, wanted.labels, labels)
+    except ServiceError as exc:  # a label the model does not know
+        engine.close()
+        print(f"edge-server: {exc.detail}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        prepared = engine.prepare(
+            data,
+            max_pixels=settings.max_image_pixels,
+            min_side=settings.min_image_side,
+            region=region,
+        )
+        inference = engine.submit(prepared.tensor).result()
+    except ServiceError as exc:
+        print(f"{wanted.photo}: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        engine.close()
+    image = prepared.image
+    class_map = segmentation.read(
+        inference.raw,
+        image_size=(image.width, image.height),
+        input_size=engine.info.input_size,
+        fit=prepared.resize,
+        region=region,
+    )
+    answer: dict[str, Any] = {
+        "file": str(wanted.photo),
+        "model": engine.info.name,
+        "classes": [_class_row(area) for area in segmentation.areas(class_map, labels)],
+    }
+    if polygons:
+        shares = segmentation.region_shares(class_map, polygons, labels)
+        answer["regions"] = [_region_row(share) for share in shares]
+    answer["image"] = {**asdict(image), "resize": prepared.resize.value}
+    answer["inference_ms"] = round(inference.inference_ms, 3)
+    picture = None
+    if kind is not None:
+        picture = _local_picture(data, class_map, kind, chosen, settings, region)
+    return answer, picture
+
+
+def _chosen_classes(
+    kind: Picture, names: list[str] | None, labels: Sequence[str]
+) -> tuple[int, ...]:
+    return segmenting.picture_classes(kind, ",".join(names or []), labels)
+
+
+def _local_picture(
+    data: bytes,
+    class_map: segmentation.ClassMap,
+    kind: Picture,
+    chosen: tuple[int, ...],
+    settings: Settings,
+    region: Region | None,
+) -> bytes:
+    """The picture drawn from the photo decoded again at full size (as the server draws it)."""
+    decoded = imaging.decode(
+        data,
+        min_size=max(class_map.image_width, class_map.image_height),
+        max_pixels=settings.max_image_pixels,
+        region=region,
+    )
+    picture = decoded.picture
+    if picture.size != (class_map.width, class_map.height):  # a crop's rounding
+        picture = picture.resize((class_map.width, class_map.height))
+    ids = segmentation.full_size(class_map)
+    if kind is Picture.overlay:
+        drawn = overlay.overlay(picture, ids)
+    elif kind is Picture.cutout:
+        drawn = overlay.cutout(picture, ids, chosen)
+    else:
+        drawn = overlay.hidden(picture, ids, chosen, kind)
+    return overlay.encoded(drawn, kind)
+
+
+def _class_row(area: segmentation.ClassArea) -> dict[str, Any]:
+    """A class present, in the server's shape (`SegmentClass`)."""
+    x_min, y_min, x_max, y_max = area.box
+    return {
+        "label": area.label,
+        "index": area.index,
+        "fraction": round(area.fraction, 6),
+        "pixels": area.pixels,
+        "box": {"x_min": x_min, "y_min": y_min, "x_max": x_max, "y_max": y_max},
+    }
+
+
+def _region_row(share: segmentation.RegionShare) -> dict[str, Any]:
+    """A named region's cover, in the server's shape (`RegionCover`)."""
+    return {
+        "name": share.name,
+        "pixels": share.pixels,
+        "classes": [
+            {"label": label, "index": index, "fraction": round(fraction, 6)}
+            for index, label, fraction in share.classes
+        ],
+    }
+
+
+def _print_segments(answer: dict[str, Any]) -> None:
+    image = answer["image"]
+    model = answer["model"] if isinstance(answer["model"], str) else answer["model"]["name"]
+    print(f"{answer['file']}  ({image['width']}x{image['height']} {image['format']}, {model})")
+    print(f"  {'class':<16} {'picture':>8}  box (x_min, y_min) - (x_max, y_max)")
+    for c in answer["classes"]:
+        box = c["box"]
+        print(
+            f"  {c['label']:<16} {c['fraction']:8.2%}  "
+            f"({box['x_min']}, {box['y_min']}) - ({box['x_max']}, {box['y_max']})"
+        )
+    for region in answer.get("regions") or []:
+        covers = ", ".join(f"{c['label']} {c['fraction']:.1%}" for c in region["classes"])
+        print(f"  region {region['name']}: {covers or 'outside the picture'}")
+
+
 def _local_engine(
     args: argparse.Namespace, choose: Callable[[], ModelSpec], task: Task, hint: str
 ) -> tuple[Engine, Region | None] | int:
@@ -339,6 +599,20 @@ def _detector_spec(settings: Settings) -> ModelSpec:
     if "model" not in settings.model_fields_set:
         given = settings.model_dump(exclude_unset=True)
         return model_specs(Settings(**{**given, "model": ["objects"]}))[0]
+    return specs[0]
+
+
+def _segmenter_spec(settings: Settings) -> ModelSpec:
+    """The model local `segment` uses: the first configured catalog segmenter; with no model
+    configured, the catalog's `segmenter`; else the first model (its load tells)."""
+    specs = model_specs(settings)
+    for spec in specs:
+        entry = lookup(spec.model)
+        if entry is not None and entry.task == Task.segmentation.value:
+            return spec
+    if "model" not in settings.model_fields_set:
+        given = settings.model_dump(exclude_unset=True)
+        return model_specs(Settings(**{**given, "model": ["segmenter"]}))[0]
     return specs[0]
 
 
@@ -565,7 +839,7 @@ def _add_remote_flags(command: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-server",
-        description="On-device image classification and object detection over HTTP.",
+        description="On-device image classification, object detection and segmentation over HTTP.",
     )
     parser.add_argument("--version", action="version", version=f"edge-server {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -606,6 +880,42 @@ def _parser() -> argparse.ArgumentParser:
     _add_remote_flags(detect)
     _add_settings_flags(detect, _MODEL_FIELDS)
     detect.set_defaults(run=_detect)
+
+    segment = commands.add_parser(
+        "segment",
+        help="which pixels of a photo are what, locally or with a running server (--url)",
+        description="The classes of one photo (label, share of the picture, box) as a table "
+        "or JSON; with --out FILE a picture of them: --format, else by the extension "
+        "(.png: the cut-out, anything else: the overlay).",
+    )
+    segment.add_argument("photo", metavar="PHOTO")
+    segment.add_argument("--json", action="store_true", help="print JSON for scripts")
+    segment.add_argument(
+        "--out", type=Path, metavar="FILE", help="write a picture of the segmentation there"
+    )
+    segment.add_argument(
+        "--format",
+        choices=[kind.value for kind in Picture],
+        help="the picture --out writes: overlay (JPEG), cutout (PNG), blur or fill (JPEG)",
+    )
+    segment.add_argument(
+        "--labels",
+        metavar="LABELS",
+        help="comma-separated classes the cut-out keeps (default: all but background) or "
+        "blur/fill hides (default: person)",
+    )
+    segment.add_argument(
+        "--regions",
+        metavar="JSON",
+        help='named polygons, corners as fractions: {"driveway": [[0.1,0.5],[0.6,0.5],[0.6,1]]}',
+    )
+    segment.add_argument(
+        "--crop", metavar="X0,Y0,X1,Y1", help="region of interest, as fractions 0..1"
+    )
+    _add_remote_flags(segment)
+    # --labels is the picture's classes here; a segmenter's labels file comes with it.
+    _add_settings_flags(segment, [f for f in _MODEL_FIELDS if f != "labels"])
+    segment.set_defaults(run=_segment)
 
     discover = commands.add_parser(
         "discover", help="list the edge-servers on the LAN (mDNS/DNS-SD); exit 1 when none"

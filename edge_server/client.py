@@ -5,6 +5,7 @@ python-zeroconf to find servers.
 from edge_server.client import Client
 answer = Client("http://192.168.1.20:8080").classify(open("photo.jpg", "rb").read())
 print(answer.predictions[0].label)
+people = Client("http://192.168.1.20:8080").segment(open("photo.jpg", "rb").read()).classes
 servers = Client.discover()  # found by mDNS: [Instance(name='edge-server on pi', ...)]
 """
 
@@ -15,7 +16,7 @@ import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,10 +28,14 @@ from .serving.schemas import (
     LearnedModelDescription,
     LearnedModelList,
     ModelList,
+    SegmentResponse,
 )
 
 if TYPE_CHECKING:
     from .lan.browser import Instance
+
+# A named region's corners: (x, y) as fractions 0..1 of the image's width and height.
+Corners = Sequence[Sequence[float]]
 
 # Statuses that are about the image sent, not the server or the credentials: other images of
 # the same run may still succeed.
@@ -133,6 +138,58 @@ class Client:
         answer = self._request("POST", path, image, {"Content-Type": "application/octet-stream"})
         return _parsed(DetectResponse, answer, self.url)
 
+    def segment(
+        self,
+        image: bytes,
+        *,
+        mask: bool = False,
+        regions: Mapping[str, Corners] | None = None,
+        crop: str | None = None,
+        model: str | None = None,
+        resize: str | None = None,
+    ) -> SegmentResponse:
+        """Which pixels of one encoded image are what, from the first served segmenter or the
+        one named: every class present with its share and box; with `regions` (name ->
+        corners as fractions, e.g. {"driveway": [(0.1, 0.5), (0.6, 0.5), (0.6, 1), (0.1, 1)]})
+        what covers each; with `mask` the full-size class map (a base64 palette PNG, `mask.data`).
+        Raises ClientError on failure."""
+        query = _query(
+            ("mask", "png" if mask else None),
+            ("regions", _regions(regions)),
+            ("crop", crop),
+            ("model", model),
+            ("resize", resize),
+        )
+        answer = self._request(
+            "POST", "/segment" + query, image, {"Content-Type": "application/octet-stream"}
+        )
+        return _parsed(SegmentResponse, answer, self.url)
+
+    def segment_picture(
+        self,
+        image: bytes,
+        *,
+        format: str = "overlay",
+        labels: Sequence[str] | None = None,
+        crop: str | None = None,
+        model: str | None = None,
+        resize: str | None = None,
+    ) -> bytes:
+        """A picture of the segmentation: `overlay` (JPEG, the classes tinted over the photo),
+        `cutout` (PNG, the `labels` classes on transparency; default every class but
+        background), `blur` or `fill` (JPEG, the `labels` classes hidden; default person).
+        Raises ClientError on failure."""
+        query = _query(
+            ("format", format),
+            ("labels", ",".join(labels) if labels else None),
+            ("crop", crop),
+            ("model", model),
+            ("resize", resize),
+        )
+        headers = {"Content-Type": "application/octet-stream", "Accept": "image/*"}
+        picture: bytes = self._request("POST", "/segment" + query, image, headers, raw=True)
+        return picture
+
     def learn(
         self, name: str, label: str, images: Sequence[bytes], *, crop: str | None = None
     ) -> LearnedModelDescription:
@@ -199,6 +256,20 @@ class Client:
             return json.loads(answer)
         except ValueError as exc:
             raise ClientError(f"{self.url} answered something that is not JSON") from exc
+
+
+def _query(*parameters: tuple[str, object]) -> str:
+    """`?name=value&...` of the parameters given (None left out), or "" when none is."""
+    query = {name: str(value) for name, value in parameters if value is not None}
+    return "?" + urllib.parse.urlencode(query) if query else ""
+
+
+def _regions(regions: Mapping[str, Corners] | None) -> str | None:
+    """`regions=`'s compact JSON: the server reads at most 4,096 characters of it."""
+    if not regions:
+        return None
+    document = {name: [[x, y] for x, y in corners] for name, corners in regions.items()}
+    return json.dumps(document, separators=(",", ":"))
 
 
 def _multipart(fields: Sequence[tuple[str, str, bytes]]) -> tuple[bytes, str]:

@@ -17,5 +17,6 @@ _PAGE = resources.files(__package__).joinpath("static", "index.html").read_text(
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def page() -> HTMLResponse:
-    """The page: choose, drop or paste a photo and see its labels, scores and timing."""
+    """The page: choose, drop or paste a photo and see its labels, objects or classes (a
+    segmenter's tinted over it with a legend), scores and timing."""
     return HTMLResponse(_PAGE)

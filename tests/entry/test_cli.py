@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import DEFAULT_MODEL, SMALL_MODEL, free_port
 
@@ -221,3 +223,68 @@ def test_detect_with_a_classifier_says_which_model_to_name(
         str(images_dir / "parrot.jpg"),
     )
     assert result.returncode == 2 and "--model objects" in result.stderr
+
+
+def test_segment_prints_the_classes_and_writes_the_picture(
+    models_dir: Path, images_dir: Path, tmp_path: Path
+) -> None:
+    """Local `segment` with no model set loads the segmenter: the table names each class with
+    its share and box; --out FILE.png writes the cut-out (transparent background), --json the
+    classes and the region in the server's shape."""
+    photo = str(images_dir / "grace_hopper.jpg")
+    out = tmp_path / "her.png"
+    table = _run("segment", "--models-dir", str(models_dir), "--out", str(out), photo)
+    assert table.returncode == 0, table.stderr
+    assert "deeplabv3_mnv2_pascal_quant" in table.stdout
+    rows = {line.split()[0]: line for line in table.stdout.splitlines() if "%" in line}
+    assert set(rows) == {"person", "background"}
+    assert "(0, 0) - (512, " in rows["background"]
+    assert f"wrote the cutout to {out}" in table.stdout
+    with Image.open(out) as cutout:
+        alpha = np.asarray(cutout.convert("RGBA"))[..., 3]
+    assert cutout.format == "PNG" and 0.4 < (alpha > 0).mean() < 0.9
+    regions = '{"top": [[0, 0], [1, 0], [1, 0.5]]}'
+    result = _run("segment", "--json", "--models-dir", str(models_dir), "--regions", regions, photo)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    person = next(c for c in answer["classes"] if c["label"] == "person")
+    assert person["index"] == 15 and (alpha > 0).mean() == pytest.approx(person["fraction"])
+    assert set(person["box"]) == {"x_min", "y_min", "x_max", "y_max"}
+    assert answer["regions"][0]["name"] == "top" and answer["image"]["resize"] == "letterbox"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--regions", "[1]"), "regions is not a JSON object"),
+        (("--out", "x.png", "--format", "blur"), "write it to a .jpg file"),
+        (("--out", "x.jpg", "--format", "cutout"), "write it to a .png file"),
+        (("--format", "overlay"), "add --out FILE"),
+        (("--out", "x.jpg", "--format", "fill", "--labels", "martian"), "'martian' is not one"),
+        (("--model", SMALL_MODEL), "--model segmenter"),
+    ],
+    ids=["regions", "blur-to-png", "cutout-to-jpg", "format-without-out", "label", "classifier"],
+)
+def test_segment_refuses_bad_options_with_exit_2(
+    models_dir: Path, images_dir: Path, tmp_path: Path, flags: tuple[str, ...], message: str
+) -> None:
+    """Bad regions, a picture type its file's extension contradicts, an unknown label or a
+    classifier named: exit 2, one line saying what to do, no file written."""
+    named = [str(tmp_path / f) if f.endswith((".png", ".jpg")) else f for f in flags]
+    result = _run(
+        "segment", "--models-dir", str(models_dir), *named, str(images_dir / "grace_hopper.jpg")
+    )
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_segment_says_when_the_picture_cannot_be_written(
+    models_dir: Path, images_dir: Path, tmp_path: Path
+) -> None:
+    """--out into a folder that does not exist: exit 1 and one line naming the file."""
+    out = tmp_path / "missing" / "overlay.jpg"
+    photo = str(images_dir / "grace_hopper.jpg")
+    result = _run("segment", "--models-dir", str(models_dir), "--out", str(out), photo)
+    assert result.returncode == 1
+    assert f"cannot write {out}: No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""

@@ -6,13 +6,17 @@ Screenshots go to test-artifacts/ (git-ignored) for a person to look at.
 from __future__ import annotations
 
 import base64
+import io
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
+from PIL import Image
 from playwright.sync_api import BrowserContext, Page
 
 from conftest import DEFAULT_MODEL, DETECTOR, ServerProcess, free_port, server_env
@@ -182,3 +186,74 @@ def test_page_draws_the_boxes_of_a_chosen_detector(
         )
         got = (rect["x"], rect["y"], rect["width"], rect["height"])
         assert got == pytest.approx(expected, abs=1.5)
+
+
+SEGMENTER = "deeplabv3_mnv2_pascal_quant"
+PERSON, PERSON_COLOUR = 15, (192, 128, 128)
+OPACITY = 0.55  # the overlay's, as the server's pictures have it
+
+
+def _inside(
+    ids: npt.NDArray[np.uint8], index: int, margin: int, near: tuple[float, float]
+) -> tuple[int, int]:
+    """A pixel of class `index` whose whole neighbourhood (2 x margin + 1 square) is that
+    class, safe from the scaling at its edges: the nearest such to `near` (x, y fractions)."""
+    centre = (near[1] * ids.shape[0], near[0] * ids.shape[1])
+    best: tuple[float, tuple[int, int]] | None = None
+    for y in range(margin, ids.shape[0] - margin, 8):
+        for x in range(margin, ids.shape[1] - margin, 8):
+            window = ids[y - margin : y + margin + 1, x - margin : x + margin + 1]
+            if (window == index).all():
+                distance = (y - centre[0]) ** 2 + (x - centre[1]) ** 2
+                if best is None or distance < best[0]:
+                    best = (distance, (x, y))
+    assert best is not None, f"no pixel of class {index} with a {margin}-pixel margin"
+    return best[1]
+
+
+def test_page_segments_a_photo_with_an_overlay_and_a_legend(
+    browser: BrowserContext, models_dir: Path, runtime: str, images_dir: Path
+) -> None:
+    """Choosing the segmenter posts to /segment?mask=png, lists person with its share of
+    grace_hopper.jpg beside its VOC colour, and tints her pixels (only hers) toward that colour
+    on the photo: the screenshot's pixels with the overlay against without it."""
+    with _page_with_models(
+        browser, server_env(models_dir, runtime, model=f"{DEFAULT_MODEL},segmenter")
+    ) as tab:
+        tab.locator("#model-choice").select_option(SEGMENTER)
+        with tab.expect_response(lambda r: "/segment?" in r.url, timeout=30_000) as answer:
+            tab.set_input_files("#file", str(images_dir / "grace_hopper.jpg"))
+        body = answer.value.json()
+        tab.locator("#overlay[data-drawn]").wait_for(timeout=30_000)
+        rows = [
+            (item.locator(".label").inner_text(), item.locator(".score").inner_text())
+            for item in tab.locator("#results li").all()
+        ]
+        swatch = tab.locator("#results li .swatch").first.evaluate(
+            "e => getComputedStyle(e).backgroundColor"
+        )
+        frame = tab.locator("#preview").bounding_box()
+        tinted = Image.open(screenshot(tab, "page-segmentation.png")).convert("RGB")
+        tab.locator("#overlay-shown").uncheck()
+        plain = Image.open(io.BytesIO(tab.screenshot(full_page=True))).convert("RGB")
+    person = next(c for c in body["classes"] if c["label"] == "person")
+    assert rows[0] == ("person", f"{person['fraction'] * 100:.1f}%")
+    assert 40 < float(rows[0][1].rstrip("%")) < 90  # she fills most of the portrait
+    assert [label for label, _ in rows] == [c["label"] for c in body["classes"]]
+    assert swatch == "rgb(192, 128, 128)"
+    ids = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["mask"]["data"]))))
+    assert frame is not None and frame["width"] < ids.shape[1]  # shown scaled down
+
+    def at(picture: Image.Image, point: tuple[int, int]) -> npt.NDArray[np.float64]:
+        x = frame["x"] + (point[0] + 0.5) * frame["width"] / ids.shape[1]
+        y = frame["y"] + (point[1] + 0.5) * frame["height"] / ids.shape[0]
+        return np.array(picture.getpixel((int(x), int(y))), dtype=float)
+
+    # Her dark uniform, low on the left, and the wall behind her shoulder, top left.
+    her, behind = _inside(ids, PERSON, 24, (0.25, 0.8)), _inside(ids, 0, 24, (0.1, 0.1))
+    shown, photo = at(tinted, her), at(plain, her)
+    expected = (1 - OPACITY) * photo + OPACITY * np.array(PERSON_COLOUR)
+    assert np.abs(shown - expected).max() < 8, (shown, expected, photo)
+    assert np.linalg.norm(photo - PERSON_COLOUR) > 100  # navy: far from the tint before
+    assert np.linalg.norm(shown - PERSON_COLOUR) < 0.5 * np.linalg.norm(photo - PERSON_COLOUR)
+    assert np.abs(at(tinted, behind) - at(plain, behind)).max() <= 2
