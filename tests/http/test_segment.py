@@ -285,3 +285,49 @@ def test_the_hostile_corpus_never_gets_a_server_error(
     assert case.detail in response.json()["detail"]
     good = hostile_segmenting.post("/segment", files={"image": photo("grace_hopper.jpg")})
     assert good.status_code == 200
+
+
+def test_a_segmenter_is_loaded_reloaded_and_unloaded_beside_a_classifier(
+    models_dir: Path, runtime: str, photo: Photo
+) -> None:
+    """KServe's repository loads the segmenter while the classifier serves; it answers
+    /segment and is counted in the invoke and stage metrics; a reload swaps it in place; once
+    unloaded /segment is a 404 and /classify still answers."""
+    key = "segmenter-test-key"
+    auth = {"Authorization": f"Bearer {key}"}
+    settings = Settings(
+        model=[DEFAULT_MODEL],
+        models_dir=models_dir,
+        runtime=RuntimeChoice(runtime),
+        num_threads=1,
+        api_key=key,
+    )
+    data = photo("grace_hopper.jpg")
+    with in_process(create_app(settings)) as client:
+        assert client.post("/segment", files={"image": data}, headers=auth).status_code == 404
+        loaded = client.post("/v2/repository/models/segmenter/load", headers=auth)
+        assert loaded.status_code == 200, loaded.text
+        answer = client.post("/segment", files={"image": data}, headers=auth)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model"]["name"] == SEGMENTER
+        reloaded = client.post("/v1/models/reload", json={"name": SEGMENTER}, headers=auth)
+        assert reloaded.status_code == 200, reloaded.text
+        again = client.post("/segment", files={"image": data}, headers=auth).json()
+        assert again["classes"] == answer.json()["classes"]
+        text = client.get("/metrics", headers=auth).text
+        assert metric(text, "edge_model_invokes_total", model=SEGMENTER) >= 2
+        assert (
+            metric(
+                text,
+                "edge_classify_stage_seconds_count",
+                stage="inference",
+                model=SEGMENTER,
+                task="segmentation",
+            )
+            >= 2
+        )
+        unloaded = client.post(f"/v2/repository/models/{SEGMENTER}/unload", headers=auth)
+        assert unloaded.status_code == 200, unloaded.text
+        assert client.post("/segment", files={"image": data}, headers=auth).status_code == 404
+        classified = client.post("/classify", files={"image": data}, headers=auth)
+        assert classified.status_code == 200
