@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from ..core.detection import Task
+from ..core.errors import BadRequest
 from ..serving import segmenting
 from ..serving.schemas import SegmentResponse
 from . import problems
@@ -104,6 +105,11 @@ async def segment(
     name = service.model_for(Task.segmentation, model)  # 503, 404 or 400 before the body
     segmenting.check_fit(resize)
     kind = segmenting.picture_kind(format_, accept)
+    if kind is not None and (options.mask or options.regions):
+        raise BadRequest(
+            f"a picture answer ({kind.value}) carries no mask or regions; leave out format= "
+            "(and an image Accept header) for JSON with mask=png and regions="
+        )
     if kind is not None:
         wanted = segmenting.PictureRequest(
             kind,

@@ -199,6 +199,11 @@ def test_a_49_mp_photos_mask_is_charged_to_the_decode_budget(
         ({"resize": "stretch"}, "not one of squash, center-crop, letterbox"),
         ({"model": DEFAULT_MODEL}, "send it to /classify"),
         ({"crop": "0.5,0.5,0.2,0.9"}, "crop"),
+        ({"format": "overlay", "mask": "png"}, "carries no mask or regions"),
+        (
+            {"format": "blur", "regions": json.dumps({"a": [[0, 0], [1, 0], [1, 1]]})},
+            "carries no mask or regions",
+        ),
     ],
 )
 def test_bad_options_are_400s_that_say_what_is_allowed(
