@@ -131,7 +131,6 @@ def test_a_source_with_its_own_fit_is_answered_with_it(
     """`[sources.squashed] resize = "squash"`: that source's answer is squashed (and says so),
     another source of the same model gets the model's own centre crop."""
     recorder.subscribe(f"{PREFIX}/result/squashed", f"{PREFIX}/result/hall")
-    time.sleep(0.2)
     recorder.publish(f"{PREFIX}/classify/squashed", photo("grace_hopper.jpg"))
     recorder.publish(f"{PREFIX}/classify/hall", photo("grace_hopper.jpg"))
     squashed = json.loads(recorder.wait_for(_on(f"{PREFIX}/result/squashed"))[0].payload)

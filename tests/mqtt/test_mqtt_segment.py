@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from PIL import Image
 
 from conftest import DEFAULT_MODEL, ServerProcess, free_port, metric, server_env
-from support.mosquitto import Mosquitto, Received, Recorder
+from support.mosquitto import Mosquitto, Received, Recorder, wait_subscribed
 from support.reference import SEGMENTER
+from support.waiting import until
 
 pytestmark = pytest.mark.lan
 
@@ -71,6 +71,7 @@ def server(
     )
     process = ServerProcess(env, free_port(), log_path=folder / "server.log")
     process.wait_ready()
+    wait_subscribed(process)
     yield process
     process.stop()
 
@@ -151,13 +152,14 @@ def test_a_label_the_segmenter_does_not_know_is_logged_once(server: ServerProces
     """yard lists truck, not a PASCAL VOC class: one warning naming the source, the label, the
     model and where to change it; driveway's labels are all known."""
     assert server.log_path is not None
-    deadline = time.monotonic() + 30  # the sources are checked once connected
-    while True:
-        log = server.log_path.read_text()
-        warnings = [line for line in log.splitlines() if "does not know" in line]
-        if warnings or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    log_path = server.log_path
+
+    def warned() -> list[str] | None:  # the sources are checked once connected
+        lines = [line for line in log_path.read_text().splitlines() if "does not know" in line]
+        return lines or None
+
+    warnings = until(warned, "the unknown label's warning")
+    log = log_path.read_text()
     assert len(warnings) == 1, log
     assert "MQTT source yard lists truck, which deeplabv3_mnv2_pascal_quant" in warnings[0]
     assert "[sources.yard] labels" in warnings[0]
@@ -172,7 +174,6 @@ def test_the_result_is_segments_answer_and_the_sensors_read_it(
     recorder.subscribe(
         f"{PREFIX}/result/driveway", f"{PREFIX}/image/driveway", f"{PREFIX}/event/driveway"
     )
-    time.sleep(0.2)
     recorder.publish(f"{PREFIX}/classify/driveway", photo(DOG))
     result = json.loads(recorder.wait_for(_on(f"{PREFIX}/result/driveway"))[0].payload)
     (picture,) = recorder.wait_for(_on(f"{PREFIX}/image/driveway"))
@@ -237,7 +238,6 @@ def test_a_bad_payload_on_a_segmenting_source_gets_its_problem(
     text = httpx.get(server.url + "/metrics").text
     before = metric(text, "edge_mqtt_classify_errors_total", status="400")
     recorder.subscribe(f"{PREFIX}/error/yard", f"{PREFIX}/image/yard")
-    time.sleep(0.2)
     recorder.publish(f"{PREFIX}/classify/yard", b"this is not an image")
     problem = json.loads(recorder.wait_for(_on(f"{PREFIX}/error/yard"))[0].payload)
     assert problem["status"] == 400 and "not an image" in problem["detail"]
