@@ -46,12 +46,15 @@ def export(ref: str, into: Path) -> Path:
     return into
 
 
-def _start(name: str, env: dict[str, str], out: Path) -> servers.ServerProcess:
+def _start(name: str, env: dict[str, str], out: Path, cwd: Path) -> servers.ServerProcess:
+    """A server of the package on env's PYTHONPATH. It runs in `cwd`, not in this checkout:
+    `python -m` imports from the working folder before PYTHONPATH, which would make the
+    baseline this tree."""
     port = servers.free_port()
     command = servers.python_command(
         "-m", "edge_server", "serve", "--host", "127.0.0.1", "--port", str(port)
     )
-    return servers.ServerProcess.start(name, command, env, port, out / f"{name}.log")
+    return servers.ServerProcess.start(name, command, env, port, out / f"{name}.log", cwd=cwd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +94,18 @@ def main(argv: list[str] | None = None) -> int:
         started: dict[str, servers.ServerProcess] = {}
         runs: dict[tuple[str, str, int], list[load.Run]] = {}
         try:
-            started[THIS] = _start(THIS, env, args.out)
-            started[BASE] = _start(BASE, {**env, "PYTHONPATH": str(base_root)}, args.out)
+            neutral = Path(folder) / "run"  # holds no package of either tree
+            neutral.mkdir()
+            started[THIS] = _start(THIS, env, args.out.resolve(), neutral)
+            started[BASE] = _start(
+                BASE, {**env, "PYTHONPATH": str(base_root)}, args.out.resolve(), neutral
+            )
+            for name, server in started.items():
+                served = servers.get_json(server.port, "/v1/models")["models"]
+                threads = ", ".join(
+                    f"{m['name']} {'+'.join(str(t) for t in m['replica_threads'])}" for m in served
+                )
+                print(f"{name}: {threads} threads", file=sys.stderr, flush=True)
             # Each server's requests, built once: they name its port.
             requests = {
                 (name, s.size.name): [

@@ -66,13 +66,17 @@ class ServerProcess:
         *,
         ready_path: str = "/readyz",
         timeout: float = 120.0,
+        cwd: Path | None = None,
     ) -> ServerProcess:
-        """Start the command and wait until `ready_path` answers 200 (timed from the start)."""
+        """Start the command and wait until `ready_path` answers 200 (timed from the start).
+
+        `cwd`: where it runs (`python -m` imports a package from there before PYTHONPATH).
+        """
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as sink:
             started = time.perf_counter()
             process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                list(command), env=env, stdout=sink, stderr=subprocess.STDOUT
+                list(command), env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd
             )
         server = cls(name, process, port, log)
         deadline = started + timeout
