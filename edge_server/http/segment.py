@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
@@ -10,11 +11,14 @@ from fastapi.responses import Response
 from ..core.detection import Task
 from ..core.errors import BadRequest
 from ..serving import segmenting
+from ..serving.invocation import Invocation
 from ..serving.schemas import SegmentResponse
 from . import problems
 from .deps import Authorized, ModelQuery, RegionDep, ResizeDep, ServiceDep
 from .exchange import exchange, json_answer, server_timing
 from .upload import BINARY, IMAGE_BODY, read_image
+
+T = TypeVar("T")
 
 router = APIRouter(dependencies=[Authorized], responses=problems.openapi_responses(401))
 
@@ -103,6 +107,24 @@ async def segment(
     picture and the box of its pixels; with `regions=`, what covers each named region; with
     `mask=png`, the class map itself; with `format=`, a picture instead."""
     name = service.model_for(Task.segmentation, model)  # 503, 404 or 400 before the body
+
+    async def answered(read: Callable[[Invocation], Awaitable[T]]) -> T:
+        """The upload read and answered by the segmenter through `read`."""
+        return await exchange(
+            service,
+            request,
+            lambda: read_image(request, service.settings.max_upload_bytes),
+            lambda data: service.answer(
+                Task.segmentation,
+                data,
+                read,
+                started=request.state.request_started,
+                model=model,
+                region=region,
+                resize=resize,
+            ),
+        )
+
     segmenting.check_fit(resize)
     kind = segmenting.picture_kind(format_, accept)
     if kind is not None and (options.mask or options.regions):
@@ -115,37 +137,11 @@ async def segment(
             kind,
             segmenting.picture_classes(kind, labels, service.ready_model(name).info.labels),
         )
-        picture = await exchange(
-            service,
-            request,
-            lambda: read_image(request, service.settings.max_upload_bytes),
-            lambda data: service.answer(
-                Task.segmentation,
-                data,
-                segmenting.pictured(wanted),
-                started=request.state.request_started,
-                model=model,
-                region=region,
-                resize=resize,
-            ),
-        )
+        picture = await answered(segmenting.pictured(wanted))
         return Response(
             picture.data,
             media_type=picture.media_type,
             headers={"Server-Timing": server_timing(picture.timing.model_dump())},
         )
-    answer = await exchange(
-        service,
-        request,
-        lambda: read_image(request, service.settings.max_upload_bytes),
-        lambda data: service.answer(
-            Task.segmentation,
-            data,
-            segmenting.segmented(options),
-            started=request.state.request_started,
-            model=model,
-            region=region,
-            resize=resize,
-        ),
-    )
+    answer = await answered(segmenting.segmented(options))
     return json_answer(answer)

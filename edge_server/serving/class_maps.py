@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..core import segmentation
+from . import segmenting
 from .invocation import Invocation
 from .schemas import ModelRef, Timing
 
@@ -40,15 +41,8 @@ def mapped(
     `encode` makes charged to the decode memory budget meanwhile)."""
 
     async def read(invocation: Invocation) -> MappedImage[T]:
-        engine, image = invocation.engine, invocation.prepared.image
-        class_map = segmentation.read(
-            invocation.inference.raw,
-            image_size=(image.width, image.height),
-            input_size=engine.info.input_size,
-            fit=invocation.prepared.resize,
-            region=invocation.region,
-        )
-        classes = segmentation.areas(class_map, engine.info.labels)
+        class_map = segmenting.class_map_of(invocation)
+        classes = segmentation.areas(class_map, invocation.engine.info.labels)
         encoded = None
         if encode is not None:
             encoded = await invocation.offload(

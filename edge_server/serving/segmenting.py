@@ -210,14 +210,7 @@ def pictured(request: PictureRequest) -> Callable[[Invocation], Awaitable[Render
 async def picture_of(invocation: Invocation, request: PictureRequest) -> bytes:
     """The picture of one segmenter invoke, encoded (without timing it: a reader that also
     answers JSON times the request once)."""
-    image = invocation.prepared.image
-    class_map = segmentation.read(
-        invocation.inference.raw,
-        image_size=(image.width, image.height),
-        input_size=invocation.engine.info.input_size,
-        fit=invocation.prepared.resize,
-        region=invocation.region,
-    )
+    class_map = class_map_of(invocation)
     return await invocation.offload(lambda: _render(invocation, class_map, request))
 
 
@@ -267,19 +260,24 @@ def check_fit(resize: ResizeMode | None) -> None:
         )
 
 
+def class_map_of(invocation: Invocation) -> segmentation.ClassMap:
+    """A segmenter invoke's class map, placed on the upright image (or its crop) as fitted."""
+    image = invocation.prepared.image
+    return segmentation.read(
+        invocation.inference.raw,
+        image_size=(image.width, image.height),
+        input_size=invocation.engine.info.input_size,
+        fit=invocation.prepared.resize,
+        region=invocation.region,
+    )
+
+
 def segmented(options: SegmentOptions) -> Callable[[Invocation], Awaitable[SegmentResponse]]:
     """The reader of a segment answer."""
 
     async def read(invocation: Invocation) -> SegmentResponse:
-        engine, image = invocation.engine, invocation.prepared.image
-        labels = engine.info.labels
-        class_map = segmentation.read(
-            invocation.inference.raw,
-            image_size=(image.width, image.height),
-            input_size=engine.info.input_size,
-            fit=invocation.prepared.resize,
-            region=invocation.region,
-        )
+        labels = invocation.engine.info.labels
+        class_map = class_map_of(invocation)
         classes = [_class(area) for area in segmentation.areas(class_map, labels)]
         regions = None
         if options.regions:
