@@ -480,7 +480,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _start(args: argparse.Namespace) -> servers.ServerProcess:
+def start_service(args: argparse.Namespace, log_name: str) -> servers.ServerProcess:
+    """The server at default settings but for the models, their folder and the runtime."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
     env.update(
         EDGE_MODEL=args.model,
@@ -492,9 +493,7 @@ def _start(args: argparse.Namespace) -> servers.ServerProcess:
     command = servers.python_command(
         "-m", "edge_server", "serve", "--host", "127.0.0.1", "--port", str(port)
     )
-    return servers.ServerProcess.start(
-        "service", command, env, port, args.out / "detection-service.log"
-    )
+    return servers.ServerProcess.start("service", command, env, port, args.out / log_name)
 
 
 def load_engines(settings: Settings, served: list[dict[str, Any]]) -> dict[Task, Engine]:
@@ -523,7 +522,7 @@ def measure(args: argparse.Namespace, plan: Plan) -> Result:
     cases = make_cases(args.images)
     settings = _settings(args)
     context: dict[str, Any] = {"load_average_before": os.getloadavg()}
-    server = _start(args)
+    server = start_service(args, "detection-service.log")
     engines: dict[Task, Engine] = {}
     try:
         served = servers.get_json(server.port, "/v1/models")["models"]

@@ -165,7 +165,7 @@ def measure(args: argparse.Namespace, plan: Plan) -> Result:
         {"model": args.model.split(","), "models_dir": args.models_dir, "runtime": args.runtime}
     )
     context: dict[str, Any] = {"load_average_before": os.getloadavg()}
-    server = _start(args)
+    server = detection.start_service(args, "segment-service.log")
     engine: Engine | None = None
     try:
         served = servers.get_json(server.port, "/v1/models")["models"]
@@ -302,23 +302,6 @@ def table(result: Result, targets: list[Target]) -> str:
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _start(args: argparse.Namespace) -> servers.ServerProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
-    env.update(
-        EDGE_MODEL=args.model,
-        EDGE_MODELS_DIR=str(args.models_dir),
-        EDGE_RUNTIME=args.runtime.value,
-        EDGE_LOG_LEVEL="warning",
-    )
-    port = servers.free_port()
-    command = servers.python_command(
-        "-m", "edge_server", "serve", "--host", "127.0.0.1", "--port", str(port)
-    )
-    return servers.ServerProcess.start(
-        "service", command, env, port, args.out / "segment-service.log"
-    )
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
