@@ -130,6 +130,26 @@ def test_rtsp_server_killed_and_restarted(
     assert _open_fds() <= fds
 
 
+def test_rtsp_camera_that_freezes_trips_the_watchdog(rtsp_server: RtspServer) -> None:
+    """An RTSP camera that stops sending (frozen, its connection open) trips the watchdog:
+    the feed goes `reconnecting` saying so, and streams again once the camera is back."""
+    if not rtsp_server.running:
+        rtsp_server.start()
+    feed = feed_for("front", rtsp_server.url(), FAST)
+    states = States(feed)
+    with running(feed):
+        _reaches(feed, FeedState.streaming)
+        seen = len(states)
+        rtsp_server.pause()
+        try:
+            frozen = until(partial(states.since, seen, FeedState.reconnecting), "watchdog")
+        finally:
+            rtsp_server.resume()
+        seen = len(states)
+        until(partial(states.since, seen, FeedState.streaming), "streaming again")
+    assert frozen.last_error is not None and "watchdog" in frozen.last_error
+
+
 def test_rtsp_wrong_password_is_unauthorized(rtsp_server: RtspServer) -> None:
     """A wrong RTSP password is the `unauthorized` state, its reason without the password."""
     if not rtsp_server.running:
