@@ -38,6 +38,7 @@ from ..core.memory import MemoryBudget, budget_bytes
 from ..core.region import Region
 from . import classifying
 from .auth import ApiKeys
+from .faces import Faces, faces_for
 from .invocation import Invocation, offloader
 from .learned_models import (
     THUMBNAIL_SIDE,
@@ -68,11 +69,13 @@ TASK_ROUTES = {
     Task.classification: "/classify",
     Task.detection: "/detect",
     Task.segmentation: "/segment",
+    Task.faces: "/v1/vision/face",
 }
 TASK_EXAMPLES = {
     Task.classification: "mobilenet_v2_1.0_224_quant",
     Task.detection: "objects",
     Task.segmentation: "segmenter",
+    Task.faces: "faces",
 }
 
 
@@ -98,6 +101,8 @@ class Service:
         )
         self.models = ModelRepository(settings, metrics, self.memory, decoders)
         self.learned = LearnedModels(settings, self.models, metrics)
+        # None when faces are off or their model files are missing.
+        self.faces: Faces | None = faces_for(settings)
         self._offload = offloader(self.models.decoders)
         self._admitted = 0
         metrics.queue_limit.set(settings.max_queue)
@@ -163,6 +168,8 @@ class Service:
         """Stop taking requests and close every model (queued invokes finish first)."""
         await self.models.shutdown()
         await self.learned.close()
+        if self.faces is not None:
+            await self.faces.close()
 
     # --- one request ------------------------------------------------------------------------
 
@@ -437,6 +444,7 @@ class Service:
         model: str | None = None,
         classify: str | None = None,
         resize: ResizeMode | None = None,
+        faces: bool = False,
     ) -> DetectResponse:
         """Decode, invoke and read one image's objects, boxes on the whole upright image.
 
@@ -445,6 +453,8 @@ class Service:
         learned model that classifies each object's box: its top label is the sub label (with
         its own fit: the boxes are what it sees). `resize` fits the image for the detector
         another way than its own, and the boxes are mapped back through the mode used.
+        `faces` names the recognised person in each person box as its sub label (and the
+        recognition's confidence as its score).
         """
         name = self.model_for(Task.detection, model)
         if classify is not None:

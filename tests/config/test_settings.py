@@ -82,6 +82,15 @@ DEFAULTS: dict[str, object] = {
     "learned_max_examples": 200,
     "learned_max_label": 64,
     "learned_max_import_bytes": 128 * 1024 * 1024,
+    "faces": True,
+    "face_models_dir": None,
+    "face_detector": "full",
+    "face_min_score": 0.5,
+    "face_threshold": 0.6,
+    "face_min_confidence": 0.67,
+    "face_max_people": 1000,
+    "face_max_photos": 100,
+    "face_max_import_bytes": 64 * 1024 * 1024,
 }
 
 
