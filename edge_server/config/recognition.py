@@ -35,8 +35,11 @@ class FaceSettings(BaseModel):
         description="BlazeFace model: short (faces close to the camera) or full (faces up to "
         "~5 m, doorbells and rooms).",
     )
-    face_min_score: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
-        0.5, description="Least detector score of a face (MediaPipe's graphs use 0.5)."
+    face_min_score: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
+        None,
+        description="Least detector score of a face when recognising; unset: the model's "
+        "MediaPipe graph's (0.5 short, 0.6 full). DeepStack's face detection route takes its "
+        "own min_confidence.",
     )
     face_threshold: Annotated[float, Field(gt=0.0, lt=2.0)] = Field(
         0.6,

@@ -293,7 +293,7 @@ class Faces:
     ) -> RecognitionAnswer:
         """The faces in a photo and who each is; a face whose calibrated confidence is below
         `min_confidence` is `unknown` with confidence 0 (DeepStack's answer)."""
-        seen = await self._search(data, self._min_score)
+        seen = await self._search(data)
         described = time.perf_counter()
         vectors = await self._describe(seen.picture, seen.found)
         describe_ms = (time.perf_counter() - described) * 1000
@@ -371,7 +371,7 @@ class Faces:
         if not boxes:
             return []
         engine, model, _ = await self._ready()
-        seen = await self._search(data, self._min_score)
+        seen = await self._search(data)
         width, height = seen.facts.width, seen.facts.height
         chosen: list[blazeface.Face | None] = []
         for box in boxes:
@@ -403,12 +403,16 @@ class Faces:
 
     @property
     def _min_score(self) -> float:
-        return self.settings.face_min_score
+        """The least detector score of a face to recognise: the setting, or the graph's."""
+        if self.settings.face_min_score is not None:
+            return self.settings.face_min_score
+        return self._model.min_score if self._model is not None else 0.5
 
-    async def _search(self, data: bytes, min_score: float) -> _Seen:
+    async def _search(self, data: bytes, min_score: float | None = None) -> _Seen:
         """Decode (decode pool), letterbox, invoke (the detector's owners) and read the faces
-        of one upload, largest first."""
+        of one upload, largest first; `min_score` defaults to `_min_score`."""
         engine, model, _ = await self._ready()
+        min_score = self._min_score if min_score is None else min_score
         loop = asyncio.get_running_loop()
         decoded = await loop.run_in_executor(self._decoders, self._decode, data, model.side)
         picture, facts, tensor, placed, decode_ms, preprocess_ms = decoded
@@ -518,9 +522,8 @@ class Faces:
 
     async def _largest(self, data: bytes) -> npt.NDArray[np.float32]:
         """The descriptor of a photo's largest face; NoFace when it has none."""
-        seen = await self._search(data, self._min_score)
+        seen = await self._search(data)
         if not seen.found:
-            self._count("no_face", 1)
             raise NoFace()
         vectors = await self._describe(seen.picture, seen.found[:1])
         first: npt.NDArray[np.float32] = vectors[0]

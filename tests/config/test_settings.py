@@ -85,7 +85,7 @@ DEFAULTS: dict[str, object] = {
     "faces": True,
     "face_models_dir": None,
     "face_detector": "full",
-    "face_min_score": 0.5,
+    "face_min_score": None,
     "face_threshold": 0.6,
     "face_min_confidence": 0.67,
     "face_max_people": 1000,
