@@ -9,6 +9,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from ..core.face_matching import Matching
+
 
 class FaceDetector(StrEnum):
     """MediaPipe's two BlazeFace models."""
@@ -46,6 +48,12 @@ class FaceSettings(BaseModel):
         description="Descriptor distance under which a face is a registered person (dlib's "
         "published 0.6); recognition answers map this distance to confidence "
         "face_min_confidence, so a stranger scores below it.",
+    )
+    face_matching: Matching = Field(
+        Matching.nearest,
+        description="How a face is compared with a person's photos: nearest (the closest "
+        "one, the pairwise distance face_threshold is calibrated on) or mean (their average "
+        "descriptor).",
     )
     face_min_confidence: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
         0.67,

@@ -29,7 +29,7 @@ from ..core import blazeface, face_matching, imaging
 from ..core.engine import Engine, Inference, LoadOptions
 from ..core.errors import BadRequest, NotReady, StartupError
 from ..core.face_description import Describer, crop_for
-from ..core.face_matching import Calibration, Matching
+from ..core.face_matching import Calibration
 from ..core.memory import Charge, MemoryBudget
 from ..core.threads import available_cpus
 from .metrics import Metrics
@@ -124,7 +124,7 @@ PERSON_SIDE = 384
 
 def faces_for(
     settings: Settings,
-    metrics: Metrics,
+    metrics: Metrics | None = None,
     memory: MemoryBudget | None = None,
     decoders: Executor | None = None,
 ) -> Faces | None:
@@ -188,7 +188,7 @@ class Faces:
         self.max_pixels = max_pixels
         self.min_side = min_side
         self.calibration = Calibration(settings.face_threshold, settings.face_min_confidence)
-        self.matching = Matching.nearest
+        self.matching = settings.face_matching
         self.people_store = People(
             data_dir / "faces" if data_dir is not None else None,
             max_people=settings.face_max_people,

@@ -87,6 +87,7 @@ DEFAULTS: dict[str, object] = {
     "face_detector": "full",
     "face_min_score": None,
     "face_threshold": 0.6,
+    "face_matching": "nearest",
     "face_min_confidence": 0.67,
     "face_max_people": 1000,
     "face_max_photos": 100,
