@@ -300,6 +300,7 @@ def speed_lines(
         single = load.drive(server.port, [request], 1, total=10_000, seconds=plan.level_seconds)
         double = load.drive(server.port, [request], 2, total=10_000, seconds=plan.level_seconds)
         memory = server.memory_mb()
+        workers = worker_memory_mb(server)
     finally:
         server.stop()
         loop(faces.close())
@@ -318,7 +319,9 @@ def speed_lines(
         f"({c2.throughput / c1.throughput:.2f}x); c=2 p50 {c2.p50:.1f} ms; "
         f"errors {single.errors + double.errors}",
         f"server RSS after the run: {memory['rss_mb']:.0f} MB (peak "
-        f"{memory['peak_rss_mb']:.0f} MB), dlib's worker processes not included",
+        f"{memory['peak_rss_mb']:.0f} MB), and {len(workers)} dlib worker processes of "
+        + ", ".join(f"{mb:.0f}" for mb in workers)
+        + " MB",
     ]
     return lines, {
         "in_process": a.as_dict(),
@@ -327,6 +330,7 @@ def speed_lines(
         "c1": c1.as_dict(),
         "c2": c2.as_dict(),
         "server_memory_mb": memory,
+        "worker_memory_mb": workers,
     }
 
 
@@ -363,9 +367,31 @@ def pi_lines(args: argparse.Namespace, plan: Plan) -> list[str]:
         f"a face (decode to descriptor, one face) takes {face.p50:.1f} ms here, {share:.2f}x the "
         f"{ANCHOR} one-thread invoke ({invoke.p50:.1f} ms) timed in the same turns.",
         f"At the Pi 4's {PI4_ANCHOR_MS[0]:g}-{PI4_ANCHOR_MS[1]:g} ms for that invoke on one "
-        f"core: about {low:.0f}-{high:.0f} ms a face, {1000 / high:.1f}-{1000 / low:.1f} faces/s "
-        "a core, assuming dlib's float code scales from x86 to the Cortex-A72 as TFLite's does.",
+        f"core: at most about {low:.0f}-{high:.0f} ms a face ({1000 / high:.1f}-"
+        f"{1000 / low:.1f} faces/s a core, one dlib worker a core). An upper bound: the anchor "
+        "is an int8 model, which this machine's VNNI speeds far more than dlib's float code; "
+        "run this benchmark with --skip-server on the board for its own figure.",
     ]
+
+
+def worker_memory_mb(server: servers.ServerProcess) -> list[float]:
+    """Resident memory of the server's dlib workers (its spawned children), in MB each."""
+    sizes = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if parent != server.process.pid:
+                continue
+            command = (stat.parent / "cmdline").read_bytes()
+            status = (stat.parent / "status").read_text()
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if b"spawn_main" not in command:
+            continue  # multiprocessing's resource tracker
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return sizes
 
 
 # --- 3. memory ----------------------------------------------------------------------------------

@@ -60,6 +60,11 @@ class FaceSettings(BaseModel):
         description="Confidence the face_threshold distance maps to: DeepStack's default "
         "min_confidence for /v1/vision/face/recognize.",
     )
+    face_workers: Annotated[int, Field(ge=1, le=16)] | None = Field(
+        None,
+        description="dlib worker processes describing faces (each ~110 MB resident, each "
+        "taking a core of the budget while it works); unset: 2, or 1 on one CPU.",
+    )
     face_max_people: Annotated[int, Field(ge=1, le=10_000)] = Field(
         1000, description="Most people registered."
     )

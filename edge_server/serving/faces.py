@@ -196,7 +196,7 @@ class Faces:
         )
         self._decoders = decoders
         self._runtime = runtime or LoadOptions()
-        self._workers = workers or min(4, available_cpus())
+        self._workers = workers or settings.face_workers or min(2, available_cpus())
         self._engine: Engine | None = None
         self._model: blazeface.BlazeFace | None = None
         self._describer: Describer | None = None
