@@ -4,6 +4,8 @@ vectors."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +108,31 @@ def test_nearest_takes_a_persons_closest_descriptor_or_their_mean() -> None:
     assert by_mean.name == "b" and by_mean.distance == pytest.approx(0.6)
     [nobody] = nearest(face, {})
     assert (nobody.name, nobody.distance) == ("", float("inf"))
+
+
+def _workers() -> list[int]:
+    """This process's dlib worker processes (spawned children)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if parent == os.getpid() and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_worker_is_replaced_and_the_face_still_described(
+    describer: Describer, images_dir: Path
+) -> None:
+    """SIGKILL to a dlib worker (the OOM killer's way): the next description starts new
+    workers and answers, and the dead one is gone."""
+    crop = [_crop(images_dir, "obama/obama.jpg")]
+    before = describer.describe_now(crop)
+    [worker] = _workers()
+    os.kill(worker, signal.SIGKILL)
+    after = describer.describe_now(crop)
+    assert float(distances(before, after)[0, 0]) < 1e-5
+    assert worker not in _workers()
