@@ -294,9 +294,11 @@ def speed_lines(
         in_process_block(faces, loop, data, 2)
         inside: list[float] = []
         through: list[float] = []
+        busy, wall = servers.machine_busy_s(), time.perf_counter()
         for _ in range(plan.rounds):
             inside += in_process_block(faces, loop, data, plan.block)
             through += http_block(server.port, request, plan.block)
+        cpus = (servers.machine_busy_s() - busy) / (time.perf_counter() - wall)
         single = load.drive(server.port, [request], 1, total=10_000, seconds=plan.level_seconds)
         double = load.drive(server.port, [request], 2, total=10_000, seconds=plan.level_seconds)
         memory = server.memory_mb()
@@ -314,7 +316,8 @@ def speed_lines(
         f"| in process (Faces.recognize) | {a.p50:.1f} | {a.p95:.1f} | {a.count} |",
         f"| through the server ({args.route}) | {b.p50:.1f} | {b.p95:.1f} | {b.count} |",
         "",
-        f"c=1 through the server / in process: {ratio:.3f}x (target <= 1.10x)",
+        f"c=1 through the server / in process: {ratio:.3f}x (target <= 1.10x); the machine's "
+        f"CPUs were {cpus:.2f} busy meanwhile, of which one request at a time takes ~1",
         f"faces/s: c=1 {c1.throughput:.1f}, c=2 {c2.throughput:.1f} "
         f"({c2.throughput / c1.throughput:.2f}x); c=2 p50 {c2.p50:.1f} ms; "
         f"errors {single.errors + double.errors}",
@@ -327,6 +330,7 @@ def speed_lines(
         "in_process": a.as_dict(),
         "http": b.as_dict(),
         "ratio_c1": ratio,
+        "busy_cpus": cpus,
         "c1": c1.as_dict(),
         "c2": c2.as_dict(),
         "server_memory_mb": memory,
