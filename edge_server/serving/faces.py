@@ -26,9 +26,10 @@ from PIL import Image
 from ..config.recognition import FaceDetector, FaceSettings
 from ..config.settings import Settings
 from ..core import blazeface, face_matching, imaging
+from ..core.cores import shared_cores
 from ..core.engine import Engine, Inference, LoadOptions
 from ..core.errors import BadRequest, NotReady, StartupError
-from ..core.face_description import Describer, crop_for
+from ..core.face_description import DIMENSIONS, Describer, crop_for
 from ..core.face_matching import Calibration
 from ..core.memory import Charge, MemoryBudget
 from ..core.threads import available_cpus
@@ -295,7 +296,11 @@ class Faces:
         `min_confidence` is `unknown` with confidence 0 (DeepStack's answer)."""
         seen = await self._search(data)
         described = time.perf_counter()
-        vectors = await self._describe(seen.picture, seen.found)
+        vectors = (
+            await self._describe(seen.picture, seen.found)
+            if seen.found
+            else np.zeros((0, DIMENSIONS), np.float32)
+        )
         describe_ms = (time.perf_counter() - described) * 1000
         post = time.perf_counter()
         matches = face_matching.nearest(vectors, self.people_store.vectors(), self.matching)
@@ -438,8 +443,9 @@ class Faces:
             budget.charge() if budget is not None else contextlib.nullcontext()
         )
         # The decoded picture outlives the charge: dlib's crops are cut from it. It is at most
-        # DECODE_SIDE on its short side for a JPEG, and the pixel limit bounds the rest.
-        with held as charge:
+        # DECODE_SIDE on its short side for a JPEG, and the pixel limit bounds the rest. A
+        # decode counts as running, so an invoke starting meanwhile takes one thread.
+        with shared_cores().held(), held as charge:
             image = imaging.decode(
                 data,
                 min_size=DECODE_SIDE,
