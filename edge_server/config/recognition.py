@@ -62,7 +62,7 @@ class FaceSettings(BaseModel):
     )
     face_workers: Annotated[int, Field(ge=1, le=16)] | None = Field(
         None,
-        description="dlib worker processes describing faces (each ~110 MB resident, each "
+        description="dlib worker processes describing faces (each 85-110 MB resident, each "
         "taking a core of the budget while it works); unset: 2, or 1 on one CPU.",
     )
     face_max_people: Annotated[int, Field(ge=1, le=10_000)] = Field(

@@ -328,3 +328,20 @@ def test_the_calibration_maps_the_threshold_to_the_default_confidence() -> None:
     assert calibration.confidence(5.0) == 0.0
     assert calibration.confidence(float("inf")) == 0.0
     assert np.isfinite(calibration.confidence(0.3))
+
+
+def test_the_short_range_detector_finds_the_same_faces(
+    models_dir: Path, runtime: str, run: Runner, images_dir: Path
+) -> None:
+    """EDGE_FACE_DETECTOR=short loads the 128x128 model (its graph's 0.5 score), which finds
+    the one face of a portrait and both of a group photo."""
+    faces = faces_for(_settings(models_dir, runtime, face_detector="short"), Metrics())
+    assert faces is not None and faces.files[0].name == "face_detection_short_range.tflite"
+    run(faces.start())
+    try:
+        for name, count in (("obama/obama.jpg", 1), ("groups/two_people.jpg", 2)):
+            data = (images_dir / "faces" / name).read_bytes()
+            answer = run(faces.find(data, min_confidence=0.5, started=time.perf_counter()))
+            assert len(answer.faces) == count, name
+    finally:
+        run(faces.close())
