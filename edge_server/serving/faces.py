@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import math
 import time
@@ -138,6 +139,10 @@ def faces_for(
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         log.info("faces are off: %s not found (edge-server models pull faces)", ", ".join(missing))
+        return None
+    if importlib.util.find_spec("dlib") is None:
+        # A board without dlib-bin's wheels serves everything else.
+        log.warning("faces are off: dlib is not installed (pip install 'edge-server[faces]')")
         return None
     return Faces(
         section,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.util
 import io
 import time
 from collections.abc import Coroutine, Iterator
@@ -345,3 +346,18 @@ def test_the_short_range_detector_finds_the_same_faces(
             assert len(answer.faces) == count, name
     finally:
         run(faces.close())
+
+
+def test_faces_are_off_without_their_files_or_dlib(
+    models_dir: Path, runtime: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No face files, EDGE_FACES off, or no dlib installed: no face service (the rest of the
+    server starts and serves); with all there, one."""
+    assert faces_for(_settings(tmp_path, runtime)) is None
+    assert faces_for(_settings(models_dir, runtime, faces=False)) is None
+    assert faces_for(_settings(models_dir, runtime)) is not None
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "dlib" else real(name, *a)
+    )
+    assert faces_for(_settings(models_dir, runtime)) is None
