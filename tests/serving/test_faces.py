@@ -361,3 +361,29 @@ def test_faces_are_off_without_their_files_or_dlib(
         importlib.util, "find_spec", lambda name, *a: None if name == "dlib" else real(name, *a)
     )
     assert faces_for(_settings(models_dir, runtime)) is None
+
+
+def test_a_damaged_person_file_is_left_alone_and_the_rest_served(
+    models_dir: Path, runtime: str, run: Runner, images_dir: Path, tmp_path: Path
+) -> None:
+    """A person file that is not JSON, or names nobody valid, is logged and skipped at start;
+    the other people are served."""
+    photos = _photos(images_dir)
+    settings = _settings(models_dir, runtime, data_dir=tmp_path)
+    first = faces_for(settings, Metrics())
+    assert first is not None
+    run(first.start())
+    try:
+        run(first.register("biden", [photos["biden"][0].read_bytes()]))
+    finally:
+        run(first.close())
+    folder = tmp_path / "faces"
+    (folder / "torn.person").write_bytes(b'{"userid": "x", "added": [1], "vec')
+    (folder / "bad.person").write_bytes(b'{"userid": "\\u0007", "added": [], "vectors": ""}')
+    second = faces_for(settings, Metrics())
+    assert second is not None
+    run(second.start())
+    try:
+        assert second.people() == ["biden"]
+    finally:
+        run(second.close())
