@@ -30,7 +30,7 @@ from ..core import blazeface, face_matching, imaging
 from ..core.cores import shared_cores
 from ..core.engine import Engine, Inference, LoadOptions
 from ..core.errors import BadRequest, NotReady, StartupError
-from ..core.face_description import DIMENSIONS, Describer, crop_for
+from ..core.face_description import Describer, crop_for
 from ..core.face_matching import Calibration
 from ..core.memory import Charge, MemoryBudget
 from ..core.threads import available_cpus
@@ -301,14 +301,14 @@ class Faces:
         `min_confidence` is `unknown` with confidence 0 (DeepStack's answer)."""
         seen = await self._search(data)
         described = time.perf_counter()
-        vectors = (
-            await self._describe(seen.picture, seen.found)
-            if seen.found
-            else np.zeros((0, DIMENSIONS), np.float32)
-        )
+        people = self.people_store.vectors()  # who is registered as this request sees it
+        if seen.found and people:
+            vectors = await self._describe(seen.picture, seen.found)
+            matches = face_matching.nearest(vectors, people, self.matching)
+        else:  # nobody registered: every face is unknown, not described (as DeepStack)
+            matches = [face_matching.Match("", math.inf)] * len(seen.found)
         describe_ms = (time.perf_counter() - described) * 1000
         post = time.perf_counter()
-        matches = face_matching.nearest(vectors, self.people_store.vectors(), self.matching)
         recognised = []
         for face, match in zip(seen.found, matches, strict=True):
             base = self._found(face, seen.facts)
@@ -378,8 +378,9 @@ class Faces:
         on its own crop, upscaled (BlazeFace misses small faces in a whole frame). A face is
         a box's when its centre lies in the box; the box takes its largest one.
         """
-        if not boxes:
-            return []
+        people = self.people_store.vectors()
+        if not boxes or not people:
+            return [None] * len(boxes)
         engine, model, _ = await self._ready()
         seen = await self._search(data)
         width, height = seen.facts.width, seen.facts.height
@@ -397,7 +398,7 @@ class Faces:
                 chosen[n] = await self._in_box(engine, model, seen, box)
         picked = [f for f in chosen if f is not None]
         vectors = await self._describe(seen.picture, picked)
-        matches = iter(face_matching.nearest(vectors, self.people_store.vectors(), self.matching))
+        matches = iter(face_matching.nearest(vectors, people, self.matching))
         labels: list[tuple[str, float] | None] = []
         for face in chosen:
             if face is None:
