@@ -63,7 +63,8 @@ class FaceSettings(BaseModel):
     face_workers: Annotated[int, Field(ge=1, le=16)] | None = Field(
         None,
         description="dlib worker processes describing faces (each 85-110 MB resident, each "
-        "taking a core of the budget while it works); unset: 2, or 1 on one CPU.",
+        "taking a core of the budget while it works); unset: 2, or 1 on one CPU or under a "
+        "memory limit below 1 GiB (the systemd unit's 512 MB).",
     )
     face_max_people: Annotated[int, Field(ge=1, le=10_000)] = Field(
         1000, description="Most people registered."

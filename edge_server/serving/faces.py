@@ -32,7 +32,7 @@ from ..core.engine import Engine, Inference, LoadOptions
 from ..core.errors import BadRequest, NotReady, StartupError
 from ..core.face_description import Describer, crop_for
 from ..core.face_matching import Calibration
-from ..core.memory import Charge, MemoryBudget
+from ..core.memory import Charge, MemoryBudget, memory_limit
 from ..core.threads import available_cpus
 from .metrics import Metrics
 from .people import People, check_userid
@@ -122,6 +122,8 @@ DECODE_SIDE = 1024
 # A person box searched on its own is upscaled to at least this side (BlazeFace finds faces
 # down to ~16 px in a person crop that it misses in the whole frame).
 PERSON_SIDE = 384
+# Under this memory limit (the process's cgroup, else the RAM) one dlib worker is started.
+WORKER_ROOM = 1024 * 2**20
 
 
 def faces_for(
@@ -147,6 +149,7 @@ def faces_for(
     return Faces(
         section,
         files,
+        workers=settings.face_workers or default_workers(memory_limit(settings.sysfs_root)),
         data_dir=settings.data_dir,
         metrics=metrics,
         memory=memory,
@@ -155,6 +158,16 @@ def faces_for(
         min_side=settings.min_image_side,
         runtime=LoadOptions(runtime=settings.runtime, num_threads=settings.num_threads),
     )
+
+
+def default_workers(limit: int | None, cpus: int | None = None) -> int:
+    """dlib workers when EDGE_FACE_WORKERS is unset: two (one on one CPU), and one under a
+    memory limit below WORKER_ROOM (a worker holds 85-110 MB beside a ~170 MB server: two
+    would leave a 512 MB unit little for decoding photos)."""
+    cpus = available_cpus() if cpus is None else cpus
+    if limit is not None and limit < WORKER_ROOM:
+        return 1
+    return min(2, max(1, cpus))
 
 
 @dataclass(frozen=True)
@@ -202,7 +215,7 @@ class Faces:
         )
         self._decoders = decoders
         self._runtime = runtime or LoadOptions()
-        self._workers = workers or settings.face_workers or min(2, available_cpus())
+        self._workers = workers or settings.face_workers or default_workers(None)
         self._engine: Engine | None = None
         self._model: blazeface.BlazeFace | None = None
         self._describer: Describer | None = None

@@ -20,7 +20,8 @@ from PIL import Image
 
 from edge_server.config.settings import Settings
 from edge_server.core.errors import BadRequest
-from edge_server.serving.faces import UNKNOWN, Faces, NoFace, faces_for
+from edge_server.core.face_matching import Calibration
+from edge_server.serving.faces import UNKNOWN, Faces, NoFace, default_workers, faces_for
 from edge_server.serving.metrics import Metrics
 from edge_server.serving.schemas import PixelBox
 
@@ -320,8 +321,6 @@ def test_detect_with_faces_names_each_person_through_a_server_process(
 
 def test_the_calibration_maps_the_threshold_to_the_default_confidence() -> None:
     """Distance 0 is 1.0, EDGE_FACE_THRESHOLD is 0.67, farther is below, never under 0."""
-    from edge_server.core.face_matching import Calibration
-
     calibration = Calibration(0.6, 0.67)
     assert calibration.confidence(0.0) == 1.0
     assert calibration.confidence(0.6) == pytest.approx(0.67)
@@ -387,3 +386,12 @@ def test_a_damaged_person_file_is_left_alone_and_the_rest_served(
         assert second.people() == ["biden"]
     finally:
         run(second.close())
+
+
+def test_dlib_workers_default_to_two_and_one_where_memory_or_cpus_are_short() -> None:
+    """Two workers by default; one on one CPU or under a memory limit below 1 GiB."""
+    gib = 2**30
+    assert default_workers(4 * gib, cpus=4) == 2
+    assert default_workers(None, cpus=2) == 2
+    assert default_workers(512 * 2**20, cpus=4) == 1
+    assert default_workers(4 * gib, cpus=1) == 1
