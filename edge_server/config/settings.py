@@ -20,6 +20,7 @@ from .learning import LearningSettings
 from .limits import LimitSettings
 from .model import DEFAULT_MODEL, ModelSettings
 from .mqtt import MqttSettings
+from .recognition import FaceSettings
 
 __all__ = ["DEFAULT_MODEL", "SECTIONS", "MdnsMode", "Settings"]
 
@@ -34,6 +35,7 @@ SECTIONS: tuple[type[BaseModel], ...] = (
     LanSettings,
     LearningSettings,
     CameraSettings,
+    FaceSettings,
 )
 
 
@@ -41,6 +43,7 @@ SECTIONS: tuple[type[BaseModel], ...] = (
 # which keeps each section's fields together and in the reference's order.
 class Settings(
     CameraSettings,
+    FaceSettings,
     LearningSettings,
     LanSettings,
     MqttSettings,

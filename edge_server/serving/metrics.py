@@ -29,6 +29,9 @@ LEARNED_REFUSALS = ("bad_name", "bad_label", "limit", "bad_image", "bad_file", "
 LEARNED_STATUSES = ("ready", "unusable")
 FRIGATE_OUTCOMES = ("classified", "unchanged", "ignored", "ended", "invalid", "failed")
 
+# What became of the faces the service found (never who they are: names are not labels).
+FACE_OUTCOMES = ("found", "recognised", "unknown", "registered")
+
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -99,6 +102,14 @@ class Metrics:
             ("model",),
             registry=self.registry,
         )
+        self.faces = Counter(
+            "edge_faces",
+            "Faces found (detection), recognised as a registered person or unknown, and "
+            "registered.",
+            ("outcome",),
+            registry=self.registry,
+        )
+        _zero(self.faces, *((o,) for o in FACE_OUTCOMES))
         self.reloads = Counter(
             "edge_model_reloads",
             "Model loads and reloads after start-up, by model and result (ok, failed).",

@@ -85,6 +85,17 @@ DEFAULTS: dict[str, object] = {
     "cameras": None,
     "camera_events": "edge",
     "camera_webhooks": "",
+    "faces": True,
+    "face_models_dir": None,
+    "face_detector": "full",
+    "face_min_score": None,
+    "face_threshold": 0.6,
+    "face_matching": "nearest",
+    "face_min_confidence": 0.67,
+    "face_workers": None,
+    "face_max_people": 1000,
+    "face_max_photos": 100,
+    "face_max_import_bytes": 64 * 1024 * 1024,
 }
 
 
