@@ -22,7 +22,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet .
+	@# The cameras extra always (PyAV, ~100 MB installed): adding a camera is a setting, not a reinstall.
+	$(VENV)/bin/pip install --quiet ".[cameras]"
 	touch $@
 
 ## test: lint, then the whole suite under LiteRT (numpy 2) and under tflite-runtime (numpy < 2);

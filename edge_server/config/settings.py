@@ -13,6 +13,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .cameras import CameraSettings
 from .http import HttpSettings
 from .lan import LanSettings, MdnsMode
 from .learning import LearningSettings
@@ -32,12 +33,14 @@ SECTIONS: tuple[type[BaseModel], ...] = (
     MqttSettings,
     LanSettings,
     LearningSettings,
+    CameraSettings,
 )
 
 
 # The sections are listed last-first: pydantic orders inherited fields from the last base on,
 # which keeps each section's fields together and in the reference's order.
 class Settings(
+    CameraSettings,
     LearningSettings,
     LanSettings,
     MqttSettings,

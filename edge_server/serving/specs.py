@@ -40,6 +40,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..config.cameras import CameraConfig, CameraTable, camera_configs
 from ..config.mqtt import parse_sources
 from ..config.settings import Settings
 from ..core.engine import Engine, LoadOptions, OutputKind
@@ -115,6 +116,7 @@ class ModelsConfig(BaseModel):
     default: str | None = None
     models: dict[str, ModelOptions] = Field(default_factory=dict)
     sources: dict[str, SourceOptions] = Field(default_factory=dict)
+    cameras: dict[str, CameraTable] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,19 @@ def source_classifiers(settings: Settings) -> dict[str, str]:
     return {
         source: models[1] for source, models in source_mapping(settings).items() if len(models) > 1
     }
+
+
+def cameras(settings: Settings, config: ModelsConfig | None = None) -> dict[str, CameraConfig]:
+    """Every camera to watch: EDGE_CAMERAS and the models config's `[cameras.NAME]` tables (a
+    table's fields win over EDGE_CAMERAS's URL and the defaults); a mistake is a StartupError."""
+    config = models_config(settings) if config is None else config
+    try:
+        return camera_configs(settings.camera_urls(), config.cameras)
+    except ValueError as exc:  # pydantic's ValidationError is one
+        raise StartupError(
+            f"a camera is misconfigured: {exc}",
+            fix="correct EDGE_CAMERAS or the [cameras.NAME] table in EDGE_MODELS_CONFIG",
+        ) from exc
 
 
 def models_config(settings: Settings) -> ModelsConfig:

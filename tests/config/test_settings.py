@@ -82,6 +82,9 @@ DEFAULTS: dict[str, object] = {
     "learned_max_examples": 200,
     "learned_max_label": 64,
     "learned_max_import_bytes": 128 * 1024 * 1024,
+    "cameras": None,
+    "camera_events": "edge",
+    "camera_webhooks": "",
 }
 
 

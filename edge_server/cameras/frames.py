@@ -1,0 +1,97 @@
+"""A frame read from a camera: its grey plane at once, its colours only when asked.
+
+Motion is found on grey pixels, and most frames go no further; converting each frame to RGB
+would add to every frame's decode (docs/cameras.md has the figures). So a reader hands over
+the luma it already has (the decoder's Y plane, or a JPEG decoded straight to grey) and a
+function that makes the RGB array, run once, on demand.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+
+def once(make: Callable[[], npt.NDArray[np.uint8]]) -> Callable[[], npt.NDArray[np.uint8]]:
+    """`make`, run on the first call only (under a lock: a watcher and an HTTP request may
+    both ask for one frame's colours); later calls return the same array."""
+    lock = threading.Lock()
+    made: list[npt.NDArray[np.uint8]] = []
+
+    def cached() -> npt.NDArray[np.uint8]:
+        with lock:
+            if not made:
+                array = make()
+                array.flags.writeable = False  # shared by every caller
+                made.append(array)
+            return made[0]
+
+    return cached
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Frame:
+    """One frame of a feed. Arrays are read-only: several readers share one frame."""
+
+    number: int  # frames read from this feed since start (1, 2, ...)
+    time: float  # time.time() when it was read
+    width: int
+    height: int
+    luma: npt.NDArray[np.uint8]  # (H, W) grey: what motion reads
+    rgb: Callable[[], npt.NDArray[np.uint8]]  # (H, W, 3), made on the first call, cached
+    encoded: bytes | None = field(default=None, repr=False)  # the camera's own JPEG, if any
+
+    def jpeg(self, quality: int = 85) -> bytes:
+        """The frame as JPEG: the camera's own bytes when it sent a JPEG (no re-encoding),
+        else the RGB encoded at `quality`."""
+        if self.encoded is not None:
+            return self.encoded
+        buffer = io.BytesIO()
+        Image.fromarray(self.rgb(), "RGB").save(buffer, "JPEG", quality=quality)
+        return buffer.getvalue()
+
+
+def frame_of(
+    number: int,
+    luma: npt.NDArray[np.uint8],
+    rgb: Callable[[], npt.NDArray[np.uint8]],
+    *,
+    encoded: bytes | None = None,
+    at: float | None = None,
+) -> Frame:
+    """A frame over `luma` (made read-only) whose RGB is `rgb()` run once."""
+    luma.flags.writeable = False
+    height, width = luma.shape[:2]
+    return Frame(
+        number=number,
+        time=time.time() if at is None else at,
+        width=width,
+        height=height,
+        luma=luma,
+        rgb=once(rgb),
+        encoded=encoded,
+    )
+
+
+def jpeg_frame(number: int, data: bytes, *, at: float | None = None) -> Frame:
+    """A frame of a JPEG: decoded to grey now (no chroma work; PIL's `draft('L')` has the
+    JPEG decoder skip the colour planes), to RGB only when asked. Raises PIL's
+    UnidentifiedImageError or OSError for bytes that are not a whole JPEG."""
+    with Image.open(io.BytesIO(data)) as image:
+        if image.format != "JPEG":
+            raise OSError(f"a {image.format} image, not a JPEG")
+        image.draft("L", image.size)
+        luma = np.asarray(image.convert("L"))
+
+    def rgb() -> npt.NDArray[np.uint8]:
+        with Image.open(io.BytesIO(data)) as colour:
+            return np.asarray(colour.convert("RGB"))
+
+    return frame_of(number, luma, rgb, encoded=data, at=at)
