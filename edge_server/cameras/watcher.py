@@ -19,10 +19,13 @@ millisecond at 640x360) and the detector never runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections import Counter, deque
+import weakref
+from collections import Counter as Tally
+from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ..config.cameras import CameraConfig
 from ..core.detection import Task
@@ -54,6 +58,85 @@ DEFAULT_INPUT = 300  # the detector's input side when it cannot be read
 DUPLICATE_IOU = 0.5  # one object found in two overlapping regions
 DETECT_TIMEOUT = 30.0  # a hung invoke must not stop the camera for good
 FPS_WINDOW = 5.0  # seconds the analysed rate is measured over
+
+
+class CameraMetrics:
+    """The watchers' metrics (`edge_camera_*`, label `camera`: the configured name), one set
+    per registry that every camera of the app shares."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.analysed = Counter(
+            "edge_camera_frames_analysed",
+            "Camera frames analysed (motion checked), by camera.",
+            ("camera",),
+            registry=registry,
+        )
+        self.skipped = Counter(
+            "edge_camera_frames_skipped",
+            "Camera frames read but never analysed (only the latest frame is), by camera.",
+            ("camera",),
+            registry=registry,
+        )
+        self.detector_runs = Counter(
+            "edge_camera_detector_runs",
+            "Analysed frames the detector ran on (on regions with motion or tracked objects), "
+            "by camera.",
+            ("camera",),
+            registry=registry,
+        )
+        self.events = Counter(
+            "edge_camera_events",
+            "Camera events told, by camera and type (new, update, end).",
+            ("camera", "type"),
+            registry=registry,
+        )
+        self.motion = Gauge(
+            "edge_camera_motion",
+            "1 while the camera sees motion, else 0.",
+            ("camera",),
+            registry=registry,
+        )
+        self.objects = Gauge(
+            "edge_camera_objects",
+            "Objects the camera tracks now, confirmed or not.",
+            ("camera",),
+            registry=registry,
+        )
+        self.errors = Counter(
+            "edge_camera_analysis_errors",
+            "Frames whose analysis failed (the detector refused or failed), by camera.",
+            ("camera",),
+            registry=registry,
+        )
+
+    def forget(self, camera: str) -> None:
+        """Drop a removed camera's series."""
+        for metric in (
+            self.analysed,
+            self.skipped,
+            self.detector_runs,
+            self.motion,
+            self.objects,
+            self.errors,
+        ):
+            with contextlib.suppress(KeyError):
+                metric.remove(camera)
+        for kind in ("new", "update", "end"):
+            with contextlib.suppress(KeyError):
+                self.events.remove(camera, kind)
+
+
+_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, CameraMetrics] = weakref.WeakKeyDictionary()
+_METRICS_LOCK = threading.Lock()
+
+
+def camera_metrics(registry: CollectorRegistry) -> CameraMetrics:
+    """The registry's camera metrics, made on first use."""
+    with _METRICS_LOCK:
+        metrics = _METRICS.get(registry)
+        if metrics is None:
+            metrics = _METRICS[registry] = CameraMetrics(registry)
+        return metrics
 
 
 class FrameSource(Protocol):
@@ -129,6 +212,7 @@ class Watcher:
         self._counts: dict[str, int] = {}
         self._last_error: str | None = None
         self._errors_logged_at = 0.0
+        self.metrics = camera_metrics(service.metrics.registry)
 
     # --- the contract ---------------------------------------------------------------------
 
@@ -154,6 +238,9 @@ class Watcher:
         self._stopping.set()
         await asyncio.to_thread(thread.join, DETECT_TIMEOUT + 5.0)
         ended = self._lifecycle.close(time.time()) if self._lifecycle else []
+        for event in ended:
+            self.metrics.events.labels(self.camera, event.type).inc()
+        self.metrics.forget(self.camera)
         self._tracker.clear()
         for event in ended:
             self.events.add(event)
@@ -216,7 +303,9 @@ class Watcher:
             due = time.monotonic() + interval
             with self._lock:
                 if last_number:
-                    self._skipped += max(0, frame.number - last_number - 1)
+                    skipped = max(0, frame.number - last_number - 1)
+                    self._skipped += skipped
+                    self.metrics.skipped.labels(self.camera).inc(skipped)
             last_number = frame.number
             try:
                 self._analyse(frame)
@@ -227,6 +316,7 @@ class Watcher:
                 self._failed(f"analysing a frame failed: {exc}")
 
     def _failed(self, message: str) -> None:
+        self.metrics.errors.labels(self.camera).inc()
         with self._lock:
             self._last_error = message
         now = time.monotonic()
@@ -271,6 +361,7 @@ class Watcher:
             found = self._detect(frame, regions, classify=config.classify if unnamed else None)
             with self._lock:
                 self._detector_runs += 1
+            self.metrics.detector_runs.labels(self.camera).inc()
         observations = [o for o, _, _ in found]
         _, ended = self._tracker.update(observations, now, looked)
         seen = [t for t in self._tracker.tracks if t.last_seen == now]
@@ -406,7 +497,7 @@ class Watcher:
     ) -> None:
         """Record the frame's outcome and tell the listeners what changed."""
         now = time.monotonic()
-        counts = Counter(o.label for o in lifecycle.confirmed())
+        counts = Tally(o.label for o in lifecycle.confirmed())
         labels = set(self._counts) | set(counts)
         new_counts = {label: counts.get(label, 0) for label in labels}
         moving_now = bool(motion)
@@ -426,8 +517,13 @@ class Watcher:
             motion_changed, self._moving = moving != self._moving, moving
             counts_changed = new_counts != self._counts
             self._counts = new_counts
+        metrics = self.metrics
+        metrics.analysed.labels(self.camera).inc()
+        metrics.motion.labels(self.camera).set(1 if moving else 0)
+        metrics.objects.labels(self.camera).set(len(self._tracker.tracks))
         for event in events:
             self.events.add(event)
+            metrics.events.labels(self.camera, event.type).inc()
         if events or motion_changed or counts_changed:
             self.loop.call_soon_threadsafe(
                 self._tell,

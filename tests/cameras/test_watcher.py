@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from prometheus_client import generate_latest
 
 from edge_server.cameras.event_store import EventStore
 from edge_server.cameras.events import CameraEvent
@@ -22,7 +23,7 @@ from edge_server.config.cameras import CameraConfig
 from edge_server.config.settings import Settings
 from edge_server.serving.service import Service
 
-from conftest import DETECTOR, SMALL_MODEL
+from conftest import DETECTOR, SMALL_MODEL, metric
 from support.clips import Clip, make_clip
 from support.services import running_service
 from support.waiting import until
@@ -130,8 +131,14 @@ def test_a_person_walking_through_is_one_new_updates_and_one_end(
     naming them with the classifier), one `end` after they leave; the snapshot shows them."""
     clip = clips["walk"]
 
+    service, _ = served
+    exposed: list[str] = []
+
     def ended(feed: ClipFeed, heard: Heard) -> bool:
-        return any(e.type == "end" for _, e in heard.events) or feed.done
+        if any(e.type == "end" for _, e in heard.events):
+            exposed.append(generate_latest(service.metrics.registry).decode())
+            return True
+        return feed.done
 
     heard, watcher, store, feed = _watch(
         served, clip, ended, fps=5, classify=SMALL_MODEL, threshold=0.6
@@ -163,13 +170,18 @@ def test_a_person_walking_through_is_one_new_updates_and_one_end(
     assert Image.open(io.BytesIO(snapshot)).height == 200
     whole = stored.picture(boxes=False)
     assert whole is not None
-    service, loop = served
+    loop = served[1]
     answer = asyncio.run_coroutine_threadsafe(service.detect_upload(whole), loop).result(HANG)
     assert "person" in [d.label for d in answer.detections]  # the snapshot shows them
     assert True in heard.motion
     assert heard.counts and heard.counts[0].get("person") == 1
     assert heard.counts[-1].get("person") == 0
     assert watcher.status().frames_analysed > 0
+    assert exposed, "no end event"
+    text = exposed[0]
+    assert metric(text, "edge_camera_events_total", camera="front", type="new") == 1
+    assert metric(text, "edge_camera_events_total", camera="front", type="end") == 1
+    assert metric(text, "edge_camera_detector_runs_total", camera="front") >= 5
 
 
 def test_a_noisy_static_scene_gives_no_event_and_no_motion(
