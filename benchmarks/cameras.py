@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 
 from benchmarks.flags import add_model_flags
 from edge_server.cameras.event_store import EventStore
@@ -243,7 +244,7 @@ def motion_ms(clip: Clip, frames: int = 60) -> float:
     took = []
     with av.open(str(clip.path)) as container:
         for n, decoded in enumerate(container.decode(video=0)):
-            luma = decoded.to_ndarray(format="gray")
+            luma = np.asarray(decoded.to_ndarray(format="gray"), np.uint8)
             started = time.perf_counter()
             motion.detect(luma)
             if n >= FPS:
