@@ -30,6 +30,10 @@ SMALL_MODEL = "mobilenet_v1_0.25_128_quant"
 DETECTOR = "ssd_mobilenet_v1_coco_quant"
 
 
+# The camera tests' clips and servers (started only by the tests that ask for them).
+pytest_plugins = ["support.cameras.fixtures"]
+
+
 def _folder(variable: str, default: Path, what: str) -> Path:
     path = Path(os.environ.get(variable, default)).resolve()
     if not path.is_dir():

@@ -18,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from .streams import Picture
+
 
 def once(make: Callable[[], npt.NDArray[np.uint8]]) -> Callable[[], npt.NDArray[np.uint8]]:
     """`make`, run on the first call only (under a lock: a watcher and an HTTP request may
@@ -58,15 +60,10 @@ class Frame:
         return buffer.getvalue()
 
 
-def frame_of(
-    number: int,
-    luma: npt.NDArray[np.uint8],
-    rgb: Callable[[], npt.NDArray[np.uint8]],
-    *,
-    encoded: bytes | None = None,
-    at: float | None = None,
-) -> Frame:
-    """A frame over `luma` (made read-only) whose RGB is `rgb()` run once."""
+def frame_of(number: int, picture: Picture, *, at: float | None = None) -> Frame:
+    """Frame `number` of a feed from a reader's picture (its arrays made read-only, its RGB
+    made once)."""
+    luma = picture.luma
     luma.flags.writeable = False
     height, width = luma.shape[:2]
     return Frame(
@@ -75,23 +72,6 @@ def frame_of(
         width=width,
         height=height,
         luma=luma,
-        rgb=once(rgb),
-        encoded=encoded,
+        rgb=once(picture.rgb),
+        encoded=picture.encoded,
     )
-
-
-def jpeg_frame(number: int, data: bytes, *, at: float | None = None) -> Frame:
-    """A frame of a JPEG: decoded to grey now (no chroma work; PIL's `draft('L')` has the
-    JPEG decoder skip the colour planes), to RGB only when asked. Raises PIL's
-    UnidentifiedImageError or OSError for bytes that are not a whole JPEG."""
-    with Image.open(io.BytesIO(data)) as image:
-        if image.format != "JPEG":
-            raise OSError(f"a {image.format} image, not a JPEG")
-        image.draft("L", image.size)
-        luma = np.asarray(image.convert("L"))
-
-    def rgb() -> npt.NDArray[np.uint8]:
-        with Image.open(io.BytesIO(data)) as colour:
-            return np.asarray(colour.convert("RGB"))
-
-    return frame_of(number, luma, rgb, encoded=data, at=at)

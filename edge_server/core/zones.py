@@ -72,3 +72,16 @@ def masked(box: Box, masks: Sequence[Polygon], width: int, height: int) -> bool:
     """Whether the box's bottom centre lies in a mask (the object is not tracked)."""
     x, y = foot(box, width, height)
     return any(contains(polygon, x, y) for polygon in masks)
+
+
+def square_around(box: Box, width: int, height: int, *, scale: float = 1.35, least: int = 0) -> Box:
+    """A square region centred on `box`, `scale` times its longer side and at least `least`
+    pixels (the detector's input: a smaller region is only enlarged again), moved inside the
+    picture and cut to it when the picture is smaller, as Frigate's regions are."""
+    x0, y0, x1, y1 = box
+    side = int(max(x1 - x0, y1 - y0) * scale)
+    side = min(max(side, least, 1), width, height)
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    left = min(max(cx - side // 2, 0), width - side)
+    top = min(max(cy - side // 2, 0), height - side)
+    return (left, top, left + side, top + side)
