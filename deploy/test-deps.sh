@@ -15,6 +15,19 @@ needs=(
     "avahi-utils avahi-browse"  # what a person would browse the LAN with
     "dbus-daemon dbus-daemon"   # avahi-daemon's private bus in the namespace
     "util-linux setpriv"        # the DaemonSet's init container, run with CHOWN alone
+    "ffmpeg ffmpeg"             # the camera tests' clips, made from the shared photos
+    "gstreamer1.0-tools gst-inspect-1.0" # shows which GStreamer elements are there (below)
+)
+# Libraries and plugins have no command of their own: a package and a test that it works.
+# The camera tests' RTSP server is GStreamer's, driven from the system's python3 through GI.
+gi='import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer'
+probes=(
+    "python3-gi|/usr/bin/python3 -c 'import gi'"
+    "gir1.2-gst-rtsp-server-1.0|/usr/bin/python3 -c '$gi'"
+    "gstreamer1.0-rtsp|/usr/bin/python3 -c '$gi'"
+    "gstreamer1.0-plugins-base|gst-inspect-1.0 --exists playbin"
+    "gstreamer1.0-plugins-good|gst-inspect-1.0 --exists qtdemux"   # and rtph264pay
+    "gstreamer1.0-plugins-bad|gst-inspect-1.0 --exists h264parse"
 )
 # kubectl renders the Kubernetes manifests. Any kubectl will do; Debian's package conflicts with
 # other kubectl packages (a cloud SDK's), so it is only asked for when no kubectl is installed.
@@ -24,6 +37,10 @@ for need in "${needs[@]}"; do
     read -r package command <<<"$need"
     # /usr/sbin: mosquitto and avahi-daemon live there, outside a normal user's PATH.
     command -v "$command" >/dev/null || [ -x "/usr/sbin/$command" ] || missing+=("$package")
+done
+for probe in "${probes[@]}"; do
+    package=${probe%%|*}
+    bash -c "${probe#*|}" >/dev/null 2>&1 || missing+=("$package")
 done
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk 'NF && !seen[$0]++')
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -787,6 +787,18 @@ def _models_pull(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cameras_probe(args: argparse.Namespace, settings: Settings) -> int:
+    """What a camera URL serves; exit 0 when frames came, 1 when not (the reason printed)."""
+    from .cameras.probe import probe
+
+    found = probe(args.url, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(found.as_dict()))
+    else:
+        print("\n".join(found.lines()), file=sys.stdout if found.ok else sys.stderr)
+    return 0 if found.ok else 1
+
+
 def _configure_logging(level: str) -> None:
     numeric = logging.getLevelName(level.upper())
     logging.basicConfig(
@@ -963,5 +975,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_settings_flags(fetch, ("model", "models_dir"))
     fetch.set_defaults(run=_models_pull)
+    cameras = commands.add_parser("cameras", help="cameras to watch")
+    camera_commands = cameras.add_subparsers(
+        dest="cameras_command", required=True, metavar="ACTION"
+    )
+    probing = camera_commands.add_parser(
+        "probe",
+        help="say what a camera URL serves (kind, codec, size, fps, login) before configuring it",
+    )
+    probing.add_argument("url", metavar="URL", help="rtsp://, or http:// for MJPEG or snapshots")
+    probing.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for the camera"
+    )
+    probing.add_argument("--json", action="store_true", help="print the answer as JSON")
+    probing.set_defaults(run=_cameras_probe)
     teacher.register(commands, _add_remote_flags, _add_settings_flags)
     return parser

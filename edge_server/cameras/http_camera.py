@@ -62,6 +62,15 @@ class HttpReader:
         self.stopping = stopping or threading.Event()
         self._auth: httpx.Auth | None = None  # the scheme the camera asked for, once known
 
+    @property
+    def auth_scheme(self) -> str:
+        """How the camera was logged in to: "basic", "digest", or "none" (none asked)."""
+        if isinstance(self._auth, httpx.DigestAuth):
+            return "digest"
+        if isinstance(self._auth, httpx.BasicAuth):
+            return "basic"
+        return "none"
+
     def connect(self) -> MjpegSession | SnapshotSession:
         client = httpx.Client(
             timeout=httpx.Timeout(self.read_timeout, connect=self.open_timeout),

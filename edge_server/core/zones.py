@@ -77,10 +77,14 @@ def masked(box: Box, masks: Sequence[Polygon], width: int, height: int) -> bool:
 def square_around(box: Box, width: int, height: int, *, scale: float = 1.35, least: int = 0) -> Box:
     """A square region centred on `box`, `scale` times its longer side and at least `least`
     pixels (the detector's input: a smaller region is only enlarged again), moved inside the
-    picture and cut to it when the picture is smaller, as Frigate's regions are."""
+    picture and cut to it when the picture is smaller, as Frigate's regions are; the box
+    itself when no square of the picture can hold it."""
     x0, y0, x1, y1 = box
     side = int(max(x1 - x0, y1 - y0) * scale)
     side = min(max(side, least, 1), width, height)
+    if side < max(x1 - x0, y1 - y0):
+        # No square of the picture holds the box (a wide one in a short picture): the box.
+        return (max(0, x0), max(0, y0), min(width, x1), min(height, y1))
     cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
     left = min(max(cx - side // 2, 0), width - side)
     top = min(max(cy - side // 2, 0), height - side)

@@ -19,7 +19,7 @@ def static(images_dir: Path) -> Clip:
 
 @pytest.fixture(scope="module")
 def walk(images_dir: Path) -> Clip:
-    return make_clip(images_dir, seconds=12, person=True)
+    return make_clip(images_dir, seconds=14, person=True)
 
 
 def _settled(motion: Motion, clip: Clip) -> int:

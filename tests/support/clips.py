@@ -2,9 +2,10 @@
 with PyAV, so motion, tracking and the watcher see what a camera's decoder hands over (the
 codec's blocks and its noise), not clean arrays.
 
-Two scenes at 640x360: a beach (kite_and_cold.jpg) with sensor noise on every frame, and the
-same where a person (grace_hopper.jpg, head and shoulders) slides in from the left edge, crosses
-and leaves on the right.
+Two scenes at 640x360: a mountain view (the ImageNet sample's alp, where the detector finds
+nothing) with sensor noise on every frame, and the same where a person (grace_hopper.jpg, head
+and shoulders) slides in from the left edge at `enter` seconds, crosses and leaves on the
+right 3 s before the end.
 """
 
 from __future__ import annotations
@@ -37,10 +38,8 @@ class Clip:
 
 
 def _background(images: Path) -> npt.NDArray[np.float32]:
-    beach = Image.open(images / "kite_and_cold.jpg").convert("RGB")
-    # The right-hand part of the beach, with few people of its own.
-    beach = beach.crop((700, 300, 1352, 667)).resize((WIDTH, HEIGHT), Image.Resampling.BILINEAR)
-    return np.asarray(beach, np.float32)
+    view = Image.open(images / "imagenet-sample" / "n09193705_alp.JPEG").convert("RGB")
+    return np.asarray(view.resize((WIDTH, HEIGHT), Image.Resampling.BILINEAR), np.float32)
 
 
 def _person(images: Path) -> npt.NDArray[np.uint8]:
@@ -49,16 +48,18 @@ def _person(images: Path) -> npt.NDArray[np.uint8]:
     return np.asarray(portrait.resize((width, PERSON_HEIGHT), Image.Resampling.BILINEAR))
 
 
-def make_clip(images: Path, *, seconds: float, person: bool, seed: int = 7) -> Clip:
-    """A clip of `seconds`; with `person`, the person slides in from 2 s and is gone by
-    `seconds` - 3."""
+def make_clip(
+    images: Path, *, seconds: float, person: bool, enter: float = 4.0, seed: int = 7
+) -> Clip:
+    """A clip of `seconds`; with `person`, the person slides in from `enter` seconds (after
+    motion has calibrated, as a camera watched for a while has) and is gone by `seconds` - 3."""
     rng = np.random.default_rng(seed)
     background = _background(images)
     figure = _person(images)
     ph, pw = figure.shape[:2]
     top = HEIGHT - ph - 20
     count = round(seconds * FPS)
-    enter, leave = 1.5, seconds - 3.0  # the person's left edge at -pw, then at WIDTH
+    leave = seconds - 3.0  # the person's left edge at -pw at `enter`, at WIDTH at `leave`
     frames: list[npt.NDArray[np.uint8]] = []
     boxes: list[tuple[int, int, int, int] | None] = []
     for n in range(count):

@@ -102,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _garbage(self) -> None:
         while not self.server.stopping.is_set():
-            self._chunk(os.urandom(4096))
+            self._chunk(os.urandom(64 * 1024))
             self.server.stopping.wait(0.01)
 
 

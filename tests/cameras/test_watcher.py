@@ -1,0 +1,200 @@
+"""A camera's watcher on decoded H.264 clips, with the real detector through the Service: one
+`new` for the person who walks through, updates, one `end`; nothing on a noisy static scene."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from prometheus_client import generate_latest
+
+from edge_server.cameras.event_store import EventStore
+from edge_server.cameras.events import CameraEvent
+from edge_server.cameras.frames import Frame, frame_of
+from edge_server.cameras.watcher import Watcher
+from edge_server.config.cameras import CameraConfig
+from edge_server.config.settings import Settings
+from edge_server.serving.service import Service
+
+from conftest import DETECTOR, SMALL_MODEL, metric
+from support.clips import Clip, make_clip
+from support.services import running_service
+from support.waiting import until
+
+HANG = 60.0
+
+
+class ClipFeed:
+    """A stand-in Feed over a clip's decoded frames, played in real time once: `latest`
+    gives the frame of the current moment, as a camera's reader keeps only the newest."""
+
+    def __init__(self, clip: Clip) -> None:
+        self.clip = clip
+        self.started = time.time()
+        self._lock = threading.Lock()
+
+    def latest(self, after: int = 0, timeout: float = 1.0) -> Frame | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            now = time.time()
+            number = min(int((now - self.started) * self.clip.fps) + 1, len(self.clip.luma))
+            if number > after and now - self.started < len(self.clip.luma) / self.clip.fps:
+                index = number - 1
+                rgb = self.clip.rgb[index]
+                return frame_of(
+                    number,
+                    self.clip.luma[index].copy(),
+                    lambda rgb=rgb: rgb,  # type: ignore[misc]
+                    at=self.started + index / self.clip.fps,
+                )
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+
+    @property
+    def done(self) -> bool:
+        """Whether the clip has played to its end."""
+        return time.time() - self.started >= len(self.clip.luma) / self.clip.fps
+
+
+@dataclass
+class Heard:
+    """What a listener was told, with when (time.time())."""
+
+    events: list[tuple[float, CameraEvent]] = field(default_factory=list)
+    motion: list[bool] = field(default_factory=list)
+    counts: list[dict[str, int]] = field(default_factory=list)
+
+    def on_event(self, event: CameraEvent) -> None:
+        self.events.append((time.time(), event))
+
+    def on_motion(self, camera: str, moving: bool) -> None:
+        self.motion.append(moving)
+
+    def on_counts(self, camera: str, counts: Mapping[str, int]) -> None:
+        self.counts.append(dict(counts))
+
+
+@pytest.fixture(scope="module")
+def clips(images_dir: Path) -> dict[str, Clip]:
+    return {
+        "walk": make_clip(images_dir, seconds=15, person=True),
+        "static": make_clip(images_dir, seconds=8, person=False),
+    }
+
+
+@pytest.fixture(scope="module")
+def served(models_dir: Path, runtime: str) -> Iterator[tuple[Service, asyncio.AbstractEventLoop]]:
+    settings = Settings(model=[DETECTOR, SMALL_MODEL], models_dir=models_dir, runtime=runtime)
+    with running_service(settings) as (service, loop):
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        try:
+            yield service, loop
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+
+
+def _watch(
+    served: tuple[Service, asyncio.AbstractEventLoop],
+    clip: Clip,
+    until_done: Callable[[ClipFeed, Heard], bool],
+    **config: object,
+) -> tuple[Heard, Watcher, EventStore, ClipFeed]:
+    service, loop = served
+    store = EventStore()
+    feed = ClipFeed(clip)
+    camera = CameraConfig(name="front", url="rtsp://127.0.0.1/clip", **config)
+    watcher = Watcher("front", camera, feed, service, loop, store)
+    heard = Heard()
+    watcher.add_listener(heard)
+    asyncio.run_coroutine_threadsafe(watcher.start(), loop).result(HANG)
+    try:
+        until(lambda: until_done(feed, heard), "the clip to play through", timeout=HANG)
+    finally:
+        asyncio.run_coroutine_threadsafe(watcher.stop(), loop).result(HANG)
+    return heard, watcher, store, feed
+
+
+def test_a_person_walking_through_is_one_new_updates_and_one_end(
+    served: tuple[Service, asyncio.AbstractEventLoop], clips: dict[str, Clip]
+) -> None:
+    """The walk-in clip gives one `new` for a person soon after they appear, `update`s (one
+    naming them with the classifier), one `end` after they leave; the snapshot shows them."""
+    clip = clips["walk"]
+
+    service, _ = served
+    exposed: list[str] = []
+
+    def ended(feed: ClipFeed, heard: Heard) -> bool:
+        if any(e.type == "end" for _, e in heard.events):
+            exposed.append(generate_latest(service.metrics.registry).decode())
+            return True
+        return feed.done
+
+    heard, watcher, store, feed = _watch(
+        served, clip, ended, fps=5, classify=SMALL_MODEL, threshold=0.6
+    )
+    person = [(t, e) for t, e in heard.events if e.label == "person"]
+    kinds = [e.type for _, e in person]
+    assert kinds.count("new") == 1, kinds
+    assert kinds[0] == "new" and kinds[-1] == "end" and kinds.count("end") == 1
+    assert "update" in kinds
+    ids = {e.after["id"] for _, e in person}
+    assert len(ids) == 1
+    assert clip.appears is not None and clip.leaves is not None
+    delay = person[0][0] - (feed.started + clip.appears)
+    end_delay = person[-1][0] - (feed.started + clip.leaves)
+    print(
+        f"\nperson appeared at {clip.appears:.1f} s: new after {delay:.2f} s; left at "
+        f"{clip.leaves:.1f} s: end after {end_delay:.2f} s; {len(person)} events; "
+        f"status {watcher.status()}"
+    )
+    assert delay > -0.5  # never before the person was half in view
+    new = person[0][1]
+    assert new.after["false_positive"] is False and new.after["has_snapshot"] is True
+    named = [e.after["sub_label"] for _, e in person if e.after["sub_label"]]
+    assert named, "the classifier never named the person"
+    stored = store.get(new.after["id"])
+    assert stored is not None and stored.after["end_time"] is not None
+    snapshot = stored.picture(crop=True, height=200)
+    assert snapshot is not None
+    assert Image.open(io.BytesIO(snapshot)).height == 200
+    whole = stored.picture(boxes=False)
+    assert whole is not None
+    loop = served[1]
+    answer = asyncio.run_coroutine_threadsafe(service.detect_upload(whole), loop).result(HANG)
+    assert "person" in [d.label for d in answer.detections]  # the snapshot shows them
+    assert True in heard.motion
+    assert heard.counts and heard.counts[0].get("person") == 1
+    assert heard.counts[-1].get("person") == 0
+    assert watcher.status().frames_analysed > 0
+    assert exposed, "no end event"
+    text = exposed[0]
+    assert metric(text, "edge_camera_events_total", camera="front", type="new") == 1
+    assert metric(text, "edge_camera_events_total", camera="front", type="end") == 1
+    assert metric(text, "edge_camera_detector_runs_total", camera="front") >= 5
+
+
+def test_a_noisy_static_scene_gives_no_event_and_no_motion(
+    served: tuple[Service, asyncio.AbstractEventLoop], clips: dict[str, Clip]
+) -> None:
+    """The static clip played through: no event, motion never ON, the detector idle after
+    calibration."""
+    clip = clips["static"]
+    heard, watcher, _, _ = _watch(served, clip, lambda feed, _: feed.done, fps=5)
+    status = watcher.status()
+    print(f"\nstatic: {status}")
+    assert heard.events == []
+    assert True not in heard.motion
+    assert status.frames_analysed >= 5 * 6
+    assert status.detector_runs == 0
+    assert not status.motion
