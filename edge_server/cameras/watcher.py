@@ -297,7 +297,13 @@ class Watcher:
             wait = due - time.monotonic()
             if wait > 0 and self._stopping.wait(wait):
                 break
-            frame = self.feed.latest(after=last_number, timeout=0.5)
+            try:
+                frame = self.feed.latest(after=last_number, timeout=0.5)
+            except Exception as exc:  # the feed's bug must not end the camera's analysis
+                log.exception("camera %s: reading the latest frame failed", self.camera)
+                self._failed(f"reading the latest frame failed: {exc}")
+                self._stopping.wait(1.0)
+                continue
             if frame is None:
                 continue
             due = time.monotonic() + interval

@@ -65,7 +65,7 @@ class Motion:
         self._rows = ((np.arange(small_h) + 0.5) * height / small_h).astype(np.intp)
         self._cols = ((np.arange(small_w) + 0.5) * width / small_w).astype(np.intp)
         self._mask = raster(masks, small_w, small_h) if masks else None
-        self._average = np.zeros((small_h, small_w), np.float32)
+        self._average: npt.NDArray[np.float32] | None = None
         # Filled from the first frame: starting from (0, 255), as Frigate does, the stretch
         # drifts over the first 50 frames and the whole picture looks as if it moved.
         self._contrast: npt.NDArray[np.float32] | None = None
@@ -90,6 +90,11 @@ class Motion:
         if self._mask is not None:
             small[self._mask] = 0.0  # as the average starts: masked pixels never differ
         blurred = blur(small)
+        if self._average is None:
+            # Frigate starts from black and needs some twenty frames of calibration (four
+            # seconds at 5 fps, blind to whoever walks in meanwhile); the first frame is a
+            # better start: calibration then ends as soon as two frames agree.
+            self._average = blurred.copy()
         changed = np.abs(blurred - self._average) > self.options.threshold
         regions = components(dilate(changed))
         boxes: list[Box] = []

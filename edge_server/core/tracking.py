@@ -71,6 +71,18 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _jump(a: Box, b: Box) -> float:
+    """How far b's centre lies from a's, in a's longer side; infinite when their sizes differ
+    by more than half (not the same object seen again)."""
+    aw, ah, bw, bh = a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1]
+    side = max(aw, ah)
+    if side <= 0 or not 0.5 <= (bw * bh) / max(1, aw * ah) <= 2.0:
+        return float("inf")
+    dx = (b[0] + b[2] - a[0] - a[2]) / 2
+    dy = (b[1] + b[3] - a[1] - a[3]) / 2
+    return float((dx * dx + dy * dy) ** 0.5 / side)
+
+
 def _inside(box: Box, regions: Sequence[Box]) -> bool:
     """Whether the box's centre lies in one of the regions."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -87,8 +99,10 @@ class Tracker:
         max_disappeared: int = 10,
         stationary_frames: int = 10,
         stationary_iou: float = 0.9,
+        max_jump: float = 1.0,
     ) -> None:
         self.min_iou = min_iou
+        self.max_jump = max_jump
         self.max_disappeared = max_disappeared
         self.stationary_frames = stationary_frames
         self.stationary_iou = stationary_iou
@@ -119,6 +133,24 @@ class Tracker:
         for overlap, t, s in pairs:
             if overlap < self.min_iou:
                 break
+            if t in matched_tracks or s in matched_found:
+                continue
+            matched_tracks.add(t)
+            matched_found.add(s)
+            self._seen(self.tracks[t], found[s], now)
+        # What overlaps nothing it was: a fast mover between two analysed frames (someone
+        # crossing the picture in a second, seen five times) may still be the nearest box.
+        jumps = [
+            (jump, t, s)
+            for t, track in enumerate(self.tracks)
+            if t not in matched_tracks
+            for s, seen in enumerate(found)
+            if s not in matched_found
+            and track.label == seen.label
+            and (jump := _jump(track.box, seen.box)) <= self.max_jump
+        ]
+        jumps.sort(key=lambda pair: pair[0])
+        for _, t, s in jumps:
             if t in matched_tracks or s in matched_found:
                 continue
             matched_tracks.add(t)

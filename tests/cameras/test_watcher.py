@@ -9,8 +9,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image
 from prometheus_client import generate_latest
@@ -18,24 +21,30 @@ from prometheus_client import generate_latest
 from edge_server.cameras.event_store import EventStore
 from edge_server.cameras.events import CameraEvent
 from edge_server.cameras.frames import Frame, frame_of
+from edge_server.cameras.streams import Picture
 from edge_server.cameras.watcher import Watcher
 from edge_server.config.cameras import CameraConfig
 from edge_server.config.settings import Settings
 from edge_server.serving.service import Service
 
 from conftest import DETECTOR, SMALL_MODEL, metric
-from support.clips import Clip, make_clip
+from support.cameras.clips import Clip
+from support.decoded import Decoded, decoded
 from support.services import running_service
 from support.waiting import until
 
 HANG = 60.0
 
 
+def _same(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    return rgb
+
+
 class ClipFeed:
     """A stand-in Feed over a clip's decoded frames, played in real time once: `latest`
     gives the frame of the current moment, as a camera's reader keeps only the newest."""
 
-    def __init__(self, clip: Clip) -> None:
+    def __init__(self, clip: Decoded) -> None:
         self.clip = clip
         self.started = time.time()
         self._lock = threading.Lock()
@@ -50,8 +59,7 @@ class ClipFeed:
                 rgb = self.clip.rgb[index]
                 return frame_of(
                     number,
-                    self.clip.luma[index].copy(),
-                    lambda rgb=rgb: rgb,  # type: ignore[misc]
+                    Picture(self.clip.luma[index].copy(), partial(_same, rgb)),
                     at=self.started + index / self.clip.fps,
                 )
             if time.monotonic() >= deadline:
@@ -83,11 +91,8 @@ class Heard:
 
 
 @pytest.fixture(scope="module")
-def clips(images_dir: Path) -> dict[str, Clip]:
-    return {
-        "walk": make_clip(images_dir, seconds=15, person=True),
-        "static": make_clip(images_dir, seconds=8, person=False),
-    }
+def clips(walk_clip: Clip, still: Clip) -> dict[str, Decoded]:
+    return {"walk": decoded(walk_clip), "static": decoded(still)}
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +110,7 @@ def served(models_dir: Path, runtime: str) -> Iterator[tuple[Service, asyncio.Ab
 
 def _watch(
     served: tuple[Service, asyncio.AbstractEventLoop],
-    clip: Clip,
+    clip: Decoded,
     until_done: Callable[[ClipFeed, Heard], bool],
     **config: object,
 ) -> tuple[Heard, Watcher, EventStore, ClipFeed]:
@@ -125,10 +130,11 @@ def _watch(
 
 
 def test_a_person_walking_through_is_one_new_updates_and_one_end(
-    served: tuple[Service, asyncio.AbstractEventLoop], clips: dict[str, Clip]
+    served: tuple[Service, asyncio.AbstractEventLoop], clips: dict[str, Decoded]
 ) -> None:
     """The walk-in clip gives one `new` for a person soon after they appear, `update`s (one
-    naming them with the classifier), one `end` after they leave; the snapshot shows them."""
+    naming them with the classifier, one saying they stand still), one `end` after they
+    leave; the snapshot shows them, and the metrics count the events."""
     clip = clips["walk"]
 
     service, _ = served
@@ -140,25 +146,39 @@ def test_a_person_walking_through_is_one_new_updates_and_one_end(
             return True
         return feed.done
 
-    heard, watcher, store, feed = _watch(
-        served, clip, ended, fps=5, classify=SMALL_MODEL, threshold=0.6
-    )
+    heard, watcher, store, feed = _watch(served, clip, ended, fps=5, classify=SMALL_MODEL)
     person = [(t, e) for t, e in heard.events if e.label == "person"]
     kinds = [e.type for _, e in person]
+    print(
+        [
+            (
+                round(t - feed.started, 2),
+                e.type,
+                e.after["id"][-6:],
+                e.after["box"],
+                e.after["score"],
+                e.after["stationary"],
+            )
+            for t, e in person
+        ]
+    )
     assert kinds.count("new") == 1, kinds
     assert kinds[0] == "new" and kinds[-1] == "end" and kinds.count("end") == 1
     assert "update" in kinds
     ids = {e.after["id"] for _, e in person}
     assert len(ids) == 1
-    assert clip.appears is not None and clip.leaves is not None
-    delay = person[0][0] - (feed.started + clip.appears)
-    end_delay = person[-1][0] - (feed.started + clip.leaves)
+    appears, leaves = clip.clip.person_in, clip.clip.person_out
+    assert appears is not None and leaves is not None
+    delay = person[0][0] - (feed.started + appears)
+    end_delay = person[-1][0] - (feed.started + leaves)
     print(
-        f"\nperson appeared at {clip.appears:.1f} s: new after {delay:.2f} s; left at "
-        f"{clip.leaves:.1f} s: end after {end_delay:.2f} s; {len(person)} events; "
+        f"\nperson appeared at {appears:.1f} s: new after {delay:.2f} s; left at "
+        f"{leaves:.1f} s: end after {end_delay:.2f} s; {len(person)} events; "
         f"status {watcher.status()}"
     )
-    assert delay > -0.5  # never before the person was half in view
+    assert delay > 0  # never before the person was in view
+    assert any(e.after["stationary"] for _, e in person), "standing still was never told"
+    assert person[-1][1].after["position_changes"] >= 1  # moved off again
     new = person[0][1]
     assert new.after["false_positive"] is False and new.after["has_snapshot"] is True
     named = [e.after["sub_label"] for _, e in person if e.after["sub_label"]]
@@ -185,7 +205,7 @@ def test_a_person_walking_through_is_one_new_updates_and_one_end(
 
 
 def test_a_noisy_static_scene_gives_no_event_and_no_motion(
-    served: tuple[Service, asyncio.AbstractEventLoop], clips: dict[str, Clip]
+    served: tuple[Service, asyncio.AbstractEventLoop], clips: dict[str, Decoded]
 ) -> None:
     """The static clip played through: no event, motion never ON, the detector idle after
     calibration."""

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from edge_server.core.motion import Motion, components
 
-from support.clips import HEIGHT, WIDTH, Clip, make_clip
+from support.cameras.clips import Clip
+from support.decoded import Decoded, decoded
+
+WIDTH, HEIGHT = 640, 360  # the clips'
 
 
 @pytest.fixture(scope="module")
-def static(images_dir: Path) -> Clip:
-    return make_clip(images_dir, seconds=8, person=False)
+def static(still: Clip) -> Decoded:
+    return decoded(still)
 
 
 @pytest.fixture(scope="module")
-def walk(images_dir: Path) -> Clip:
-    return make_clip(images_dir, seconds=14, person=True)
+def walk(walk_clip: Clip) -> Decoded:
+    return decoded(walk_clip)
 
 
-def _settled(motion: Motion, clip: Clip) -> int:
+def _settled(motion: Motion, clip: Decoded) -> int:
     """Frames fed until calibration ends (the first frames of any clip)."""
     for n, luma in enumerate(clip.luma):
         motion.detect(luma)
@@ -40,7 +41,7 @@ def _covered(boxes: list[tuple[int, int, int, int]], box: tuple[int, int, int, i
     return float(canvas[by0:by1, bx0:bx1].mean())
 
 
-def test_a_noisy_static_scene_has_no_motion(static: Clip) -> None:
+def test_a_noisy_static_scene_has_no_motion(static: Decoded) -> None:
     """Sensor noise through the codec moves nothing once calibrated (after a second's grace)."""
     motion = Motion(WIDTH, HEIGHT)
     settled = _settled(motion, static)
@@ -53,26 +54,25 @@ def test_a_noisy_static_scene_has_no_motion(static: Clip) -> None:
     assert moving == []
 
 
-def test_a_walking_person_is_inside_the_motion_boxes(walk: Clip) -> None:
-    """On every frame with the person at least half in view, the motion boxes cover most of
+def test_a_walking_person_is_inside_the_motion_boxes(walk: Decoded) -> None:
+    """On every frame with at least half the person in view, the motion boxes cover most of
     the person's box; before the person enters, there are none."""
     motion = Motion(WIDTH, HEIGHT)
     start = _settled(motion, walk)
-    assert walk.appears is not None and walk.leaves is not None
-    first, last = round(walk.appears * walk.fps), round(walk.leaves * walk.fps)
     shares = []
-    for n in range(start, last):
+    for n in range(start, len(walk.luma)):
         boxes = motion.detect(walk.luma[n])
-        person = walk.person_boxes[n]
-        if n < first and person is None:
+        person = walk.person(n)
+        entered = walk.clip.person_in is not None and n / walk.fps >= walk.clip.person_in
+        if not entered:
             assert boxes == [], f"motion at frame {n}, before the person"
-        if n >= first and person is not None:
+        if person is not None and person[2] - person[0] >= 100:
             shares.append(_covered(boxes, person))
     assert len(shares) > 3 * walk.fps
     assert min(shares) > 0.8, shares
 
 
-def test_a_mask_hides_the_motion_beneath_it(walk: Clip) -> None:
+def test_a_mask_hides_the_motion_beneath_it(walk: Decoded) -> None:
     """A mask over the lower two thirds, where the person walks, leaves no box there."""
     masked = [[(0.0, 0.3), (1.0, 0.3), (1.0, 1.0), (0.0, 1.0)]]
     motion = Motion(WIDTH, HEIGHT, masks=masked)
@@ -82,7 +82,7 @@ def test_a_mask_hides_the_motion_beneath_it(walk: Clip) -> None:
             assert y0 < 0.3 * HEIGHT + 4
 
 
-def test_the_lights_going_on_recalibrates_instead_of_moving(static: Clip) -> None:
+def test_the_lights_going_on_recalibrates_instead_of_moving(static: Decoded) -> None:
     """A frame suddenly brighter all over (lights, IR) sets calibrating and gives no box; the
     detector settles again on the new light."""
     motion = Motion(WIDTH, HEIGHT)

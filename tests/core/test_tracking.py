@@ -75,3 +75,18 @@ def test_iou_of_boxes() -> None:
     assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
     assert iou((0, 0, 10, 10), (20, 0, 30, 10)) == 0.0
     assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == 50 / 150
+
+
+def test_a_fast_mover_is_matched_by_distance_when_boxes_no_longer_overlap() -> None:
+    """A box that jumps 70 px (no overlap) keeps its track; one 3 box-sides away, or of a
+    quarter of the size, does not."""
+    tracker = Tracker()
+    (first,), _ = tracker.update([_person(0)], 0.0)
+    started, _ = tracker.update([_person(85)], 0.2)
+    assert started == [] and tracker.tracks[0].number == first.number
+    started, _ = tracker.update([_person(85 + 3 * 200)], 0.4)
+    assert len(started) == 1
+    small = Tracker()
+    small.update([_person(0)], 0.0)
+    started, _ = small.update([Observation("person", 0.8, (90, 100, 130, 200))], 0.2)
+    assert len(started) == 1
