@@ -260,12 +260,6 @@ def test_the_walk_in_person_is_one_event_and_doubletake_fetches_show_it(
     assert all(e["after"]["start_time"] > ended["end_time"] - 1 for e in others)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the watcher's motion misses the clip's half-second slide-in (motion stays OFF "
-    "until ~6.9 s of the clip), so the person is confirmed only as it stands still, ~3.5 s "
-    "late, and ends before any update",
-)
 def test_the_walk_in_person_is_updated_while_in_view(world: World) -> None:
     """Between the walk-in person's new and end, at least one update."""
     _, life = _first_life(world, "walk", "walk: the person's end")
