@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..cameras.cameras import Cameras
 from ..cameras.events import CameraEvent
 from ..cameras.messages import event_message
+from ..core.errors import StartupError
 from . import camera_discovery, payloads
 from .camera_topics import CameraTopics
 
@@ -39,6 +40,14 @@ class CameraEvents:
 
     def __init__(self, connection: MqttConnection, cameras: Cameras) -> None:
         settings = connection.settings
+        if settings.camera_events == "frigate" and settings.frigate_url:
+            # The bridge reads frigate/events: it would take our events for Frigate's.
+            raise StartupError(
+                "EDGE_CAMERA_EVENTS=frigate publishes the cameras' events on "
+                f"{settings.frigate_topic_prefix}/events, where the Frigate bridge "
+                "(EDGE_FRIGATE_URL) reads a real Frigate's",
+                fix="keep EDGE_CAMERA_EVENTS=edge while a Frigate is bridged",
+            )
         self.connection = connection
         self.cameras = cameras
         self.topics = CameraTopics.of(

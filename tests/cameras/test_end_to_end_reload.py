@@ -97,3 +97,24 @@ def test_a_camera_without_a_served_detector_stops_the_start(
     assert code == 2, server.log
     assert "camera 'a' needs a detection model and none is served" in server.log
     assert "fix:" in server.log
+
+
+def test_frigate_events_beside_the_frigate_bridge_stop_the_start(
+    models_dir: Path, runtime: str, still_server: RtspServer
+) -> None:
+    """Our events on frigate/events while the bridge reads a real Frigate's there: exit 2."""
+    env = server_env(
+        models_dir,
+        runtime,
+        model=DETECTOR,
+        cameras=f"a={still_server.url()}",
+        camera_events="frigate",
+        mqtt_url="mqtt://127.0.0.1:1",
+        frigate_url="http://127.0.0.1:5000",
+    )
+    server = ServerProcess(env, free_port())
+    code = server.process.wait(timeout=HANG)
+    server.stop()
+    assert code == 2, server.log
+    assert "EDGE_CAMERA_EVENTS=frigate publishes" in server.log
+    assert "fix: keep EDGE_CAMERA_EVENTS=edge" in server.log
