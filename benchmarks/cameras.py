@@ -16,7 +16,9 @@ default 5 fps, with the real detector served by an in-process Service. Prints:
    nothing-running baseline of the same run.
 2. Event latency: seconds from the person's first frame to the `new` event, over a few
    walk-ins at 640x480.
-3. `/classify`'s data plane (`Service.classify_upload`, what the route calls, grace_hopper.jpg)
+3. Motion per frame: the median time of `Motion.detect` on 60 decoded frames of each idle
+   and busy clip (the issue's budget: about a millisecond).
+4. `/classify`'s data plane (`Service.classify_upload`, what the route calls, grace_hopper.jpg)
    at c=1 with 0, 2 and 4 busy 640x480 cameras running, p50 and p95 and their ratio to no
    camera; the blocks alternate (0, 2, 4, 4, 2, 0, ...) so load that drifts on a shared
    machine falls on all alike.
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 
 from benchmarks.flags import add_model_flags
 from edge_server.cameras.event_store import EventStore
@@ -48,6 +51,7 @@ from edge_server.cameras.streams import Picture
 from edge_server.cameras.watcher import Watcher
 from edge_server.config.cameras import CameraConfig
 from edge_server.config.settings import Settings
+from edge_server.core.motion import Motion
 from edge_server.serving.auth import ApiKeys
 from edge_server.serving.metrics import Metrics
 from edge_server.serving.service import Service
@@ -234,6 +238,22 @@ def cameras(
             feed.stop()
 
 
+def motion_ms(clip: Clip, frames: int = 60) -> float:
+    """The median milliseconds of motion on a clip's frames, after its first second."""
+    motion = Motion(clip.width, clip.height)
+    took = []
+    with av.open(str(clip.path)) as container:
+        for n, decoded in enumerate(container.decode(video=0)):
+            luma = np.asarray(decoded.to_ndarray(format="gray"), np.uint8)
+            started = time.perf_counter()
+            motion.detect(luma)
+            if n >= FPS:
+                took.append((time.perf_counter() - started) * 1000)
+            if len(took) >= frames:
+                break
+    return statistics.median(took)
+
+
 def cpu_share(seconds: float) -> float:
     """This process's CPU time over `seconds` of wall time, as a share of one core."""
     cpu, wall = time.process_time(), time.monotonic()
@@ -293,7 +313,11 @@ def main(argv: list[str] | None = None) -> None:
         shown = ", ".join(f"{d:.2f}" for d in delays) or "none came"
         print(f"   new after the person's first frame: {shown} s")
 
-        print("3. classify c=1 (Service.classify_upload, grace_hopper.jpg) beside cameras")
+        print("3. Motion per frame (median of 60 frames)")
+        for (size, kind), clip in clips.items():
+            print(f"   {size[0]}x{size[1]} {kind:4}: {motion_ms(clip):5.2f} ms")
+
+        print("4. classify c=1 (Service.classify_upload, grace_hopper.jpg) beside cameras")
         photo = (args.images / "grace_hopper.jpg").read_bytes()
         busy = clips[(SIZES[0], "busy")]
         times: dict[int, list[float]] = {0: [], 2: [], 4: []}

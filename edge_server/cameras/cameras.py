@@ -29,7 +29,7 @@ from ..serving.service import Service
 from ..serving.specs import ModelSpec
 from .event_store import EventStore
 from .events import CameraEvent
-from .feed import Feed, FeedOptions, FeedStatus, feed_for
+from .feed import Feed, FeedOptions, FeedStatus, feed_for, feed_metrics
 from .watcher import Watcher, WatcherListener, WatcherStatus
 
 log = logging.getLogger("edge_server.cameras")
@@ -133,6 +133,7 @@ class Cameras:
         self._read_configs = read_configs
         self.events = events if events is not None else EventStore()
         self._fanout = _Fanout()
+        self._feed_metrics = feed_metrics(service.metrics.registry)
         self._running: dict[str, _Camera] = {}
         self._lock = asyncio.Lock()
 
@@ -191,6 +192,8 @@ class Cameras:
             changed = [n for n in self.configs if configs.get(n) != self.configs[n]]
             for name in changed:
                 await self._stop_one(name)
+                if name not in configs:
+                    self._feed_metrics.forget(name)  # gone: its series go too
             started = [n for n in configs if n not in self.configs or n in changed]
             self.configs = configs
             for name in started:
@@ -207,7 +210,7 @@ class Cameras:
             log.info("camera %s is disabled", name)
             return
         try:
-            feed = feed_for(name, config.url, feed_options(config))
+            feed = feed_for(name, config.url, feed_options(config), metrics=self._feed_metrics)
             watcher = Watcher(
                 name, config, feed, self.service, asyncio.get_running_loop(), self.events
             )

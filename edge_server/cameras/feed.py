@@ -22,7 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from prometheus_client import CollectorRegistry
+
 from ..config.cameras import redact
+from .feed_metrics import FeedMetrics
 from .frames import Frame, frame_of
 from .http_camera import HttpReader
 from .rtsp import RtspReader
@@ -88,8 +91,10 @@ class Feed:
         options: FeedOptions | None = None,
         *,
         reader: Reader | None = None,
+        metrics: FeedMetrics | None = None,
     ) -> None:
         self.name = name
+        self.metrics = metrics
         self.url = redact(url)
         self.options = options or FeedOptions()
         self._stopping = threading.Event()
@@ -166,6 +171,8 @@ class Feed:
         while not self._stopping.is_set():
             if attempts:
                 self._reconnects += 1
+                if self.metrics is not None:
+                    self.metrics.reconnects.labels(self.name).inc()
             attempts += 1
             self._set_state(FeedState.connecting, self._error)
             try:
@@ -219,19 +226,23 @@ class Feed:
             while self._times and self._times[0] < now - _RATE_WINDOW:
                 self._times.popleft()
             self._changed.notify_all()
+        if self.metrics is not None:
+            self.metrics.read.labels(self.name).inc()
 
     def _failed(self, exc: FeedError, delay: float) -> float:
         """Record the failure, wait before the next attempt; the next attempt's wait."""
         initial, longest = self.options.backoff
         if isinstance(exc, Unauthorized):
-            state, wait = FeedState.unauthorized, longest
+            state, wait, kind = FeedState.unauthorized, longest, "unauthorized"
         elif isinstance(exc, NotAStream):
-            state, wait = FeedState.failed, longest
+            state, wait, kind = FeedState.failed, longest, "not_a_stream"
         else:
-            state, wait = FeedState.reconnecting, delay
+            state, wait, kind = FeedState.reconnecting, delay, "unreachable"
         self._error = str(exc)
         if self._stopping.is_set():
             return delay
+        if self.metrics is not None:
+            self.metrics.failures.labels(self.name, kind).inc()
         self._set_state(state, self._error)
         self._stopping.wait(wait)
         return min(max(delay * 2, initial), longest)
@@ -245,6 +256,8 @@ class Feed:
             self._state = state
             self._error = error
             status = self._status()
+        if self.metrics is not None:
+            self.metrics.set_state(self.name, state)
         self._log(status)
         if state == FeedState.connecting:
             return  # a step of every attempt, not news
@@ -314,7 +327,14 @@ def _reader_for(url: str, options: FeedOptions, stopping: threading.Event) -> Re
     raise ValueError(f"{redact(url)}: a camera URL starts with rtsp:// or http(s)://")
 
 
-def feed_for(name: str, url: str, options: FeedOptions | None = None) -> Feed:
+def feed_metrics(registry: CollectorRegistry) -> FeedMetrics:
+    """The feeds' metrics in `registry` (one set for every feed of an app)."""
+    return FeedMetrics(registry, tuple(FeedState))
+
+
+def feed_for(
+    name: str, url: str, options: FeedOptions | None = None, *, metrics: FeedMetrics | None = None
+) -> Feed:
     """The feed for a camera URL: RTSP for rtsp://; for http(s)://, MJPEG or snapshot
     polling, chosen on each connection by the content type the camera answers."""
-    return Feed(name, url, options)
+    return Feed(name, url, options, metrics=metrics)

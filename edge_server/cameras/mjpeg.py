@@ -67,6 +67,11 @@ class Parts:
                     continue
                 del buffer[:start]
                 return
+            cut = buffer.find(marker, start + len(marker), head_end)
+            if cut >= 0 or head_end - start > _MAX_HEADERS:  # a part cut short, or no headers
+                self.skipped += 1
+                del buffer[: cut if cut >= 0 else start + len(marker)]
+                continue
             headers = _headers(bytes(buffer[start + len(marker) : head_end]))
             body_start = head_end + 4
             length = headers.get("content-length")

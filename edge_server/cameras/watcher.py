@@ -333,7 +333,13 @@ class Watcher:
     def _analyse(self, frame: Frame) -> None:
         config = self.config
         width, height = frame.width, frame.height
+        closed: list[CameraEvent] = []
         if self._motion is None or (self._motion.width, self._motion.height) != (width, height):
+            # The first frame, or the stream came back at another size (a camera reconfigured):
+            # objects of the old picture end, and motion learns the new one.
+            if self._lifecycle is not None:
+                closed = self._lifecycle.close(frame.time)
+                self._checked.clear()
             self._motion = Motion(
                 width,
                 height,
@@ -380,7 +386,7 @@ class Watcher:
             or square_around(t.box, width, height, scale=REGION_SCALE, least=self._input_side())
             for t in seen
         }
-        events = lifecycle.observe(
+        events = closed + lifecycle.observe(
             self._tracker.tracks, ended, frame_time=now, rgb=frame.rgb, regions=region_of, seen=seen
         )
         events.extend(self._names(lifecycle, seen, found, now))

@@ -81,6 +81,9 @@ def test_sighup_restarts_only_the_cameras_that_changed(
         assert after["a"]["frames"]["read"] > before["a"]["frames"]["read"]
         assert after["c"]["frames"]["read"] < after["a"]["frames"]["read"]
         assert after["a"]["state"] == "streaming"
+        metrics = httpx.get(server.url + "/metrics", timeout=HANG).text
+        assert 'edge_camera_frames_read_total{camera="d"}' in metrics
+        assert 'camera="b"' not in metrics  # a removed camera's series go with it
     finally:
         server.stop()
     assert "cameras reloaded: 1 unchanged, 2 stopped, 2 started" in server.log

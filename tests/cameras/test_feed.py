@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
-from edge_server.cameras.feed import Feed, FeedOptions, FeedState, feed_for
+from edge_server.cameras.feed import Feed, FeedOptions, FeedState, feed_for, feed_metrics
 
 from support.cameras import LOGIN
 from support.cameras.clips import Clip
@@ -122,3 +123,22 @@ def test_latest_keeps_only_the_newest_frame(mjpeg: MjpegServer) -> None:
         feed.latest(after=second.number, timeout=0.1) is None
         or feed.status().state == FeedState.stopped
     )
+
+
+def test_feed_metrics_count_frames_and_forget_a_camera(mjpeg: MjpegServer) -> None:
+    """The feed's frames and state are in its metrics; forget() drops the camera's series."""
+    registry = CollectorRegistry()
+    metrics = feed_metrics(registry)
+    feed = feed_for("door", mjpeg.url("/stream"), FAST, metrics=metrics)
+    feed.start()
+    try:
+        _read(feed, 3)
+        streaming = {"camera": "door", "state": "streaming"}
+        assert registry.get_sample_value("edge_camera_feed_state", streaming) == 1
+    finally:
+        feed.stop()
+    read = registry.get_sample_value("edge_camera_frames_read_total", {"camera": "door"})
+    assert read == feed.status().frames_read >= 3
+    metrics.forget("door")
+    metrics.forget("never-configured")
+    assert registry.get_sample_value("edge_camera_frames_read_total", {"camera": "door"}) is None

@@ -12,8 +12,16 @@ from contextlib import contextmanager
 from functools import partial
 
 import pytest
+from prometheus_client import CollectorRegistry
 
-from edge_server.cameras.feed import Feed, FeedOptions, FeedState, FeedStatus, feed_for
+from edge_server.cameras.feed import (
+    Feed,
+    FeedOptions,
+    FeedState,
+    FeedStatus,
+    feed_for,
+    feed_metrics,
+)
 
 from support.cameras import LOGIN
 from support.cameras.mjpeg_server import MjpegServer
@@ -90,7 +98,8 @@ def test_rtsp_server_killed_and_restarted(
     state, logs one line a change, and ends with the threads and files it started with."""
     caplog.set_level(logging.INFO, "edge_server")
     threads, fds = threading.active_count(), _open_fds()
-    feed = feed_for("front", rtsp_server.url(), FAST)
+    registry = CollectorRegistry()
+    feed = feed_for("front", rtsp_server.url(), FAST, metrics=feed_metrics(registry))
     states = States(feed)
     with running(feed):
         _reaches(feed, FeedState.streaming)
@@ -104,6 +113,13 @@ def test_rtsp_server_killed_and_restarted(
             until(partial(states.since, seen, FeedState.streaming), f"streaming again {cycle}")
         status = feed.status()
     assert status.reconnects >= CYCLES
+    labels = {"camera": "front"}
+    assert registry.get_sample_value("edge_camera_reconnects_total", labels) == status.reconnects
+    assert registry.get_sample_value("edge_camera_frames_read_total", labels) == status.frames_read
+    failures = {"camera": "front", "kind": "unreachable"}
+    assert (registry.get_sample_value("edge_camera_feed_failures_total", failures) or 0) >= CYCLES
+    stopped = {"camera": "front", "state": "stopped"}
+    assert registry.get_sample_value("edge_camera_feed_state", stopped) == 1
     lines = [r for r in caplog.records if r.getMessage().startswith("camera front:")]
     # streaming and reconnecting once a cycle (plus the first streaming and the stop); a
     # reconnect that failed again with another reason adds a line, never a line an attempt.
@@ -112,6 +128,26 @@ def test_rtsp_server_killed_and_restarted(
     print(f"{CYCLES} cycles, {status.reconnects} reconnects, {len(lines)} log lines")
     until(lambda: threading.active_count() <= threads, "the feed's threads gone")
     assert _open_fds() <= fds
+
+
+def test_rtsp_camera_that_freezes_trips_the_watchdog(rtsp_server: RtspServer) -> None:
+    """An RTSP camera that stops sending (frozen, its connection open) trips the watchdog:
+    the feed goes `reconnecting` saying so, and streams again once the camera is back."""
+    if not rtsp_server.running:
+        rtsp_server.start()
+    feed = feed_for("front", rtsp_server.url(), FAST)
+    states = States(feed)
+    with running(feed):
+        _reaches(feed, FeedState.streaming)
+        seen = len(states)
+        rtsp_server.pause()
+        try:
+            frozen = until(partial(states.since, seen, FeedState.reconnecting), "watchdog")
+        finally:
+            rtsp_server.resume()
+        seen = len(states)
+        until(partial(states.since, seen, FeedState.streaming), "streaming again")
+    assert frozen.last_error is not None and "watchdog" in frozen.last_error
 
 
 def test_rtsp_wrong_password_is_unauthorized(rtsp_server: RtspServer) -> None:
@@ -150,12 +186,18 @@ def test_nothing_listening_is_reconnecting() -> None:
     [("/html", "text/html"), ("/garbage", "not an MJPEG stream")],
 )
 def test_http_url_serving_no_video_is_failed(mjpeg: MjpegServer, path: str, reason: str) -> None:
-    """A URL serving a web page or garbage bytes is the `failed` state with a reason."""
-    feed = feed_for("door", mjpeg.url(path), FAST)
+    """A URL serving a web page or garbage bytes is the `failed` state with a reason, and
+    counted as a failure of its kind."""
+    registry = CollectorRegistry()
+    feed = feed_for("door", mjpeg.url(path), FAST, metrics=feed_metrics(registry))
     with running(feed):
         status = _reaches(feed, FeedState.failed)
+        failed = {"camera": "door", "state": "failed"}
+        assert registry.get_sample_value("edge_camera_feed_state", failed) == 1
     assert status.last_error is not None and reason in status.last_error
     assert status.frames_read == 0
+    kind = {"camera": "door", "kind": "not_a_stream"}
+    assert (registry.get_sample_value("edge_camera_feed_failures_total", kind) or 0) >= 1
 
 
 def test_camera_stalling_mid_frame_reconnects(mjpeg: MjpegServer) -> None:

@@ -197,6 +197,10 @@ def test_a_person_walking_through_is_one_new_updates_and_one_end(
     assert heard.counts and heard.counts[0].get("person") == 1
     assert heard.counts[-1].get("person") == 0
     assert watcher.status().frames_analysed > 0
+    latest = watcher.latest_jpeg(boxes=True, height=180)
+    assert latest is not None and Image.open(io.BytesIO(latest)).size == (320, 180)
+    plain = watcher.latest_jpeg(boxes=False, height=None)
+    assert plain is not None and Image.open(io.BytesIO(plain)).size == (640, 360)
     assert exposed, "no end event"
     text = exposed[0]
     assert metric(text, "edge_camera_events_total", camera="front", type="new") == 1

@@ -21,6 +21,7 @@ from edge_server.config.settings import Settings
         ),
         ("http://cam/snap.jpg?token=abc123", "http://cam/snap.jpg?token=***"),
         ("rtsp://u:p@[::1", "rtsp://***"),
+        ("rtsp://viewer:p@ss:w%rd@10.0.0.2:554/cam", "rtsp://viewer:***@10.0.0.2:554/cam"),
     ],
 )
 def test_redact_hides_passwords_and_query_credentials(url: str, redacted: str) -> None:

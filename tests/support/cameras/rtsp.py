@@ -4,6 +4,7 @@ starts, kills and restarts on one port."""
 from __future__ import annotations
 
 import select
+import signal
 import socket
 import subprocess
 import time
@@ -68,9 +69,19 @@ class RtspServer:
     def kill(self) -> None:
         """Kill the server at once (SIGKILL: a camera losing power), if it runs."""
         if self.process is not None:
-            self.process.kill()
+            self.process.kill()  # SIGKILL ends a paused process too
             self.process.communicate(timeout=10)
             self.process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): its connections stay open and nothing comes."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def restart(self) -> None:
         """Kill the server and start it again on the same port."""

@@ -47,6 +47,10 @@ class SnapshotServer(ThreadingHTTPServer):
         userinfo = f"{login[0]}:{login[1]}@" if login else ""
         return f"http://{userinfo}{host!s}:{port}{path}"
 
+    def rewind(self) -> None:
+        """Start the clip again now (a test that waits for the person's second)."""
+        self.started = time.monotonic()
+
     def frame(self) -> bytes:
         n = int((time.monotonic() - self.started) * self.fps)
         return self.jpegs[n % len(self.jpegs)]
