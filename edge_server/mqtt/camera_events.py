@@ -16,9 +16,9 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..cameras.cameras import Cameras
+from ..cameras.event_messages import event_message
 from ..cameras.events import CameraEvent
-from ..cameras.messages import event_message
+from ..cameras.registry import Cameras
 from ..core.errors import StartupError
 from . import camera_discovery, payloads
 from .camera_topics import CameraTopics
