@@ -51,8 +51,15 @@ class CameraStatus:
     watcher: WatcherStatus | None
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON of one camera: state, rates, the last frame and error, the redacted URL."""
+        """The JSON of one camera: state, rates, the last frame and error, the redacted URL.
+
+        Every frame read is decoded (an H.264 decoder cannot skip frames; an MJPEG part is
+        decoded to grey for motion), so `decoded` is `read`; frames dropped per second are the
+        ones read and never analysed, read's rate less analysed's.
+        """
         feed, watcher = self.feed, self.watcher
+        fps_read = feed.fps_read if feed else 0.0
+        fps_analysed = watcher.fps_analysed if watcher else 0.0
         return {
             "name": self.name,
             "enabled": self.enabled,
@@ -67,12 +74,15 @@ class CameraStatus:
             "reconnects": feed.reconnects if feed else 0,
             "frames": {
                 "read": feed.frames_read if feed else 0,
-                "dropped": feed.frames_dropped if feed else 0,
+                "decoded": feed.frames_read if feed else 0,
                 "analysed": watcher.frames_analysed if watcher else 0,
+                "dropped": feed.frames_dropped if feed else 0,
             },
             "fps": {
-                "read": round(feed.fps_read, 2) if feed else 0.0,
-                "analysed": round(watcher.fps_analysed, 2) if watcher else 0.0,
+                "read": round(fps_read, 2),
+                "decoded": round(fps_read, 2),
+                "analysed": round(fps_analysed, 2),
+                "dropped": round(max(0.0, fps_read - fps_analysed), 2),
             },
             "motion": bool(watcher.motion) if watcher else False,
             "objects": watcher.objects if watcher else 0,
@@ -135,6 +145,7 @@ class Cameras:
         self._fanout = _Fanout()
         self._feed_metrics = feed_metrics(service.metrics.registry)
         self._running: dict[str, _Camera] = {}
+        self._state_listeners: list[Callable[[str], None]] = []
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -158,6 +169,24 @@ class Cameras:
     def add_listener(self, listener: WatcherListener) -> None:
         """Hear every camera's events, motion and counts (on the event loop)."""
         self._fanout.listeners.append(listener)
+
+    def add_state_listener(self, on_state: Callable[[str], None]) -> None:
+        """Call `on_state(camera)` on the event loop when a camera's feed changes state
+        (connected, lost, refused), so a surface can say so without waiting to poll."""
+        self._state_listeners.append(on_state)
+
+    def _from_feed(self, name: str) -> Callable[[FeedStatus], None]:
+        """A feed's state listener: from the feed's thread to the loop, where ours live."""
+        loop = asyncio.get_running_loop()
+
+        def changed(_: FeedStatus) -> None:
+            loop.call_soon_threadsafe(self._feed_changed, name)
+
+        return changed
+
+    def _feed_changed(self, name: str) -> None:
+        for on_state in self._state_listeners:
+            _call(on_state, name)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -215,6 +244,7 @@ class Cameras:
                 name, config, feed, self.service, asyncio.get_running_loop(), self.events
             )
             watcher.add_listener(self._fanout)
+            feed.add_listener(self._from_feed(name))
             feed.start()
             await watcher.start()
         except (OSError, ValueError, ServiceError) as exc:

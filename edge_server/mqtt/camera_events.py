@@ -62,6 +62,7 @@ class CameraEvents:
         self.connection.add_announcer(self.announce)
         self.connection.spawn(self._publish_all())
         self.connection.spawn(self._diagnose())
+        self.cameras.add_state_listener(self._diagnose_one)
 
     # --- WatcherListener ------------------------------------------------------------------
 
@@ -119,13 +120,18 @@ class CameraEvents:
     async def _diagnose(self) -> None:
         while True:
             for status in self.cameras.status():
-                self._put(
-                    self.topics.diagnostics(status.name),
-                    payloads.dumps(diagnostics(status.as_dict())),
-                    "status",
-                    True,
-                )
+                self._put_diagnostics(status.as_dict())
             await asyncio.sleep(DIAGNOSTICS_INTERVAL)
+
+    def _diagnose_one(self, camera: str) -> None:
+        """A camera's feed changed state: its diagnostics now, not at the next interval."""
+        for status in self.cameras.status():
+            if status.name == camera:
+                self._put_diagnostics(status.as_dict())
+
+    def _put_diagnostics(self, camera: dict[str, Any]) -> None:
+        body = payloads.dumps(diagnostics(camera))
+        self._put(self.topics.diagnostics(camera["name"]), body, "status", True)
 
     async def announce(self) -> None:
         """Every camera's Home Assistant configs (on connect and when Home Assistant starts)."""

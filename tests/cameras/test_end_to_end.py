@@ -340,6 +340,9 @@ def test_cameras_status_shows_each_camera_without_its_password(world: World) -> 
         assert LOGIN[1] not in json.dumps(camera)
         assert camera["fps"]["read"] > 0 and camera["last_frame_time"] is not None
         assert camera["frames"]["read"] >= camera["frames"]["analysed"] > 0
+        assert camera["frames"]["decoded"] == camera["frames"]["read"]
+        fps = camera["fps"]
+        assert fps["dropped"] == pytest.approx(max(0.0, fps["read"] - fps["analysed"]), abs=0.02)
     assert cameras["walk"]["codec"] == "h264" and "***" in cameras["walk"]["url"]
     assert (cameras["walk"]["width"], cameras["walk"]["height"]) == (640, 360)
     assert LOGIN[1] not in response.text
@@ -399,8 +402,10 @@ def test_home_assistant_sees_each_camera(world: World) -> None:
         ]:
             topic = f"homeassistant/{component}/{unique}{key}/config"
             assert world.recorder.wait_for(_on(topic)), topic
-    diagnostics = world.recorder.wait_for(lambda m: m.topic == f"{PREFIX}/walk/diagnostics")
-    assert diagnostics and json.loads(diagnostics[0].payload)["connected"] is True
+    connected = world.recorder.wait_for(
+        lambda m: m.topic == f"{PREFIX}/walk/diagnostics" and json.loads(m.payload)["connected"]
+    )
+    assert connected and json.loads(connected[0].payload)["state"] == "streaming"
 
 
 def test_the_still_camera_gives_no_event_and_no_motion(world: World) -> None:

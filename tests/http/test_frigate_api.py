@@ -52,7 +52,7 @@ def test_a_camera_that_cannot_be_read_is_a_state_not_a_stop(
     camera = until(reported, "the dead camera's error")
     assert camera["name"] == "dead"
     assert camera["state"] in ("connecting", "reconnecting", "failed")
-    assert camera["frames"] == {"read": 0, "dropped": 0, "analysed": 0}
+    assert camera["frames"] == {"read": 0, "decoded": 0, "analysed": 0, "dropped": 0}
     assert camera["last_frame_time"] is None
     assert PASSWORD not in http.get("/v1/cameras").text
     assert camera["url"] == f"rtsp://viewer:***@127.0.0.1:{camera['url'].rsplit(':', 1)[1]}"
