@@ -23,6 +23,12 @@ default 5 fps, with the real detector served by an in-process Service. Prints:
    camera; the blocks alternate (0, 2, 4, 4, 2, 0, ...) so load that drifts on a shared
    machine falls on all alike.
 
+5. Through a server process (`--http`): GStreamer's RTSP server (the tests' script, run by
+   the system's python3) streaming the busy 640x480 clip, and `edge-server serve` started
+   with EDGE_CAMERAS naming 0, 2 and 4 cameras on it: POST /classify c=1 p50 and p95 from a
+   real client, and the server process's CPU over wall time for 3 s before the requests
+   (the cameras alone: RTSP decode, motion, the detector), blocks alternating as in 4.
+
 The figures are this machine's; a Pi 4 estimate scales them (docs/cameras.md says how).
 """
 
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import tempfile
@@ -41,9 +48,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import httpx
 import numpy as np
 
 from benchmarks.flags import add_model_flags
+from benchmarks.servers import ServerProcess, free_port, python_command
 from edge_server.cameras.event_store import EventStore
 from edge_server.cameras.events import CameraEvent
 from edge_server.cameras.frames import Frame, frame_of
@@ -266,6 +275,9 @@ def main(argv: list[str] | None = None) -> None:
     add_model_flags(parser, images_help="folder of the shared photos")
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds a case")
     parser.add_argument("--smoke", action="store_true", help="short run: does it work")
+    parser.add_argument(
+        "--http", action="store_true", help="also measure a server process over real RTSP"
+    )
     args = parser.parse_args(argv)
     seconds = 2.0 if args.smoke else args.seconds
     walk_ins = 1 if args.smoke else 3
@@ -338,6 +350,84 @@ def main(argv: list[str] | None = None) -> None:
             p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
             p50 = statistics.median(ordered)
             print(f"   {count} cameras: p50 {p50:6.1f} ms ({p50 / base:4.2f}x), p95 {p95:6.1f} ms")
+        if args.http:
+            rtsp_clip = make_clip(args.images, made, SIZES[0], "busy", 120.0)
+            over_http(args, rtsp_clip, made, turns=turns, requests=requests)
+
+
+RTSP_SCRIPT = Path(__file__).resolve().parent.parent / "tests/support/cameras/rtsp_server.py"
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-gi: GStreamer's bindings
+
+
+def over_http(
+    args: argparse.Namespace, clip: Clip, folder: Path, *, turns: int, requests: int
+) -> None:
+    """/classify c=1 through a server process watching 0, 2 and 4 RTSP cameras."""
+    port = free_port()
+    command = [SYSTEM_PYTHON, str(RTSP_SCRIPT), str(clip.path), str(port), "stream"]
+    rtsp = subprocess.Popen(  # noqa: S603 - the tests' RTSP server script on our clip
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert rtsp.stdout is not None
+        if rtsp.stdout.readline().strip() != "ready":
+            raise RuntimeError("the RTSP server did not start")
+        url = f"rtsp://127.0.0.1:{port}/stream"
+        photo = (args.images / "grace_hopper.jpg").read_bytes()
+        times: dict[int, list[float]] = {0: [], 2: [], 4: []}
+        cpu: dict[int, list[float]] = {0: [], 2: [], 4: []}
+        analysed: dict[int, list[int]] = {0: [], 2: [], 4: []}
+        print("5. POST /classify c=1 to a server process watching RTSP cameras")
+        for turn in range(turns):
+            for count in [0, 2, 4][:: 1 if turn % 2 == 0 else -1]:
+                env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+                env.update(
+                    EDGE_MODELS_DIR=str(args.models_dir),
+                    EDGE_RUNTIME=args.runtime.value,
+                    EDGE_MODEL=f"{CLASSIFIER},{DETECTOR}",
+                    EDGE_LOG_LEVEL="warning",
+                )
+                if count:
+                    env["EDGE_CAMERAS"] = ",".join(f"cam{n}={url}" for n in range(count))
+                server_port = free_port()
+                server = ServerProcess.start(
+                    f"{count} cameras",
+                    python_command(
+                        "-m", "edge_server", "serve", "--host", "127.0.0.1",
+                        "--port", str(server_port),
+                    ),
+                    env,
+                    server_port,
+                    folder / f"server-{count}.log",
+                )  # fmt: skip
+                try:
+                    with httpx.Client(base_url=f"http://127.0.0.1:{server_port}") as client:
+                        time.sleep(2.0)  # the cameras connected and calibrated
+                        used, wall = server.cpu_s(), time.monotonic()
+                        time.sleep(3.0)  # the cameras alone
+                        cpu[count].append((server.cpu_s() - used) / (time.monotonic() - wall) * 100)
+                        for _ in range(requests):
+                            started = time.perf_counter()
+                            answer = client.post("/classify", files={"image": photo})
+                            answer.raise_for_status()
+                            times[count].append((time.perf_counter() - started) * 1000)
+                        watched = client.get("/v1/cameras").json()["cameras"]
+                        analysed[count].append(sum(c["frames"]["analysed"] for c in watched))
+                finally:
+                    server.stop()
+        base = statistics.median(times[0])
+        for count, measured in times.items():
+            ordered = sorted(measured)
+            p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+            p50 = statistics.median(ordered)
+            print(
+                f"   {count} cameras: p50 {p50:6.1f} ms ({p50 / base:4.2f}x), p95 {p95:6.1f} ms; "
+                f"the server's CPU without requests {statistics.median(cpu[count]):5.1f} % of a "
+                f"core, frames analysed {sum(analysed[count])}"
+            )
+    finally:
+        rtsp.kill()
+        rtsp.wait()
 
 
 if __name__ == "__main__":
