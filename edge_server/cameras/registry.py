@@ -146,6 +146,9 @@ class Cameras:
         self._feed_metrics = feed_metrics(service.metrics.registry)
         self._running: dict[str, _Camera] = {}
         self._state_listeners: list[Callable[[str], None]] = []
+        self._reload_listeners: list[
+            Callable[[Mapping[str, CameraConfig], Mapping[str, CameraConfig]], None]
+        ] = []
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -174,6 +177,12 @@ class Cameras:
         """Call `on_state(camera)` on the event loop when a camera's feed changes state
         (connected, lost, refused), so a surface can say so without waiting to poll."""
         self._state_listeners.append(on_state)
+
+    def add_reload_listener(
+        self, on_reload: Callable[[Mapping[str, CameraConfig], Mapping[str, CameraConfig]], None]
+    ) -> None:
+        """Call `on_reload(before, after)` (the configurations) when a reload changed any."""
+        self._reload_listeners.append(on_reload)
 
     def _from_feed(self, name: str) -> Callable[[FeedStatus], None]:
         """A feed's state listener: from the feed's thread to the loop, where ours live."""
@@ -218,6 +227,7 @@ class Cameras:
             log.error("cameras not reloaded: %s", exc)
             return
         async with self._lock:
+            before = self.configs
             changed = [n for n in self.configs if configs.get(n) != self.configs[n]]
             for name in changed:
                 await self._stop_one(name)
@@ -233,6 +243,9 @@ class Cameras:
             len(changed),
             len(started),
         )
+        if changed or started:
+            for on_reload in self._reload_listeners:
+                _call(on_reload, before, configs)
 
     async def _start_one(self, name: str, config: CameraConfig) -> None:
         if not config.enabled:

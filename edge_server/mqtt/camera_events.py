@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 from ..cameras.event_messages import event_message
 from ..cameras.events import CameraEvent
 from ..cameras.registry import Cameras
+from ..config.cameras import CameraConfig
 from ..core.errors import StartupError
 from . import camera_discovery, payloads
 from .camera_topics import CameraTopics
+from .homeassistant import Identity
 
 if TYPE_CHECKING:
     from .connection import MqttConnection
@@ -63,6 +65,7 @@ class CameraEvents:
         self.connection.spawn(self._publish_all())
         self.connection.spawn(self._diagnose())
         self.cameras.add_state_listener(self._diagnose_one)
+        self.cameras.add_reload_listener(self._reloaded)
 
     # --- WatcherListener ------------------------------------------------------------------
 
@@ -133,15 +136,36 @@ class CameraEvents:
         body = payloads.dumps(diagnostics(camera))
         self._put(self.topics.diagnostics(camera["name"]), body, "status", True)
 
+    def _reloaded(
+        self, before: Mapping[str, CameraConfig], after: Mapping[str, CameraConfig]
+    ) -> None:
+        """After a reload: retire the entities no camera has any more, announce the rest."""
+        self.connection.spawn(self._reannounce(before, after))
+
+    async def _reannounce(
+        self, before: Mapping[str, CameraConfig], after: Mapping[str, CameraConfig]
+    ) -> None:
+        if not self.connection.settings.mqtt_discovery:
+            return
+        identity = self.connection.identity()
+        old = {t for name, c in before.items() for t, _ in self._configs(identity, name, c)}
+        new = {t for name, c in after.items() for t, _ in self._configs(identity, name, c)}
+        for topic in sorted(old - new):  # an empty retained config removes the entity
+            await self.connection.publish(topic, b"", "discovery", retain=True)
+        await self.announce()
+
+    def _configs(
+        self, identity: Identity, name: str, config: CameraConfig
+    ) -> list[tuple[str, dict[str, Any]]]:
+        return camera_discovery.configs(self.topics, identity, name, list(config.labels))
+
     async def announce(self) -> None:
         """Every camera's Home Assistant configs (on connect and when Home Assistant starts)."""
         if not self.connection.settings.mqtt_discovery:
             return
         identity = self.connection.identity()
-        for name in self.cameras.names():
-            config = self.cameras.config(name)
-            labels = list(config.labels) if config is not None else []
-            for topic, body in camera_discovery.configs(self.topics, identity, name, labels):
+        for name, config in self.cameras.configs.items():
+            for topic, body in self._configs(identity, name, config):
                 await self.connection.publish(topic, payloads.dumps(body), "discovery", retain=True)
 
 
