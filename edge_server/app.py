@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from . import mqtt
-from .cameras.cameras import Cameras, check_served
+from .cameras.registry import Cameras, check_served
 from .config.settings import Settings
 from .core.engine import Engine
 from .core.errors import StartupError

@@ -1,6 +1,6 @@
 """Webhooks: each camera event POSTed as JSON to every configured URL, for LANs without a broker.
 
-The body is the message MQTT publishes on the events topic (`messages.event_message`), Frigate's
+The body is the message MQTT publishes on the events topic (`event_message`), Frigate's
 `{"type", "before", "after"}`, so one receiver handles either. Posting never blocks a watcher:
 `on_event` only puts the body on each URL's bounded queue (a full queue drops the event and
 counts it), and one task per URL posts in order, retrying a failed post with doubling back-off.
@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 from .. import __version__
 from ..config.cameras import redact
+from .event_messages import event_message
 from .events import CameraEvent
-from .messages import event_message
 
 log = logging.getLogger("edge_server.cameras")
 

@@ -20,11 +20,11 @@ from fastapi.responses import PlainTextResponse, Response
 from PIL import Image
 
 from .. import __version__
-from ..cameras.cameras import Cameras
 from ..cameras.event_store import StoredEvent
+from ..cameras.registry import Cameras
 from ..core.errors import NotFound
 from . import problems
-from .cameras import JPEG_HEADERS, CamerasDep, HeightQuery, latest_jpeg
+from .camera_api import JPEG_HEADERS, CamerasDep, HeightQuery, latest_jpeg
 from .deps import Authorized
 
 router = APIRouter(

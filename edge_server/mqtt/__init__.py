@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..core.errors import StartupError
 
 if TYPE_CHECKING:
-    from ..cameras.cameras import Cameras
+    from ..cameras.registry import Cameras
     from ..serving.service import Service
     from .camera_events import CameraEvents
     from .connection import MqttConnection

@@ -16,11 +16,14 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..cameras.cameras import Cameras
+from ..cameras.event_messages import event_message
 from ..cameras.events import CameraEvent
-from ..cameras.messages import event_message
+from ..cameras.registry import Cameras
+from ..config.cameras import CameraConfig
+from ..core.errors import StartupError
 from . import camera_discovery, payloads
 from .camera_topics import CameraTopics
+from .homeassistant import Identity
 
 if TYPE_CHECKING:
     from .connection import MqttConnection
@@ -39,6 +42,14 @@ class CameraEvents:
 
     def __init__(self, connection: MqttConnection, cameras: Cameras) -> None:
         settings = connection.settings
+        if settings.camera_events == "frigate" and settings.frigate_url:
+            # The bridge reads frigate/events: it would take our events for Frigate's.
+            raise StartupError(
+                "EDGE_CAMERA_EVENTS=frigate publishes the cameras' events on "
+                f"{settings.frigate_topic_prefix}/events, where the Frigate bridge "
+                "(EDGE_FRIGATE_URL) reads a real Frigate's",
+                fix="keep EDGE_CAMERA_EVENTS=edge while a Frigate is bridged",
+            )
         self.connection = connection
         self.cameras = cameras
         self.topics = CameraTopics.of(
@@ -53,6 +64,8 @@ class CameraEvents:
         self.connection.add_announcer(self.announce)
         self.connection.spawn(self._publish_all())
         self.connection.spawn(self._diagnose())
+        self.cameras.add_state_listener(self._diagnose_one)
+        self.cameras.add_reload_listener(self._reloaded)
 
     # --- WatcherListener ------------------------------------------------------------------
 
@@ -110,23 +123,49 @@ class CameraEvents:
     async def _diagnose(self) -> None:
         while True:
             for status in self.cameras.status():
-                self._put(
-                    self.topics.diagnostics(status.name),
-                    payloads.dumps(diagnostics(status.as_dict())),
-                    "status",
-                    True,
-                )
+                self._put_diagnostics(status.as_dict())
             await asyncio.sleep(DIAGNOSTICS_INTERVAL)
+
+    def _diagnose_one(self, camera: str) -> None:
+        """A camera's feed changed state: its diagnostics now, not at the next interval."""
+        for status in self.cameras.status():
+            if status.name == camera:
+                self._put_diagnostics(status.as_dict())
+
+    def _put_diagnostics(self, camera: dict[str, Any]) -> None:
+        body = payloads.dumps(diagnostics(camera))
+        self._put(self.topics.diagnostics(camera["name"]), body, "status", True)
+
+    def _reloaded(
+        self, before: Mapping[str, CameraConfig], after: Mapping[str, CameraConfig]
+    ) -> None:
+        """After a reload: retire the entities no camera has any more, announce the rest."""
+        self.connection.spawn(self._reannounce(before, after))
+
+    async def _reannounce(
+        self, before: Mapping[str, CameraConfig], after: Mapping[str, CameraConfig]
+    ) -> None:
+        if not self.connection.settings.mqtt_discovery:
+            return
+        identity = self.connection.identity()
+        old = {t for name, c in before.items() for t, _ in self._configs(identity, name, c)}
+        new = {t for name, c in after.items() for t, _ in self._configs(identity, name, c)}
+        for topic in sorted(old - new):  # an empty retained config removes the entity
+            await self.connection.publish(topic, b"", "discovery", retain=True)
+        await self.announce()
+
+    def _configs(
+        self, identity: Identity, name: str, config: CameraConfig
+    ) -> list[tuple[str, dict[str, Any]]]:
+        return camera_discovery.configs(self.topics, identity, name, list(config.labels))
 
     async def announce(self) -> None:
         """Every camera's Home Assistant configs (on connect and when Home Assistant starts)."""
         if not self.connection.settings.mqtt_discovery:
             return
         identity = self.connection.identity()
-        for name in self.cameras.names():
-            config = self.cameras.config(name)
-            labels = list(config.labels) if config is not None else []
-            for topic, body in camera_discovery.configs(self.topics, identity, name, labels):
+        for name, config in self.cameras.configs.items():
+            for topic, body in self._configs(identity, name, config):
                 await self.connection.publish(topic, payloads.dumps(body), "discovery", retain=True)
 
 

@@ -17,6 +17,7 @@ import pytest
 from conftest import DETECTOR, SMALL_MODEL, ServerProcess, free_port, server_env
 from support.cameras.clips import still_clip
 from support.cameras.rtsp import RtspServer
+from support.mosquitto import Mosquitto, Recorder
 from support.waiting import HANG, until
 
 pytestmark = pytest.mark.lan
@@ -52,20 +53,29 @@ def test_sighup_restarts_only_the_cameras_that_changed(
     tmp_path: Path, models_dir: Path, runtime: str, still_server: RtspServer
 ) -> None:
     """Before: a, b, c. After the edit and SIGHUP: a untouched (its frames keep counting from
-    where they were), b gone, c restarted with its new fps, d started."""
+    where they were), b gone (its Home Assistant entities and metrics too), c restarted with
+    its new fps, d started and announced."""
     config = tmp_path / "models.toml"
     url = still_server.url()
     config.write_text(_tables(url, a={}, b={}, c={"fps": 5}))
+    (tmp_path / "mosquitto").mkdir()
+    broker = Mosquitto(tmp_path / "mosquitto")
+    recorder = Recorder(broker.anonymous_port)
+    recorder.subscribe("homeassistant/#")
     env = server_env(
         models_dir,
         runtime,
         model=f"{DETECTOR},{SMALL_MODEL}",
         models_config=str(config),
         log_level="info",
+        mqtt_url=broker.url(),
+        node_id="reload",
     )
     server = ServerProcess(env, free_port())
+    motion = "homeassistant/binary_sensor/edge_server_reload_camera_{}_motion/config"
     try:
         server.wait_ready()
+        assert recorder.wait_for(lambda m: m.topic == motion.format("b") and m.payload != b"")
         until(
             lambda: all(c["frames"]["read"] > 5 for c in _cameras(server).values()),
             "a, b and c streaming",
@@ -81,8 +91,18 @@ def test_sighup_restarts_only_the_cameras_that_changed(
         assert after["a"]["frames"]["read"] > before["a"]["frames"]["read"]
         assert after["c"]["frames"]["read"] < after["a"]["frames"]["read"]
         assert after["a"]["state"] == "streaming"
+        metrics = httpx.get(server.url + "/metrics", timeout=HANG).text
+        assert 'edge_camera_frames_read_total{camera="d"}' in metrics
+        assert 'camera="b"' not in metrics  # a removed camera's series go with it
+        # b's entities are removed (an empty retained config), d's announced.
+        assert recorder.wait_for(lambda m: m.topic == motion.format("b") and m.payload == b"")
+        assert recorder.wait_for(lambda m: m.topic == motion.format("d") and m.payload != b"")
+        emptied = {m.topic for m in recorder.messages if m.payload == b""}
+        assert emptied and all("_camera_b_" in topic for topic in emptied)
     finally:
         server.stop()
+        recorder.close()
+        broker.stop()
     assert "cameras reloaded: 1 unchanged, 2 stopped, 2 started" in server.log
 
 
@@ -97,3 +117,24 @@ def test_a_camera_without_a_served_detector_stops_the_start(
     assert code == 2, server.log
     assert "camera 'a' needs a detection model and none is served" in server.log
     assert "fix:" in server.log
+
+
+def test_frigate_events_beside_the_frigate_bridge_stop_the_start(
+    models_dir: Path, runtime: str, still_server: RtspServer
+) -> None:
+    """Our events on frigate/events while the bridge reads a real Frigate's there: exit 2."""
+    env = server_env(
+        models_dir,
+        runtime,
+        model=DETECTOR,
+        cameras=f"a={still_server.url()}",
+        camera_events="frigate",
+        mqtt_url="mqtt://127.0.0.1:1",
+        frigate_url="http://127.0.0.1:5000",
+    )
+    server = ServerProcess(env, free_port())
+    code = server.process.wait(timeout=HANG)
+    server.stop()
+    assert code == 2, server.log
+    assert "EDGE_CAMERA_EVENTS=frigate publishes" in server.log
+    assert "fix: keep EDGE_CAMERA_EVENTS=edge" in server.log

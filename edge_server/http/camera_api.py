@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from ..cameras.cameras import Cameras
+from ..cameras.registry import Cameras
 from ..cameras.watcher import Watcher
 from ..core.errors import NotFound
 from . import problems

@@ -29,7 +29,7 @@ from ..serving.service import Service
 from ..serving.specs import ModelSpec
 from .event_store import EventStore
 from .events import CameraEvent
-from .feed import Feed, FeedOptions, FeedStatus, feed_for
+from .feed import Feed, FeedOptions, FeedStatus, feed_for, feed_metrics
 from .watcher import Watcher, WatcherListener, WatcherStatus
 
 log = logging.getLogger("edge_server.cameras")
@@ -51,8 +51,15 @@ class CameraStatus:
     watcher: WatcherStatus | None
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON of one camera: state, rates, the last frame and error, the redacted URL."""
+        """The JSON of one camera: state, rates, the last frame and error, the redacted URL.
+
+        Every frame read is decoded (an H.264 decoder cannot skip frames; an MJPEG part is
+        decoded to grey for motion), so `decoded` is `read`; frames dropped per second are the
+        ones read and never analysed, read's rate less analysed's.
+        """
         feed, watcher = self.feed, self.watcher
+        fps_read = feed.fps_read if feed else 0.0
+        fps_analysed = watcher.fps_analysed if watcher else 0.0
         return {
             "name": self.name,
             "enabled": self.enabled,
@@ -67,12 +74,15 @@ class CameraStatus:
             "reconnects": feed.reconnects if feed else 0,
             "frames": {
                 "read": feed.frames_read if feed else 0,
-                "dropped": feed.frames_dropped if feed else 0,
+                "decoded": feed.frames_read if feed else 0,
                 "analysed": watcher.frames_analysed if watcher else 0,
+                "dropped": feed.frames_dropped if feed else 0,
             },
             "fps": {
-                "read": round(feed.fps_read, 2) if feed else 0.0,
-                "analysed": round(watcher.fps_analysed, 2) if watcher else 0.0,
+                "read": round(fps_read, 2),
+                "decoded": round(fps_read, 2),
+                "analysed": round(fps_analysed, 2),
+                "dropped": round(max(0.0, fps_read - fps_analysed), 2),
             },
             "motion": bool(watcher.motion) if watcher else False,
             "objects": watcher.objects if watcher else 0,
@@ -133,7 +143,12 @@ class Cameras:
         self._read_configs = read_configs
         self.events = events if events is not None else EventStore()
         self._fanout = _Fanout()
+        self._feed_metrics = feed_metrics(service.metrics.registry)
         self._running: dict[str, _Camera] = {}
+        self._state_listeners: list[Callable[[str], None]] = []
+        self._reload_listeners: list[
+            Callable[[Mapping[str, CameraConfig], Mapping[str, CameraConfig]], None]
+        ] = []
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -157,6 +172,30 @@ class Cameras:
     def add_listener(self, listener: WatcherListener) -> None:
         """Hear every camera's events, motion and counts (on the event loop)."""
         self._fanout.listeners.append(listener)
+
+    def add_state_listener(self, on_state: Callable[[str], None]) -> None:
+        """Call `on_state(camera)` on the event loop when a camera's feed changes state
+        (connected, lost, refused), so a surface can say so without waiting to poll."""
+        self._state_listeners.append(on_state)
+
+    def add_reload_listener(
+        self, on_reload: Callable[[Mapping[str, CameraConfig], Mapping[str, CameraConfig]], None]
+    ) -> None:
+        """Call `on_reload(before, after)` (the configurations) when a reload changed any."""
+        self._reload_listeners.append(on_reload)
+
+    def _from_feed(self, name: str) -> Callable[[FeedStatus], None]:
+        """A feed's state listener: from the feed's thread to the loop, where ours live."""
+        loop = asyncio.get_running_loop()
+
+        def changed(_: FeedStatus) -> None:
+            loop.call_soon_threadsafe(self._feed_changed, name)
+
+        return changed
+
+    def _feed_changed(self, name: str) -> None:
+        for on_state in self._state_listeners:
+            _call(on_state, name)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -188,9 +227,12 @@ class Cameras:
             log.error("cameras not reloaded: %s", exc)
             return
         async with self._lock:
+            before = self.configs
             changed = [n for n in self.configs if configs.get(n) != self.configs[n]]
             for name in changed:
                 await self._stop_one(name)
+                if name not in configs:
+                    self._feed_metrics.forget(name)  # gone: its series go too
             started = [n for n in configs if n not in self.configs or n in changed]
             self.configs = configs
             for name in started:
@@ -201,17 +243,21 @@ class Cameras:
             len(changed),
             len(started),
         )
+        if changed or started:
+            for on_reload in self._reload_listeners:
+                _call(on_reload, before, configs)
 
     async def _start_one(self, name: str, config: CameraConfig) -> None:
         if not config.enabled:
             log.info("camera %s is disabled", name)
             return
         try:
-            feed = feed_for(name, config.url, feed_options(config))
+            feed = feed_for(name, config.url, feed_options(config), metrics=self._feed_metrics)
             watcher = Watcher(
                 name, config, feed, self.service, asyncio.get_running_loop(), self.events
             )
             watcher.add_listener(self._fanout)
+            feed.add_listener(self._from_feed(name))
             feed.start()
             await watcher.start()
         except (OSError, ValueError, ServiceError) as exc:
