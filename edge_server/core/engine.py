@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from . import blazeface, imaging, quantization, segmentation
 from .cores import Cores, shared_cores
@@ -39,7 +40,7 @@ from .detection import (
     unfit,
 )
 from .digest import sha256_of
-from .errors import InferenceFailed, StartupError
+from .errors import BadImage, InferenceFailed, StartupError
 from .imaging import ResizeMode
 from .labels import align_labels, load_labels
 from .memory import Charge, MemoryBudget
@@ -64,6 +65,8 @@ log = logging.getLogger("edge_server")
 # while a request arriving meanwhile could only take a one-thread one. 256 KiB is a 1080p
 # camera snapshot at moderate quality, decoded at reduced scale in a few milliseconds.
 INLINE_DECODE_BYTES = 256 * 1024
+# A decoded frame is fitted inline on the same terms: a 1080p frame's fit takes a few ms.
+INLINE_PICTURE_VALUES = 1920 * 1080 * 3
 
 
 class OutputKind(StrEnum):
@@ -359,6 +362,38 @@ class Engine:
             tensor, facts, (decoded - started) * 1000, (done - decoded) * 1000, thumbnail, mode
         )
 
+    def prepare_picture(
+        self,
+        rgb: npt.NDArray[np.uint8],
+        *,
+        region: Region | None = None,
+        resize: ResizeMode | None = None,
+    ) -> Prepared:
+        """Crop and preprocess a picture already decoded (a camera frame, (H, W, 3) RGB), with
+        the same fit and quantization as `prepare` (thread-safe; runs on any worker thread).
+
+        Nothing is decoded, so `decode_ms` is 0; the facts give the whole frame's size, as
+        `prepare` gives the whole upright image's, and its format is "RGB".
+        """
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise BadImage(f"a picture is an (H, W, 3) uint8 array, not {rgb.shape} {rgb.dtype}")
+        width, height = self.info.input_size
+        mode = self.resize if resize is None else resize
+        started = time.perf_counter()
+        full_height, full_width = rgb.shape[0], rgb.shape[1]
+        part = rgb
+        if region is not None:
+            left, top, right, bottom = region.pixel_box(full_width, full_height)
+            part = rgb[top:bottom, left:right]
+        picture = Image.fromarray(np.ascontiguousarray(part))
+        fitted = imaging.fit(picture, (width, height), mode)
+        tensor = quantization.to_input(
+            imaging.pixels(fitted), self.info.input.dtype, mean=self._mean, std=self._std
+        )
+        facts = imaging.ImageFacts(full_width, full_height, "RGB", False)
+        done = time.perf_counter()
+        return Prepared(tensor, facts, 0.0, (done - started) * 1000, b"", mode)
+
     def prepare_and_submit(self, data: bytes, **options: Any) -> Future[tuple[Prepared, Inference]]:
         """`prepare(data, **options)` on the decode pool, then the invoke queued from there.
 
@@ -373,6 +408,23 @@ class Engine:
         No callbacks are hung on the futures: a callback chain between them would be a
         reference cycle keeping every request's arrays alive until the cyclic collector runs.
         """
+        return self._prepare_and_submit(
+            lambda: self.prepare(data, **options), inline=len(data) <= INLINE_DECODE_BYTES
+        )
+
+    def prepare_picture_and_submit(
+        self, rgb: npt.NDArray[np.uint8], **options: Any
+    ) -> Future[tuple[Prepared, Inference]]:
+        """`prepare_picture(rgb, **options)`, then the invoke: as `prepare_and_submit`, the
+        fit counted in the core budget as a decode is, and on the invoking owner thread when
+        the process is otherwise idle and the frame is no larger than 1080p."""
+        return self._prepare_and_submit(
+            lambda: self.prepare_picture(rgb, **options), inline=rgb.size <= INLINE_PICTURE_VALUES
+        )
+
+    def _prepare_and_submit(
+        self, prepare: Callable[[], Prepared], *, inline: bool
+    ) -> Future[tuple[Prepared, Inference]]:
         result: Future[tuple[Prepared, Inference]] = Future()
 
         def settle(value: tuple[Prepared, Inference] | None, error: BaseException | None) -> None:
@@ -402,7 +454,7 @@ class Engine:
                 # A decode counts as running, so an invoke that starts meanwhile takes one
                 # thread; it stops counting before its own invoke is queued.
                 with self._cores.held():
-                    prepared = self.prepare(data, **options)
+                    prepared = prepare()
                 self._owners.submit(functools.partial(run_invoke, prepared, time.perf_counter()))
             except BaseException as exc:  # a bad image, or shut down meanwhile
                 settle(None, exc)
@@ -412,14 +464,14 @@ class Engine:
                 return
             waited = time.perf_counter() - submitted  # for an owner, not for the decode
             try:
-                prepared = self.prepare(data, **options)
+                prepared = prepare()
                 inference = self._invoke(interpreter, prepared.tensor, time.perf_counter() - waited)
             except BaseException as exc:
                 settle(None, exc)
                 return
             settle((prepared, inference), None)
 
-        if len(data) <= INLINE_DECODE_BYTES and not self._cores.running:
+        if inline and not self._cores.running:
             self._owners.submit(functools.partial(run_both, time.perf_counter()))
         else:
             self._decoders.submit(run_decode)

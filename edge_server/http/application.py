@@ -16,7 +16,7 @@ from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..serving.metrics import Metrics
-from . import batch, learned, page, problems, routes, segment
+from . import batch, camera_api, frigate_api, learned, page, problems, routes, segment
 from .deepstack import background, status, vision
 from .kserve import endpoints, model_repository
 from .middleware import RequestContext
@@ -52,6 +52,8 @@ def application(
     app.include_router(endpoints.router)
     app.include_router(model_repository.router)
     app.include_router(learned.router)
+    app.include_router(camera_api.router)
+    app.include_router(frigate_api.router)
     app.include_router(page.router)
     problems.install(app)
     for code in (404, 405):

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 from ..core.errors import StartupError
 
 if TYPE_CHECKING:
+    from ..cameras.registry import Cameras
     from ..serving.service import Service
+    from .camera_events import CameraEvents
     from .connection import MqttConnection
 
 
@@ -30,3 +32,10 @@ def connection(service: Service) -> MqttConnection:
             fix="pip install 'edge-server[mqtt]' (or unset EDGE_MQTT_URL)",
         ) from None
     return MqttConnection(service)
+
+
+def camera_events(connection: MqttConnection, cameras: Cameras) -> CameraEvents:
+    """The cameras' publisher on this connection (not started)."""
+    from .camera_events import CameraEvents
+
+    return CameraEvents(connection, cameras)

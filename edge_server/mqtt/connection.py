@@ -16,7 +16,7 @@ import logging
 import random
 import socket
 import ssl
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -127,6 +127,8 @@ class MqttConnection:
         self._failing = False  # whether the last attempt failed (log the first failure only)
         self._announced_model: str | None = None  # the model the published configs name
         self._warned_labels: set[str] = set()  # sources whose unknown labels were logged
+        # Others that announce entities with ours (the cameras), on connect and on HA's birth.
+        self._announcers: list[Callable[[], Awaitable[None]]] = []
         self.frigate = (
             FrigateBridge(
                 service,
@@ -181,6 +183,10 @@ class MqttConnection:
             "broker": str(self.broker),
             "prefix": self.topics.prefix,
         }
+
+    def add_announcer(self, announce: Callable[[], Awaitable[None]]) -> None:
+        """Call `announce` whenever every Home Assistant config is published again."""
+        self._announcers.append(announce)
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a coroutine the connection owns (cancelled on stop; exceptions logged)."""
@@ -427,6 +433,9 @@ class MqttConnection:
         for source in sources if sources is not None else list(self.sources):
             for topic, config in self._configs(identity, source, self.sources[source]):
                 await self._publish(topic, payloads.dumps(config), "discovery", retain=True)
+        if sources is None:
+            for announce in self._announcers:
+                await announce()
 
     def _configs(
         self, identity: homeassistant.Identity, source: str, task: Task
@@ -489,6 +498,10 @@ class MqttConnection:
             model=self.service.default_model,
             configuration_url=url,
         )
+
+    async def publish(self, topic: str, payload: bytes, kind: str, *, retain: bool = False) -> bool:
+        """Publish for another part of the MQTT surface; counted, never raised, as ours are."""
+        return await self._publish(topic, payload, kind, retain=retain)
 
     async def _publish(
         self,

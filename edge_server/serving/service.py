@@ -20,6 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
 from ..config.settings import Settings
 from ..core.detection import Detection, Task
 from ..core.engine import Engine, Inference, Prepared
@@ -456,13 +459,90 @@ class Service:
         `faces` names the recognised person in each person box as its sub label (and the
         recognition's confidence as its score).
         """
+
+        def infer(
+            engine: Engine, part: Region | None, fit: ResizeMode | None
+        ) -> Awaitable[tuple[Prepared, Inference]]:
+            return self._infer(engine, data, part, resize=fit)
+
+        return await self._detection(
+            infer,
+            min_score=min_score,
+            max_results=max_results,
+            started=started,
+            wanted=wanted,
+            region=region,
+            model=model,
+            classify=classify,
+            resize=resize,
+            faces_in=data if faces else None,
+        )
+
+    async def detect_picture(
+        self,
+        rgb: npt.NDArray[np.uint8],
+        *,
+        region: Region | None,
+        model: str | None,
+        min_score: float,
+        wanted: Collection[str] | None,
+        classify: str | None = None,
+        max_results: int | None = None,
+        resize: ResizeMode | None = None,
+    ) -> DetectResponse:
+        """`detect` on a picture already decoded (a camera frame, (H, W, 3) RGB): the same
+        models, owners, core budget, reading and metrics, without a decode or an admission
+        place (a camera has at most one frame in the pipeline; it is not a client).
+
+        Boxes are in the whole frame's pixels; the answer's image format is "RGB".
+        """
+        started = time.perf_counter()
+
+        def infer(
+            engine: Engine, part: Region | None, fit: ResizeMode | None
+        ) -> Awaitable[tuple[Prepared, Inference]]:
+            return asyncio.wrap_future(
+                engine.prepare_picture_and_submit(rgb, region=part, resize=fit)
+            )
+
+        return await self._detection(
+            infer,
+            min_score=min_score,
+            max_results=self.settings.max_detections if max_results is None else max_results,
+            started=started,
+            wanted=wanted,
+            region=region,
+            model=model,
+            classify=classify,
+            resize=resize,
+        )
+
+    async def _detection(
+        self,
+        infer: Callable[
+            [Engine, Region | None, ResizeMode | None], Awaitable[tuple[Prepared, Inference]]
+        ],
+        *,
+        min_score: float,
+        max_results: int,
+        started: float,
+        wanted: Collection[str] | None,
+        region: Region | None,
+        model: str | None,
+        classify: str | None,
+        resize: ResizeMode | None,
+        faces_in: bytes | None = None,
+    ) -> DetectResponse:
+        """Detection's one reader, whatever the picture came as: `infer(engine, region,
+        resize)` prepares and invokes the picture (or a part of it, for a sub label) on a
+        leased model. `faces_in`, the upload again, names the people in person boxes."""
         name = self.model_for(Task.detection, model)
         if classify is not None:
             self.model_for(Task.classification, classify)  # a 404 or 400 before any work
-        if faces:
+        if faces_in is not None:
             self.require_faces()
         async with self.models.lease(name) as engine:
-            prepared, inference = await self._infer(engine, data, region, resize=resize)
+            prepared, inference = await infer(engine, region, resize)
             post_started = time.perf_counter()
             found = engine.detect(
                 inference,
@@ -478,11 +558,11 @@ class Service:
         classifier_ref = None
         if classify is not None and found:
             async with self.models.lease(self.model_for(Task.classification, classify)) as sub:
-                subs = await self._sub_labels(sub, data, found)
+                subs = await self._sub_labels(sub, infer, found)
                 classifier_ref = ModelRef(name=sub.info.name, sha256=sub.info.sha256)
         width, height = prepared.image.width, prepared.image.height
-        if faces and found:
-            subs = await self._face_labels(data, found, subs, width, height)
+        if faces_in is not None and found:
+            subs = await self._face_labels(faces_in, found, subs, width, height)
         # Built without validation (model_construct): every value is the engine's own, already
         # clamped and typed, and validating ten nested boxes costs a third of a millisecond.
         detections = []
@@ -555,12 +635,15 @@ class Service:
         return merged
 
     async def _sub_labels(
-        self, classifier: Engine, data: bytes, found: list[Detection]
+        self,
+        classifier: Engine,
+        infer: Callable[
+            [Engine, Region | None, ResizeMode | None], Awaitable[tuple[Prepared, Inference]]
+        ],
+        found: list[Detection],
     ) -> list[tuple[str | None, float | None]]:
         """The classifier's top (label, score) for each object's box, side by side."""
-        answers = await asyncio.gather(
-            *(self._infer(classifier, data, _box_region(d)) for d in found)
-        )
+        answers = await asyncio.gather(*(infer(classifier, _box_region(d), None) for d in found))
         tops = [classifier.rank(inference.raw, 1)[0] for _, inference in answers]
         return [(label, round(min(1.0, max(0.0, score)), 6)) for _, label, score in tops]
 
