@@ -34,6 +34,7 @@ from support.services import running_service
 from support.waiting import until
 
 HANG = 60.0
+MIDDLE = [(0.3, 0.7), (0.7, 0.7), (0.7, 1.0), (0.3, 1.0)]  # where the person stands
 
 
 def _same(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -114,27 +115,49 @@ def _watch(
     until_done: Callable[[ClipFeed, Heard], bool],
     **config: object,
 ) -> tuple[Heard, Watcher, EventStore, ClipFeed]:
+    """One camera over `clip` until `until_done`."""
+    [watched] = _watch_all(
+        served, [(clip, config)], lambda feeds, heard: until_done(feeds[0], heard[0])
+    )
+    return watched
+
+
+def _watch_all(
+    served: tuple[Service, asyncio.AbstractEventLoop],
+    cameras: list[tuple[Decoded, dict[str, object]]],
+    until_done: Callable[[list[ClipFeed], list[Heard]], bool],
+) -> list[tuple[Heard, Watcher, EventStore, ClipFeed]]:
+    """Cameras over clips, side by side, until `until_done`."""
     service, loop = served
-    store = EventStore()
-    feed = ClipFeed(clip)
-    camera = CameraConfig(name="front", url="rtsp://127.0.0.1/clip", **config)
-    watcher = Watcher("front", camera, feed, service, loop, store)
-    heard = Heard()
-    watcher.add_listener(heard)
-    asyncio.run_coroutine_threadsafe(watcher.start(), loop).result(HANG)
+    watched = []
+    for n, (clip, config) in enumerate(cameras):
+        store = EventStore()
+        feed = ClipFeed(clip)
+        camera = CameraConfig(name=f"cam{n}", url="rtsp://127.0.0.1/clip", **config)
+        watcher = Watcher(f"cam{n}", camera, feed, service, loop, store)
+        heard = Heard()
+        watcher.add_listener(heard)
+        watched.append((heard, watcher, store, feed))
+    for _, watcher, _, _ in watched:
+        asyncio.run_coroutine_threadsafe(watcher.start(), loop).result(HANG)
     try:
-        until(lambda: until_done(feed, heard), "the clip to play through", timeout=HANG)
+        until(
+            lambda: until_done([w[3] for w in watched], [w[0] for w in watched]),
+            "the clips to play through",
+            timeout=HANG,
+        )
     finally:
-        asyncio.run_coroutine_threadsafe(watcher.stop(), loop).result(HANG)
-    return heard, watcher, store, feed
+        for _, watcher, _, _ in watched:
+            asyncio.run_coroutine_threadsafe(watcher.stop(), loop).result(HANG)
+    return watched
 
 
 def test_a_person_walking_through_is_one_new_updates_and_one_end(
     served: tuple[Service, asyncio.AbstractEventLoop], clips: dict[str, Decoded]
 ) -> None:
     """The walk-in clip gives one `new` for a person soon after they appear, `update`s (one
-    naming them with the classifier, one saying they stand still), one `end` after they
-    leave; the snapshot shows them, and the metrics count the events."""
+    naming them with the classifier, one in the zone they stop in, one saying they stand
+    still), one `end` after they leave; the snapshot shows them; the metrics count events."""
     clip = clips["walk"]
 
     service, _ = served
@@ -146,7 +169,9 @@ def test_a_person_walking_through_is_one_new_updates_and_one_end(
             return True
         return feed.done
 
-    heard, watcher, store, feed = _watch(served, clip, ended, fps=5, classify=SMALL_MODEL)
+    heard, watcher, store, feed = _watch(
+        served, clip, ended, fps=5, classify=SMALL_MODEL, zones={"middle": MIDDLE}
+    )
     person = [(t, e) for t, e in heard.events if e.label == "person"]
     kinds = [e.type for _, e in person]
     print(
@@ -178,6 +203,12 @@ def test_a_person_walking_through_is_one_new_updates_and_one_end(
     )
     assert delay > 0  # never before the person was in view
     assert any(e.after["stationary"] for _, e in person), "standing still was never told"
+    entered = [e for _, e in person if e.after["current_zones"] == ["middle"]]
+    assert entered, "entering the middle zone was never told"
+    assert person[-1][1].after["entered_zones"] == ["middle"]
+    entered = [e for _, e in person if e.after["current_zones"] == ["middle"]]
+    assert entered and entered[0].type in ("new", "update")
+    assert person[-1][1].after["entered_zones"] == ["middle"]
     assert person[-1][1].after["position_changes"] >= 1  # moved off again
     new = person[0][1]
     assert new.after["false_positive"] is False and new.after["has_snapshot"] is True
@@ -203,22 +234,29 @@ def test_a_person_walking_through_is_one_new_updates_and_one_end(
     assert plain is not None and Image.open(io.BytesIO(plain)).size == (640, 360)
     assert exposed, "no end event"
     text = exposed[0]
-    assert metric(text, "edge_camera_events_total", camera="front", type="new") == 1
-    assert metric(text, "edge_camera_events_total", camera="front", type="end") == 1
-    assert metric(text, "edge_camera_detector_runs_total", camera="front") >= 5
+    assert metric(text, "edge_camera_events_total", camera="cam0", type="new") == 1
+    assert metric(text, "edge_camera_events_total", camera="cam0", type="end") == 1
+    assert metric(text, "edge_camera_detector_runs_total", camera="cam0") >= 5
 
 
-def test_a_noisy_static_scene_gives_no_event_and_no_motion(
+def test_a_still_scene_and_a_masked_person_give_no_event(
     served: tuple[Service, asyncio.AbstractEventLoop], clips: dict[str, Decoded]
 ) -> None:
-    """The static clip played through: no event, motion never ON, the detector idle after
-    calibration."""
-    clip = clips["static"]
-    heard, watcher, _, _ = _watch(served, clip, lambda feed, _: feed.done, fps=5)
-    status = watcher.status()
-    print(f"\nstatic: {status}")
-    assert heard.events == []
-    assert True not in heard.motion
+    """Side by side: the noisy still clip gives no event, motion never ON and no detector run;
+    the walk-in clip with a mask over the lower half (where the person stands) gives motion
+    and detector runs but no event."""
+    lower_half = [[(0.0, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0)]]
+    (still, still_watcher, _, _), (masked, masked_watcher, _, _) = _watch_all(
+        served,
+        [(clips["static"], {"fps": 5}), (clips["walk"], {"fps": 5, "masks": lower_half})],
+        lambda feeds, _: all(feed.done for feed in feeds),
+    )
+    status = still_watcher.status()
+    print(f"\nstill: {status}\nmasked: {masked_watcher.status()}")
+    assert still.events == []
+    assert True not in still.motion
     assert status.frames_analysed >= 5 * 6
     assert status.detector_runs == 0
-    assert not status.motion
+    assert masked.events == []
+    assert True in masked.motion
+    assert masked_watcher.status().detector_runs > 0
