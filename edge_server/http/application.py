@@ -17,7 +17,7 @@ from fastapi_offline import FastAPIOffline
 from .. import __version__
 from ..serving.metrics import Metrics
 from . import batch, learned, page, problems, routes, segment
-from .deepstack import background, status, vision
+from .deepstack import background, face, status, vision
 from .kserve import endpoints, model_repository
 from .middleware import RequestContext
 
@@ -47,6 +47,7 @@ def application(
     app.include_router(batch.router)
     app.include_router(segment.router)
     app.include_router(vision.router)
+    app.include_router(face.router)
     app.include_router(background.router)
     app.include_router(status.router)
     app.include_router(endpoints.router)

@@ -9,9 +9,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 
-from ..core.errors import BadRequest
+from ..core.errors import BadRequest, NotFound
 from ..core.imaging import ResizeMode
 from ..core.region import Region, parse_region
+from ..serving.faces import Faces
 from ..serving.service import Service
 
 
@@ -45,6 +46,18 @@ async def require_key_for_metrics(
 
 
 Authorized = Depends(require_key)
+
+
+def require_faces(service: Service) -> Faces:
+    """The face service: 503 while the service starts or stops, 404 saying how to get the
+    models when faces are not served."""
+    service.ready_model()
+    if service.faces is None:
+        raise NotFound(
+            "faces are not served: fetch the face models with `edge-server models pull faces` "
+            "into EDGE_MODELS_DIR (or EDGE_FACE_MODELS_DIR) and restart, with EDGE_FACES on"
+        )
+    return service.faces
 
 
 async def _region(
