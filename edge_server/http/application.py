@@ -16,7 +16,7 @@ from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..serving.metrics import Metrics
-from . import batch, learned, page, problems, routes, segment
+from . import batch, known_faces, learned, page, problems, routes, segment
 from .deepstack import background, face, status, vision
 from .kserve import endpoints, model_repository
 from .middleware import RequestContext
@@ -53,6 +53,7 @@ def application(
     app.include_router(endpoints.router)
     app.include_router(model_repository.router)
     app.include_router(learned.router)
+    app.include_router(known_faces.router)
     app.include_router(page.router)
     problems.install(app)
     for code in (404, 405):
