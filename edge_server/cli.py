@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, ValidationError
 
-from . import __version__, teacher
+from . import __version__, registrar, teacher
 from .client import IMAGE_STATUSES, Client, ClientError
 from .config.settings import Settings
 from .core import imaging, overlay, segmentation
@@ -964,4 +964,5 @@ def _parser() -> argparse.ArgumentParser:
     _add_settings_flags(fetch, ("model", "models_dir"))
     fetch.set_defaults(run=_models_pull)
     teacher.register(commands, _add_remote_flags, _add_settings_flags)
+    registrar.register(commands, _add_remote_flags, _add_settings_flags)
     return parser

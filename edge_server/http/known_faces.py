@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 
 from ..core.errors import BadRequest, Forbidden, NotFound, UnsupportedMediaType
 from ..serving.faces import Faces
+from ..serving.schemas import PeopleImport, PeopleList, PersonRegistration
 from ..serving.service import Service
 from . import problems
 from .deps import Authorized, ServiceDep, require_faces
@@ -27,27 +27,6 @@ router = APIRouter(
     dependencies=[Authorized],
     responses=problems.openapi_responses(401),
 )
-
-
-class People(BaseModel):
-    """`GET /v1/faces`: the people registered."""
-
-    people: list[str] = Field(description="Their names, sorted.")
-
-
-class Registration(BaseModel):
-    """`POST /v1/faces`: what the photos did."""
-
-    name: str
-    added: int = Field(description="Photos added by this request (one face each).")
-    total: int = Field(description="Photos the person now has.")
-    created: bool = Field(description="True when the person is new.")
-
-
-class Imported(BaseModel):
-    """`POST /v1/faces/import`."""
-
-    people: int = Field(description="People the file held (added to, or created).")
 
 
 _REGISTER_BODY = {
@@ -80,21 +59,21 @@ def _faces_to_change(service: Service, what: str) -> Faces:
     return faces
 
 
-@router.get("", response_model=People, responses=problems.openapi_responses(404, 503))
-async def people(service: ServiceDep) -> People:
+@router.get("", response_model=PeopleList, responses=problems.openapi_responses(404, 503))
+async def people(service: ServiceDep) -> PeopleList:
     """The names of the people registered."""
-    return People(people=require_faces(service).people())
+    return PeopleList(people=require_faces(service).people())
 
 
 @router.post(
     "",
-    response_model=Registration,
+    response_model=PersonRegistration,
     status_code=201,
     responses=problems.openapi_responses(400, 403, 404, 408, 413, 415, 503, 504),
     openapi_extra=_REGISTER_BODY,
     summary="Register a person from photos",
 )
-async def register(request: Request, service: ServiceDep) -> Registration:
+async def register(request: Request, service: ServiceDep) -> PersonRegistration:
     """Add the photos (repeated `image` fields) to the person `name`, created on first use;
     answered once they are on disk. A photo with no face refuses the whole request (400,
     nothing stored)."""
@@ -127,9 +106,9 @@ async def register(request: Request, service: ServiceDep) -> Registration:
                 raise BadRequest("the form has no 'image' file; add one or more photos")
             return name.strip(), photos
 
-    async def add(upload: tuple[str, list[bytes]]) -> Registration:
+    async def add(upload: tuple[str, list[bytes]]) -> PersonRegistration:
         done = await faces.register(*upload)
-        return Registration(
+        return PersonRegistration(
             name=done.userid, added=done.added, total=done.total, created=done.created
         )
 
@@ -172,7 +151,7 @@ async def export(service: ServiceDep) -> Response:
 
 @router.post(
     "/import",
-    response_model=Imported,
+    response_model=PeopleImport,
     responses=problems.openapi_responses(400, 403, 404, 413, 503),
     openapi_extra={
         "requestBody": {
@@ -182,10 +161,10 @@ async def export(service: ServiceDep) -> Response:
     },
     summary="Import people",
 )
-async def import_people(request: Request, service: ServiceDep) -> Imported:
+async def import_people(request: Request, service: ServiceDep) -> PeopleImport:
     """Add the people of an export file (the request body) to those registered; a person
     already registered gets the file's descriptors added. A file that is not an export is a
     400 and changes nothing."""
     faces = _faces_to_change(service, "importing people")
     data = await read_body(request, service.settings.face_max_import_bytes)
-    return Imported(people=await faces.import_(data))
+    return PeopleImport(people=await faces.import_(data))
