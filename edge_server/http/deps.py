@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -12,7 +14,7 @@ from fastapi import Depends, Header, Query, Request
 from ..core.errors import BadRequest, NotFound
 from ..core.imaging import ResizeMode
 from ..core.region import Region, parse_region
-from ..serving.faces import Faces
+from ..serving.faces import Faces, NoFace
 from ..serving.service import Service
 
 
@@ -58,6 +60,16 @@ def require_faces(service: Service) -> Faces:
             "into EDGE_MODELS_DIR (or EDGE_FACE_MODELS_DIR) and restart, with EDGE_FACES on"
         )
     return service.faces
+
+
+@contextmanager
+def counted_no_face(service: Service) -> Iterator[None]:
+    """A photo with no face (NoFace) counted in edge_faces_refused, then answered."""
+    try:
+        yield
+    except NoFace:
+        service.metrics.faces_refused.labels("no_face").inc()
+        raise
 
 
 async def _region(

@@ -17,7 +17,7 @@ from ..serving.faces import Faces
 from ..serving.schemas import PeopleImport, PeopleList, PersonRegistration
 from ..serving.service import Service
 from . import problems
-from .deps import Authorized, ServiceDep, require_faces
+from .deps import Authorized, ServiceDep, counted_no_face, require_faces
 from .exchange import exchange
 from .upload import BINARY, IMAGE_FIELDS, form_content, media_type, multipart_form, read_body
 
@@ -107,7 +107,8 @@ async def register(request: Request, service: ServiceDep) -> PersonRegistration:
             return name.strip(), photos
 
     async def add(upload: tuple[str, list[bytes]]) -> PersonRegistration:
-        done = await faces.register(*upload)
+        with counted_no_face(service):
+            done = await faces.register(*upload)
         return PersonRegistration(
             name=done.userid, added=done.added, total=done.total, created=done.created
         )

@@ -28,7 +28,7 @@ MQTT_ERROR_STATUSES = (400, 413, 415, 500, 503, 504)
 LEARNED_REFUSALS = ("bad_name", "bad_label", "limit", "bad_image", "bad_file", "unusable")
 LEARNED_STATUSES = ("ready", "unusable")
 # Why a face request was refused (never who: names and photos stay out of the metrics).
-FACE_REFUSALS = ("no_userid", "no_image", "no_face", "image_count", "bad_name")
+FACE_REFUSALS = ("no_userid", "no_image", "no_face", "image_count")
 FRIGATE_OUTCOMES = ("classified", "unchanged", "ignored", "ended", "invalid", "failed")
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -204,9 +204,8 @@ class Metrics:
         _zero(self.learned_refused, *((r,) for r in LEARNED_REFUSALS))
         self.faces_refused = Counter(
             "edge_faces_refused",
-            "Face requests refused, by reason (no_userid, no_image, no_face, image_count, "
-            "bad_name); bad images and keys are counted by route and status in "
-            "edge_http_requests.",
+            "Face requests refused, by reason (no_userid, no_image, no_face, image_count); bad "
+            "images and keys are counted by route and status in edge_http_requests.",
             ("reason",),
             registry=self.registry,
         )

@@ -32,7 +32,7 @@ from ...core.errors import BadRequest
 from ...serving.faces import Faces, FoundFace, RecognisedFace
 from ...serving.schemas import Timing
 from ...serving.service import Service
-from ..deps import ServiceDep, require_faces
+from ..deps import ServiceDep, counted_no_face, require_faces
 from ..dialect import error_dialect
 from ..exchange import exchange
 from ..upload import BINARY, form_content, openapi_body
@@ -237,7 +237,8 @@ async def register(request: Request, service: ServiceDep) -> RegisterAnswer:
             raise _refused(service, "no_image", "No valid image file found")
         if form.userid is None:
             raise _refused(service, "no_userid", "userid not specified")
-        registered = await faces.register(form.userid, form.images)
+        with counted_no_face(service):
+            registered = await faces.register(form.userid, form.images)
         return RegisterAnswer(
             message="face added" if registered.created else "face updated",
             userid=registered.userid,
@@ -298,7 +299,8 @@ async def match(request: Request, service: ServiceDep) -> MatchAnswer:
         if count == 1:
             raise _refused(service, "image_count", "expected two image files, only one found")
         first, second = form.images
-        return MatchAnswer(similarity=await faces.match(first, second))
+        with counted_no_face(service):
+            return MatchAnswer(similarity=await faces.match(first, second))
 
     # Up to the batch limit is read so that a third file is DeepStack's "only two images
     # allowed", not a 413.

@@ -73,7 +73,14 @@ class FaceForm:
 
 async def read_face_form(request: Request, service: Service, *, max_files: int) -> FaceForm:
     """The form of a DeepStack face request, the API key checked (401) before the photos
-    are kept; more than `max_files` files is a 413 naming EDGE_MAX_BATCH_IMAGES."""
+    are kept; more than `max_files` files is a 413 naming EDGE_MAX_BATCH_IMAGES. A form of
+    text fields only (URL-encoded, or no body) holds no image: the route answers DeepStack's
+    "No valid image file found"."""
+    if media_type(request) != "multipart/form-data":
+        fields = await read_fields(request, service)
+        return FaceForm(
+            [], _text(fields.get("userid")), parse_min_confidence(fields.get("min_confidence"))
+        )
     async with _checked_form(request, service, max_files=max_files) as form:
         images = [
             await value.read() for _, value in form.multi_items() if isinstance(value, UploadFile)
