@@ -15,13 +15,13 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from ..core.threads import available_cpus
-from .faces import FaceSettings
 from .http import HttpSettings
 from .lan import LanSettings
 from .learning import LearningSettings
 from .limits import LimitSettings
 from .model import ModelSettings
 from .mqtt import MqttSettings
+from .recognition import FaceSettings
 from .settings import SECTIONS
 
 TITLES: dict[type[BaseModel], str] = {

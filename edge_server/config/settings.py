@@ -13,13 +13,13 @@ from typing import TypeVar
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .faces import FaceSettings
 from .http import HttpSettings
 from .lan import LanSettings, MdnsMode
 from .learning import LearningSettings
 from .limits import LimitSettings
 from .model import DEFAULT_MODEL, ModelSettings
 from .mqtt import MqttSettings
+from .recognition import FaceSettings
 
 __all__ = ["DEFAULT_MODEL", "SECTIONS", "MdnsMode", "Settings"]
 

@@ -33,7 +33,7 @@ _PLACEHOLDERS = (NO_CLASS, "background")
 class Task(StrEnum):
     """What a model answers: a class for the whole picture, objects with boxes, a class for
     every pixel (`segmentation.py` reads those), faces (a BlazeFace detector's raw anchors,
-    `faces.py` reads those), or (an embedding model, the base of learned classes) a vector
+    `blazeface.py` reads those), or (an embedding model, the base of learned classes) a vector
     that is not served on its own."""
 
     classification = "classification"

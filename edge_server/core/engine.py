@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from . import imaging, quantization, segmentation
+from . import blazeface, imaging, quantization, segmentation
 from .cores import Cores, shared_cores
 from .detection import (
     Detection,
@@ -189,9 +189,11 @@ class Engine:
         self.resize = resize
         self._mean = input_mean
         self._std = input_std
-        # A detector's invoke reads all four outputs; a classifier's only its one.
-        self._extra = tuple(o.index for o in info.outputs) if info.layout is not None else ()
-        self._scores = info.layout.scores if info.layout is not None else 0
+        # A detector's invoke reads all four outputs (a face detector's both); a classifier's
+        # only its one.
+        every = info.layout is not None or info.task is Task.faces
+        self._extra = tuple(o.index for o in info.outputs) if every else ()
+        self._scores = info.layout.scores if info.layout is not None else 1 if every else 0
         self._output = info.output.index
         # Called on an owner thread after each invoke (the service counts them in metrics).
         self.on_invoke: Callable[[], None] | None = None
@@ -231,8 +233,13 @@ class Engine:
         output_specs = tuple(TensorSpec.from_detail(detail) for detail in outputs)
         layout = output_layout(outputs)
         segmenter = not options.embedding and segmentation.is_class_map(outputs)
-        labels = [] if options.embedding else load_labels(path, options.labels)
-        if options.embedding or segmenter:
+        face_detector = not options.embedding and blazeface.model_for(outputs) is not None
+        labels = [] if options.embedding or face_detector else load_labels(path, options.labels)
+        if face_detector:
+            # BlazeFace: regressors and scores for every anchor, both read per invoke
+            # (`blazeface.decode`); the scores stand for the output in descriptions.
+            output_spec = output_specs[1]
+        elif options.embedding or segmenter:
             # A segmenter's labels name its class ids; how its map is read is segmentation's.
             output_spec = output_specs[0]
             if segmenter:
@@ -255,7 +262,7 @@ class Engine:
         )
         output_kind = (
             OutputKind.probabilities
-            if layout is not None or options.embedding or segmenter
+            if layout is not None or options.embedding or segmenter or face_detector
             else _output_kind(options.output, output_spec, warm)
         )
         plan = replica_threads(available_cpus(), threads, options.replicas)
@@ -278,7 +285,7 @@ class Engine:
             num_threads=threads,
             xnnpack=created.xnnpack,
             replica_threads=plan,
-            task=_task(layout, options.embedding, segmenter),
+            task=Task.faces if face_detector else _task(layout, options.embedding, segmenter),
             layout=layout,
             outputs=output_specs,
         )

@@ -99,12 +99,21 @@ async def detect(
             examples=["our_cats"],
         ),
     ] = None,
+    faces: Annotated[
+        bool,
+        Query(
+            description="Name each person: the registered person whose face is in a person "
+            "box is its `sub_label`, the recognition's confidence its `sub_score`.",
+        ),
+    ] = False,
 ) -> Response:
     """The objects in one image (sent as `/classify` takes it), best first, with boxes in
     pixels of the upright original image; default model: the first served detector."""
     service.model_for(Task.detection, model)  # 503, 404 or 400 before the body, as above
     if classify is not None:
         service.model_for(Task.classification, classify)
+    if faces:
+        service.require_faces()
     answer = await exchange(
         service,
         request,
@@ -119,6 +128,7 @@ async def detect(
             model=model,
             classify=classify,
             resize=resize,
+            faces=faces,
         ),
     )
     return json_answer(answer)

@@ -102,7 +102,7 @@ class Service:
         self.models = ModelRepository(settings, metrics, self.memory, decoders)
         self.learned = LearnedModels(settings, self.models, metrics)
         # None when faces are off or their model files are missing.
-        self.faces: Faces | None = faces_for(settings)
+        self.faces: Faces | None = faces_for(settings, metrics, self.memory, self.models.decoders)
         self._offload = offloader(self.models.decoders)
         self._admitted = 0
         metrics.queue_limit.set(settings.max_queue)
@@ -459,6 +459,8 @@ class Service:
         name = self.model_for(Task.detection, model)
         if classify is not None:
             self.model_for(Task.classification, classify)  # a 404 or 400 before any work
+        if faces:
+            self.require_faces()
         async with self.models.lease(name) as engine:
             prepared, inference = await self._infer(engine, data, region, resize=resize)
             post_started = time.perf_counter()
@@ -472,19 +474,23 @@ class Service:
                 resize=prepared.resize,
             )
             info = engine.info
-        subs: list[tuple[str, float]] = []
+        subs: list[tuple[str | None, float | None]] = []
         classifier_ref = None
         if classify is not None and found:
             async with self.models.lease(self.model_for(Task.classification, classify)) as sub:
                 subs = await self._sub_labels(sub, data, found)
                 classifier_ref = ModelRef(name=sub.info.name, sha256=sub.info.sha256)
         width, height = prepared.image.width, prepared.image.height
+        if faces and found:
+            subs = await self._face_labels(data, found, subs, width, height)
         # Built without validation (model_construct): every value is the engine's own, already
         # clamped and typed, and validating ten nested boxes costs a third of a millisecond.
         detections = []
         for n, d in enumerate(found):
             x_min, y_min, x_max, y_max = d.box.pixels(width, height)
             sub_label, sub_score = subs[n] if subs else (None, None)
+            if sub_label is None:
+                sub_score = None
             detections.append(
                 DetectedObject.model_construct(
                     label=d.label,
@@ -515,9 +521,42 @@ class Service:
             ),
         )
 
+    def require_faces(self) -> Faces:
+        """The face pipeline, or 404 saying how to get it."""
+        if self.faces is None:
+            raise NotFound(
+                "faces are not served: EDGE_FACES is off or the face models are not in the "
+                "models folder; fetch them with `edge-server models pull faces`"
+            )
+        return self.faces
+
+    async def _face_labels(
+        self,
+        data: bytes,
+        found: list[Detection],
+        subs: list[tuple[str | None, float | None]],
+        width: int,
+        height: int,
+    ) -> list[tuple[str | None, float | None]]:
+        """The recognised person's name as each person's sub label (and the recognition's
+        confidence as its score); other objects keep what the classifier gave them."""
+        people = [n for n, d in enumerate(found) if d.label == "person"]
+        if not people:
+            return subs
+        boxes = []
+        for n in people:
+            x_min, y_min, x_max, y_max = found[n].box.pixels(width, height)
+            boxes.append(PixelBox(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max))
+        names = await self.require_faces().sub_labels(data, boxes)
+        blank: tuple[str | None, float | None] = (None, None)
+        merged = list(subs) if subs else [blank] * len(found)
+        for n, named in zip(people, names, strict=True):
+            merged[n] = named if named is not None else blank
+        return merged
+
     async def _sub_labels(
         self, classifier: Engine, data: bytes, found: list[Detection]
-    ) -> list[tuple[str, float]]:
+    ) -> list[tuple[str | None, float | None]]:
         """The classifier's top (label, score) for each object's box, side by side."""
         answers = await asyncio.gather(
             *(self._infer(classifier, data, _box_region(d)) for d in found)
