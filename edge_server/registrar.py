@@ -14,6 +14,7 @@ from .client import Client, ClientError
 from .config.settings import Settings
 from .core.errors import NotFound, ServiceError
 from .serving.faces import Faces, faces_for
+from .serving.metrics import Metrics
 from .serving.schemas import PeopleList, PersonRegistration
 
 T = TypeVar("T")
@@ -110,7 +111,7 @@ def _local(
             "set EDGE_DATA_DIR (or --data-dir) to the folder the server keeps people in, "
             "or use --url with a running server"
         )
-    faces = faces_for(settings)
+    faces = faces_for(settings, Metrics())
     if faces is None:
         return _fail(
             "the face models are not in the models folder: `edge-server models pull faces` "
@@ -119,6 +120,7 @@ def _local(
 
     async def run() -> T:
         try:
+            await faces.start()
             return await work(faces)
         finally:
             await faces.close()

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 
-from ..core.errors import BadRequest, NotFound
+from ..core.errors import BadRequest
 from ..core.imaging import ResizeMode
 from ..core.region import Region, parse_region
 from ..serving.faces import Faces, NoFace
@@ -54,12 +54,7 @@ def require_faces(service: Service) -> Faces:
     """The face service: 503 while the service starts or stops, 404 saying how to get the
     models when faces are not served."""
     service.ready_model()
-    if service.faces is None:
-        raise NotFound(
-            "faces are not served: fetch the face models with `edge-server models pull faces` "
-            "into EDGE_MODELS_DIR (or EDGE_FACE_MODELS_DIR) and restart, with EDGE_FACES on"
-        )
-    return service.faces
+    return service.require_faces()
 
 
 @contextmanager

@@ -4,8 +4,9 @@ component through deepstack-python, Blue Iris, Agent DVR).
 - `POST /v1/vision/face` (and `/v1/vision/face/`, DeepStack's own spelling): the faces found
   (`confidence` and the box in pixels of the image sent); `min_confidence` defaults to 0.55.
 - `POST /v1/vision/face/recognize`: each face with the registered `userid` it is, or
-  `unknown` with confidence 0 below `min_confidence` (default 0.67, DeepStack's); a photo
-  with no face is a success with no predictions.
+  `unknown` with confidence 0 below `min_confidence` (default 0.67, DeepStack's; a lower
+  value does not loosen EDGE_FACE_THRESHOLD); a photo with no face is a success with no
+  predictions.
 - `POST /v1/vision/face/register`: `userid` and any number of files under any field names
   (`image`, `image1`...). Every photo is *added* to the person (DeepStack kept only the mean
   of the last request's photos); `face added` the first time, `face updated` after.
@@ -208,7 +209,14 @@ async def recognize(request: Request, service: ServiceDep) -> RecognitionAnswer:
     started = request.state.request_started
 
     async def recognise(form: FaceForm) -> RecognitionAnswer:
-        floor = RECOGNITION_MIN_CONFIDENCE if form.min_confidence is None else form.min_confidence
+        # A client's min_confidence may only tighten the service's threshold: deepstack-python
+        # (Home Assistant's component) always sends 0.45, which would name every stranger as
+        # the nearest person (their distance of 0.65-1.0 maps to 0.45-0.64). Looser matching
+        # is EDGE_FACE_THRESHOLD's to set.
+        floor = max(
+            RECOGNITION_MIN_CONFIDENCE if form.min_confidence is None else form.min_confidence,
+            faces.settings.face_min_confidence,
+        )
         answer = await faces.recognize(
             _one_image(service, form), min_confidence=floor, started=started
         )
