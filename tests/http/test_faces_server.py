@@ -4,10 +4,7 @@ import, and the `edge-server faces` commands."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +21,7 @@ from edge_server.config.settings import Settings
 from edge_server.core.runtime import RuntimeChoice
 
 from conftest import ServerProcess, free_port, images_folder, server_env
+from support import workers
 from support.inprocess import in_process
 from support.waiting import HANG
 
@@ -34,34 +32,6 @@ FACES = images_folder() / "faces"
 
 def face(relative: str) -> bytes:
     return (FACES / relative).read_bytes()
-
-
-def _descendants(pid: int) -> list[int]:
-    """The processes `pid` started, and theirs (dlib's workers), from /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _kill(server: ServerProcess) -> None:
-    """SIGKILL the server, as a power cut would end it, and then the workers it leaves
-    behind (a SIGKILLed process cannot stop its children, which hold its log pipe open)."""
-    left = _descendants(server.process.pid)
-    server.process.send_signal(signal.SIGKILL)
-    server.process.wait()
-    for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -80,7 +50,7 @@ def start(models_dir: Path, runtime: str) -> Iterator[Callable[[Path], ServerPro
 
     yield run
     for process in started:
-        process.stop()
+        workers.stop(process)
 
 
 def _register(url: str, name: str, *photos: bytes) -> httpx.Response:
@@ -192,7 +162,7 @@ def test_every_acknowledged_registration_survives_sigkill(
         worker.start()
         assert first.wait(timeout=HANG)
         time.sleep(rng.uniform(0.05, 1.5))
-        _kill(server)
+        workers.kill(server)
         stop.set()
         worker.join(timeout=HANG)
         assert totals
