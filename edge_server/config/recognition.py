@@ -9,6 +9,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from ..core.face_matching import Matching
+
 
 class FaceDetector(StrEnum):
     """MediaPipe's two BlazeFace models."""
@@ -35,8 +37,11 @@ class FaceSettings(BaseModel):
         description="BlazeFace model: short (faces close to the camera) or full (faces up to "
         "~5 m, doorbells and rooms).",
     )
-    face_min_score: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
-        0.5, description="Least detector score of a face (MediaPipe's graphs use 0.5)."
+    face_min_score: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
+        None,
+        description="Least detector score of a face when recognising; unset: the model's "
+        "MediaPipe graph's (0.5 short, 0.6 full). DeepStack's face detection route takes its "
+        "own min_confidence.",
     )
     face_threshold: Annotated[float, Field(gt=0.0, lt=2.0)] = Field(
         0.6,
@@ -44,10 +49,22 @@ class FaceSettings(BaseModel):
         "published 0.6); recognition answers map this distance to confidence "
         "face_min_confidence, so a stranger scores below it.",
     )
+    face_matching: Matching = Field(
+        Matching.nearest,
+        description="How a face is compared with a person's photos: nearest (the closest "
+        "one, the pairwise distance face_threshold is calibrated on) or mean (their average "
+        "descriptor).",
+    )
     face_min_confidence: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
         0.67,
         description="Confidence the face_threshold distance maps to: DeepStack's default "
         "min_confidence for /v1/vision/face/recognize.",
+    )
+    face_workers: Annotated[int, Field(ge=1, le=16)] | None = Field(
+        None,
+        description="dlib worker processes describing faces (each 85-110 MB resident, each "
+        "taking a core of the budget while it works); unset: 2, or 1 on one CPU or under a "
+        "memory limit below 1 GiB (the systemd unit's 512 MB).",
     )
     face_max_people: Annotated[int, Field(ge=1, le=10_000)] = Field(
         1000, description="Most people registered."

@@ -16,10 +16,12 @@ threads beside /classify's invokes than the machine has cores.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,9 @@ import numpy.typing as npt
 from PIL import Image
 
 from .cores import Cores, shared_cores
+from .errors import InferenceFailed
+
+log = logging.getLogger("edge_server")
 
 CHIP_SIDE = 150  # the descriptor's input, as dlib's example and face_recognition use it
 CHIP_PADDING = 0.25
@@ -83,17 +88,22 @@ class Describer:
     ) -> None:
         self.workers = max(1, workers)
         self._cores = cores or shared_cores()
-        # spawn, not fork: the service has threads (owners, decoders, the event loop) whose
-        # locks a forked child would inherit held.
-        self._processes = ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_load,
-            initargs=(str(landmarks), str(descriptor)),
-        )
+        self._models = (str(landmarks), str(descriptor))
+        self._processes = self._pool()
+        self._pool_lock = threading.Lock()
         self._waiters = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="edge-face")
         self._freed = threading.Condition()
         self._cores.wait_with(self)
+
+    def _pool(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the service has threads (owners, decoders, the event loop) whose
+        # locks a forked child would inherit held.
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_load,
+            initargs=self._models,
+        )
 
     def warm(self) -> None:
         """Start every worker and load the models in each (a first request would wait ~1 s)."""
@@ -117,11 +127,36 @@ class Describer:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
         self._take()
         try:
-            # One face at a time per core: a worker holds the GIL of its own process only.
-            vectors = [self._processes.submit(_describe, crop, aligned).result() for crop in crops]
+            pool = self._processes
+            try:
+                vectors = self._each(pool, crops, aligned)
+            except BrokenProcessPool:
+                # A worker was killed (the OOM killer, a signal): new workers, one more try.
+                vectors = self._each(self._replaced(pool), crops, aligned)
+        except BrokenProcessPool as exc:
+            raise InferenceFailed("dlib's worker processes stopped; see the log") from exc
+        except Exception as exc:  # dlib's own errors, raised in the worker
+            log.exception("describing a face failed")
+            raise InferenceFailed(f"describing a face failed: {exc}") from exc
         finally:
             self._cores.give(1)
         return np.stack(vectors).astype(np.float32)
+
+    @staticmethod
+    def _each(
+        pool: ProcessPoolExecutor, crops: list[FaceCrop], aligned: bool
+    ) -> list[npt.NDArray[np.float32]]:
+        # One face at a time per core: a worker holds the GIL of its own process only.
+        return [pool.submit(_describe, crop, aligned).result() for crop in crops]
+
+    def _replaced(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
+        """New workers in place of a broken pool (once, whichever thread finds it broken)."""
+        with self._pool_lock:
+            if self._processes is broken:
+                log.error("a dlib worker process died; starting new ones")
+                self._processes = self._pool()
+                broken.shutdown(wait=False, cancel_futures=True)
+            return self._processes
 
     def _take(self) -> None:
         with self._freed:

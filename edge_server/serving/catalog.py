@@ -7,6 +7,7 @@ before it is moved into place.
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 import json
 import os
@@ -47,13 +48,16 @@ class CatalogEntry:
     label_file: str | None = None
     label_sha256: str | None = None
     label_url: str | None = None
+    # Files the model works with beside it (faces: the other detector and dlib's two models).
+    extra_files: tuple[tuple[str, str, str], ...] = ()
 
     def files(self) -> list[tuple[str, str, str]]:
-        """(file name, sha256, official URL) of the model and of its labels file, if any."""
+        """(file name, sha256, official URL) of the model, of its labels file, if any, and of
+        the files it works with."""
         files = [(self.file, self.sha256, self.url)]
         if self.label_file and self.label_sha256 and self.label_url:
             files.append((self.label_file, self.label_sha256, self.label_url))
-        return files
+        return files + list(self.extra_files)
 
 
 def load_catalog() -> dict[str, CatalogEntry]:
@@ -61,7 +65,14 @@ def load_catalog() -> dict[str, CatalogEntry]:
     text = resources.files("edge_server").joinpath("catalog.json").read_text(encoding="utf-8")
     return {
         m["name"]: CatalogEntry(
-            **{**m, "aliases": tuple(m.get("aliases", ())), "resize": ResizeMode(m["resize"])}
+            **{
+                **m,
+                "aliases": tuple(m.get("aliases", ())),
+                "resize": ResizeMode(m["resize"]),
+                "extra_files": tuple(
+                    (f["file"], f["sha256"], f["url"]) for f in m.get("extra_files", ())
+                ),
+            }
         )
         for m in json.loads(text)["models"]
     }
@@ -129,8 +140,8 @@ class PullResult:
 
 
 def pull(name: str, models_dir: Path, source: str | None = None) -> PullResult:
-    """Fetch a catalog model (and its labels file, if it has one) into models_dir and verify
-    their sha256.
+    """Fetch a catalog model (and its labels file and the files it works with) into
+    models_dir and verify their sha256.
 
     `source` is a folder or a base URL holding the catalog's file names; None means the
     official URLs. A file already present with the right digest is left as it is.
@@ -155,7 +166,7 @@ def _fetch(file: str, sha256: str, url: str, models_dir: Path, source: str | Non
     try:
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
-            for chunk in _read(origin):
+            for chunk in _read(origin):  # .bz2 (dlib's downloads) arrive decompressed
                 digest.update(chunk)
                 out.write(chunk)
         if digest.hexdigest() != sha256:
@@ -187,7 +198,13 @@ def _read(origin: str) -> Iterator[bytes]:
         else:
             stream = Path(origin).open("rb")  # noqa: SIM115 - closed by the `with` below
         with stream:
-            yield from iter(lambda: stream.read(_CHUNK), b"")
+            if origin.endswith(".bz2"):
+                # dlib publishes its models compressed; the catalog's sha256 is the file's.
+                unpacking = bz2.BZ2Decompressor()
+                for chunk in iter(lambda: stream.read(_CHUNK), b""):
+                    yield unpacking.decompress(chunk)
+            else:
+                yield from iter(lambda: stream.read(_CHUNK), b"")
     except OSError as exc:
         raise StartupError(
             f"cannot read {origin}: {exc}",

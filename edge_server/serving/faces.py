@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import math
 import time
@@ -26,11 +27,12 @@ from PIL import Image
 from ..config.recognition import FaceDetector, FaceSettings
 from ..config.settings import Settings
 from ..core import blazeface, face_matching, imaging
+from ..core.cores import shared_cores
 from ..core.engine import Engine, Inference, LoadOptions
 from ..core.errors import BadRequest, NotReady, StartupError
 from ..core.face_description import Describer, crop_for
-from ..core.face_matching import Calibration, Matching
-from ..core.memory import Charge, MemoryBudget
+from ..core.face_matching import Calibration
+from ..core.memory import Charge, MemoryBudget, memory_limit
 from ..core.threads import available_cpus
 from .metrics import Metrics
 from .people import People, check_userid
@@ -120,11 +122,13 @@ DECODE_SIDE = 1024
 # A person box searched on its own is upscaled to at least this side (BlazeFace finds faces
 # down to ~16 px in a person crop that it misses in the whole frame).
 PERSON_SIDE = 384
+# Under this memory limit (the process's cgroup, else the RAM) one dlib worker is started.
+WORKER_ROOM = 1024 * 2**20
 
 
 def faces_for(
     settings: Settings,
-    metrics: Metrics,
+    metrics: Metrics | None = None,
     memory: MemoryBudget | None = None,
     decoders: Executor | None = None,
 ) -> Faces | None:
@@ -138,9 +142,14 @@ def faces_for(
     if missing:
         log.info("faces are off: %s not found (edge-server models pull faces)", ", ".join(missing))
         return None
+    if importlib.util.find_spec("dlib") is None:
+        # A board without dlib-bin's wheels serves everything else.
+        log.warning("faces are off: dlib is not installed (pip install 'edge-server[faces]')")
+        return None
     return Faces(
         section,
         files,
+        workers=settings.face_workers or default_workers(memory_limit(settings.sysfs_root)),
         data_dir=settings.data_dir,
         metrics=metrics,
         memory=memory,
@@ -149,6 +158,16 @@ def faces_for(
         min_side=settings.min_image_side,
         runtime=LoadOptions(runtime=settings.runtime, num_threads=settings.num_threads),
     )
+
+
+def default_workers(limit: int | None, cpus: int | None = None) -> int:
+    """dlib workers when EDGE_FACE_WORKERS is unset: two (one on one CPU), and one under a
+    memory limit below WORKER_ROOM (a worker holds 85-110 MB beside a ~170 MB server: two
+    would leave a 512 MB unit little for decoding photos)."""
+    cpus = available_cpus() if cpus is None else cpus
+    if limit is not None and limit < WORKER_ROOM:
+        return 1
+    return min(2, max(1, cpus))
 
 
 @dataclass(frozen=True)
@@ -188,7 +207,7 @@ class Faces:
         self.max_pixels = max_pixels
         self.min_side = min_side
         self.calibration = Calibration(settings.face_threshold, settings.face_min_confidence)
-        self.matching = Matching.nearest
+        self.matching = settings.face_matching
         self.people_store = People(
             data_dir / "faces" if data_dir is not None else None,
             max_people=settings.face_max_people,
@@ -196,7 +215,7 @@ class Faces:
         )
         self._decoders = decoders
         self._runtime = runtime or LoadOptions()
-        self._workers = workers or min(4, available_cpus())
+        self._workers = workers or settings.face_workers or default_workers(None)
         self._engine: Engine | None = None
         self._model: blazeface.BlazeFace | None = None
         self._describer: Describer | None = None
@@ -293,12 +312,16 @@ class Faces:
     ) -> RecognitionAnswer:
         """The faces in a photo and who each is; a face whose calibrated confidence is below
         `min_confidence` is `unknown` with confidence 0 (DeepStack's answer)."""
-        seen = await self._search(data, self._min_score)
+        seen = await self._search(data)
         described = time.perf_counter()
-        vectors = await self._describe(seen.picture, seen.found)
+        people = self.people_store.vectors()  # who is registered as this request sees it
+        if seen.found and people:
+            vectors = await self._describe(seen.picture, seen.found)
+            matches = face_matching.nearest(vectors, people, self.matching)
+        else:  # nobody registered: every face is unknown, not described (as DeepStack)
+            matches = [face_matching.Match("", math.inf)] * len(seen.found)
         describe_ms = (time.perf_counter() - described) * 1000
         post = time.perf_counter()
-        matches = face_matching.nearest(vectors, self.people_store.vectors(), self.matching)
         recognised = []
         for face, match in zip(seen.found, matches, strict=True):
             base = self._found(face, seen.facts)
@@ -368,10 +391,11 @@ class Faces:
         on its own crop, upscaled (BlazeFace misses small faces in a whole frame). A face is
         a box's when its centre lies in the box; the box takes its largest one.
         """
-        if not boxes:
-            return []
+        people = self.people_store.vectors()
+        if not boxes or not people:
+            return [None] * len(boxes)
         engine, model, _ = await self._ready()
-        seen = await self._search(data, self._min_score)
+        seen = await self._search(data)
         width, height = seen.facts.width, seen.facts.height
         chosen: list[blazeface.Face | None] = []
         for box in boxes:
@@ -387,7 +411,7 @@ class Faces:
                 chosen[n] = await self._in_box(engine, model, seen, box)
         picked = [f for f in chosen if f is not None]
         vectors = await self._describe(seen.picture, picked)
-        matches = iter(face_matching.nearest(vectors, self.people_store.vectors(), self.matching))
+        matches = iter(face_matching.nearest(vectors, people, self.matching))
         labels: list[tuple[str, float] | None] = []
         for face in chosen:
             if face is None:
@@ -403,12 +427,16 @@ class Faces:
 
     @property
     def _min_score(self) -> float:
-        return self.settings.face_min_score
+        """The least detector score of a face to recognise: the setting, or the graph's."""
+        if self.settings.face_min_score is not None:
+            return self.settings.face_min_score
+        return self._model.min_score if self._model is not None else 0.5
 
-    async def _search(self, data: bytes, min_score: float) -> _Seen:
+    async def _search(self, data: bytes, min_score: float | None = None) -> _Seen:
         """Decode (decode pool), letterbox, invoke (the detector's owners) and read the faces
-        of one upload, largest first."""
+        of one upload, largest first; `min_score` defaults to `_min_score`."""
         engine, model, _ = await self._ready()
+        min_score = self._min_score if min_score is None else min_score
         loop = asyncio.get_running_loop()
         decoded = await loop.run_in_executor(self._decoders, self._decode, data, model.side)
         picture, facts, tensor, placed, decode_ms, preprocess_ms = decoded
@@ -434,8 +462,9 @@ class Faces:
             budget.charge() if budget is not None else contextlib.nullcontext()
         )
         # The decoded picture outlives the charge: dlib's crops are cut from it. It is at most
-        # DECODE_SIDE on its short side for a JPEG, and the pixel limit bounds the rest.
-        with held as charge:
+        # DECODE_SIDE on its short side for a JPEG, and the pixel limit bounds the rest. A
+        # decode counts as running, so an invoke starting meanwhile takes one thread.
+        with shared_cores().held(), held as charge:
             image = imaging.decode(
                 data,
                 min_size=DECODE_SIDE,
@@ -518,9 +547,8 @@ class Faces:
 
     async def _largest(self, data: bytes) -> npt.NDArray[np.float32]:
         """The descriptor of a photo's largest face; NoFace when it has none."""
-        seen = await self._search(data, self._min_score)
+        seen = await self._search(data)
         if not seen.found:
-            self._count("no_face", 1)
             raise NoFace()
         vectors = await self._describe(seen.picture, seen.found[:1])
         first: npt.NDArray[np.float32] = vectors[0]

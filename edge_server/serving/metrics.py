@@ -32,7 +32,7 @@ FACE_REFUSALS = ("no_userid", "no_image", "no_face", "image_count")
 FRIGATE_OUTCOMES = ("classified", "unchanged", "ignored", "ended", "invalid", "failed")
 
 # What became of the faces the service found (never who they are: names are not labels).
-FACE_OUTCOMES = ("found", "recognised", "unknown", "registered", "no_face")
+FACE_OUTCOMES = ("found", "recognised", "unknown", "registered")
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -106,8 +106,8 @@ class Metrics:
         )
         self.faces = Counter(
             "edge_faces",
-            "Faces found, recognised as a registered person or unknown, registered, and photos "
-            "refused for having no face.",
+            "Faces found (detection), recognised as a registered person or unknown, and "
+            "registered.",
             ("outcome",),
             registry=self.registry,
         )

@@ -81,7 +81,10 @@ def person_of(document: object) -> Person:
     encoded = document.get("vectors")
     if not isinstance(name, str) or not isinstance(encoded, str) or not isinstance(added, list):
         raise ValueError("a person needs userid, added and vectors")
-    check_userid(name)
+    try:
+        check_userid(name)
+    except BadRequest as exc:
+        raise ValueError(exc.detail) from None
     try:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import bz2
 import re
 from pathlib import Path
 
 import pytest
 
+from edge_server.config.settings import Settings
 from edge_server.core.digest import sha256_of
 from edge_server.core.errors import StartupError
+from edge_server.serving import catalog
 from edge_server.serving.catalog import load_catalog, pull, resolve_model
+from edge_server.serving.faces import faces_for
 
 from conftest import DEFAULT_MODEL, DETECTOR, SMALL_MODEL
 
@@ -18,7 +22,7 @@ def test_catalog_matches_the_manifest(models_dir: Path) -> None:
     """Every catalog file (models and label maps) has the sha256 the shared MANIFEST.md lists."""
     manifest = (models_dir / "MANIFEST.md").read_text()
     listed = dict(
-        re.findall(r"^\| (\S+\.(?:tflite|txt)) \| ([0-9a-f]{64}) \|", manifest, re.MULTILINE)
+        re.findall(r"^\| (\S+\.(?:tflite|txt|dat)) \| ([0-9a-f]{64}) \|", manifest, re.MULTILINE)
     )
     catalog = load_catalog()
     assert DEFAULT_MODEL in catalog
@@ -39,6 +43,33 @@ def test_pull_fetches_a_detector_with_its_label_map(models_dir: Path, tmp_path: 
         [entry.file, str(entry.label_file)]
     )
     assert sha256_of(target_dir / str(entry.label_file)) == entry.label_sha256
+
+
+def test_pull_faces_fetches_both_detectors_and_dlibs_models(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """`models pull faces` brings the four face files, each verified, which turn faces on."""
+    target_dir = tmp_path / "models"
+    result = pull("faces", target_dir, str(models_dir))
+    assert result.path.name == "face_detection_full_range_sparse.tflite"
+    assert sorted(p.name for p in target_dir.iterdir()) == [
+        "dlib_face_recognition_resnet_model_v1.dat",
+        "face_detection_full_range_sparse.tflite",
+        "face_detection_short_range.tflite",
+        "shape_predictor_5_face_landmarks.dat",
+    ]
+    for file, sha256, _ in load_catalog()["face_detection_full_range_sparse"].files():
+        assert sha256_of(target_dir / file) == sha256
+    assert faces_for(Settings(models_dir=target_dir)) is not None
+    assert faces_for(Settings(models_dir=tmp_path)) is None
+
+
+def test_a_bz2_download_is_verified_decompressed(models_dir: Path, tmp_path: Path) -> None:
+    """dlib's .bz2 downloads are decompressed as they are read and checked as the .dat."""
+    name = "shape_predictor_5_face_landmarks.dat"
+    packed = tmp_path / f"{name}.bz2"
+    packed.write_bytes(bz2.compress((models_dir / name).read_bytes()))
+    assert b"".join(catalog._read(str(packed))) == (models_dir / name).read_bytes()
 
 
 def test_pull_from_a_folder_verifies_and_installs(models_dir: Path, tmp_path: Path) -> None:
