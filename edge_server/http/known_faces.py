@@ -116,20 +116,6 @@ async def register(request: Request, service: ServiceDep) -> PersonRegistration:
     return await exchange(service, request, read, add)
 
 
-@router.delete(
-    "/{name}",
-    status_code=204,
-    responses=problems.openapi_responses(403, 404, 503),
-    summary="Delete a person",
-)
-async def delete(service: ServiceDep, name: str) -> Response:
-    """Forget the person: their descriptors are rewritten out of the file on disk."""
-    faces = _faces_to_change(service, "deleting people")
-    if not await faces.delete(name):
-        raise NotFound(f"nobody called {name!r} is registered; GET /v1/faces lists the people")
-    return Response(status_code=204)
-
-
 @router.get(
     "/export",
     response_class=Response,
@@ -169,3 +155,19 @@ async def import_people(request: Request, service: ServiceDep) -> PeopleImport:
     faces = _faces_to_change(service, "importing people")
     data = await read_body(request, service.settings.face_max_import_bytes)
     return PeopleImport(people=await faces.import_(data))
+
+
+# Last: /export and /import are matched first, so their Allow headers name their own methods
+# (a person called "export" is still deleted here: only this route takes DELETE).
+@router.delete(
+    "/{name}",
+    status_code=204,
+    responses=problems.openapi_responses(403, 404, 503),
+    summary="Delete a person",
+)
+async def delete(service: ServiceDep, name: str) -> Response:
+    """Forget the person: their descriptors are rewritten out of the file on disk."""
+    faces = _faces_to_change(service, "deleting people")
+    if not await faces.delete(name):
+        raise NotFound(f"nobody called {name!r} is registered; GET /v1/faces lists the people")
+    return Response(status_code=204)
