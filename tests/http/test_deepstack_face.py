@@ -345,12 +345,15 @@ def test_deepstacks_answers_to_bad_registrations_are_counted(fresh: ServerProces
 
 def test_the_key_and_the_defaults_are_deepstacks(fresh: ServerProcess) -> None:
     """Without the key: 401 in DeepStack's shape; an empty form to /list with the key in a
-    header works; a bad min_confidence is a 400; /v1/vision/face/ is the detect route too."""
+    header works; two images or a bad min_confidence are a 400; /v1/vision/face/ is the
+    detect route too."""
     portrait = [("image", ("a.jpg", face("obama/obama.jpg")))]
     refused = httpx.post(fresh.url + "/v1/vision/face/recognize", files=portrait, timeout=60)
     assert refused.status_code == 401 and refused.json()["success"] is False
     listed = httpx.post(fresh.url + "/v1/vision/face/list", headers={"X-API-Key": KEY}, timeout=60)
     assert listed.json() == {"success": True, "faces": []}
+    two = _post(fresh, "recognize", files=[*portrait, ("image", ("b.jpg", b"x"))])
+    assert two.status_code == 400 and "send one image" in two.json()["error"]
     bad = _post(fresh, "recognize", files=portrait, data={"min_confidence": "lots"})
     assert bad.status_code == 400 and "min_confidence" in bad.json()["error"]
     slash = _post(fresh, "", files=portrait)

@@ -193,7 +193,7 @@ async def detect(request: Request, service: ServiceDep) -> FaceDetectionAnswer:
             predictions=predictions, **_timed(len(predictions), answer.timing_ms)
         )
 
-    return await exchange(service, request, lambda: _read(request, service, 1), find)
+    return await exchange(service, request, lambda: _read(request, service, 4), find)
 
 
 @router.post(
@@ -225,7 +225,7 @@ async def recognize(request: Request, service: ServiceDep) -> RecognitionAnswer:
             predictions=predictions, **_timed(len(predictions), answer.timing_ms)
         )
 
-    return await exchange(service, request, lambda: _read(request, service, 1), recognise)
+    return await exchange(service, request, lambda: _read(request, service, 4), recognise)
 
 
 @router.post(
