@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -183,7 +185,27 @@ def _load(landmarks: str, descriptor: str) -> None:
     global _MODELS
     import dlib
 
+    _follow_parent()
+
     _MODELS = (dlib.shape_predictor(landmarks), dlib.face_recognition_model_v1(descriptor))
+
+
+def _follow_parent(every: float = 1.0) -> None:
+    """End this worker when the server that started it is gone.
+
+    A SIGKILLed server cannot stop its pool, and a worker left behind holds ~100 MB and the
+    server's stdout. The parent's death re-parents the worker, so its parent id changes; a
+    daemon thread notices within `every` seconds. (PR_SET_PDEATHSIG would follow the thread that
+    spawned the worker, not the process.)
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="edge-face-parent", daemon=True).start()
 
 
 def _describe(crop: FaceCrop, aligned: bool) -> npt.NDArray[np.float32]:

@@ -361,3 +361,31 @@ def test_cli_adds_lists_and_removes_people_on_a_server_and_locally(
     assert _cli("list", *local, env=env).stdout.strip() == "biden"
     server = start(data_dir)
     assert _recognised(server.url, "biden/biden2.jpg") == ["biden"]
+
+
+def test_a_killed_servers_face_workers_end_by_themselves(
+    start: Callable[[Path], ServerProcess], tmp_path: Path
+) -> None:
+    """dlib's worker processes end on their own once their server is SIGKILLed (none is left
+    holding memory and the server's log pipe)."""
+    server = start(tmp_path)
+    assert _register(server.url, "obama", face("obama/obama.jpg")).status_code == 201
+    left = workers.descendants(server.process.pid)
+    assert left, "the server described a face, so its dlib workers are running"
+    server.process.kill()
+    server.process.wait()
+
+    def alive() -> list[int]:
+        return [pid for pid in left if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+
+    deadline = time.monotonic() + HANG
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(), f"worker processes outlived their server: {alive()}"
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
