@@ -49,6 +49,18 @@ class FaceSettings(BaseModel):
         "published 0.6); recognition answers map this distance to confidence "
         "face_min_confidence, so a stranger scores below it.",
     )
+    face_calibration: bool = Field(
+        True,
+        description="Calibrate the threshold on the people registered: lowered to "
+        "face_calibration_margin below the two closest different people when they are nearer "
+        "than face_threshold plus the margin (look-alikes), never below a person's widest "
+        "pair of photos nor 2/3 of face_threshold; off: face_threshold as set.",
+    )
+    face_calibration_margin: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.05,
+        description="How far below the closest two registered people the calibrated "
+        "threshold lies.",
+    )
     face_matching: Matching = Field(
         Matching.nearest,
         description="How a face is compared with a person's photos: nearest (the closest "

@@ -260,6 +260,7 @@ class Faces:
                 ) from exc
             describer = Describer(landmarks, descriptor, workers=self._workers)
             await asyncio.to_thread(self.people_store.open)
+            self._calibrate()
             if self.people_store.people:
                 # Someone is registered, so recognitions are coming: start dlib's workers now
                 # (about a second) rather than on the first. With nobody registered they start
@@ -352,6 +353,7 @@ class Faces:
         self.people_store.check_room(name, len(images))
         vectors = await asyncio.gather(*(self._largest(data) for data in images))
         person, created = await asyncio.shield(self.people_store.add(name, np.stack(vectors)))
+        self._calibrate()
         self._count("registered", len(vectors))
         return Registered(name, len(vectors), len(person.vectors), created)
 
@@ -369,7 +371,9 @@ class Faces:
     async def delete(self, userid: str) -> bool:
         """Forget a person and their descriptors (their file is removed); False if there was
         nobody of that name."""
-        return await asyncio.shield(self.people_store.delete(userid.strip()))
+        deleted = await asyncio.shield(self.people_store.delete(userid.strip()))
+        self._calibrate()
+        return deleted
 
     def export(self) -> bytes:
         """Every person and descriptor, as a file `import_` takes."""
@@ -380,7 +384,9 @@ class Faces:
         descriptors added); how many people the file held. BadRequest for a file that is not
         an export."""
         limit = self.settings.face_max_import_bytes
-        return await asyncio.shield(self.people_store.import_(data, limit))
+        count = await asyncio.shield(self.people_store.import_(data, limit))
+        self._calibrate()
+        return count
 
     async def sub_labels(
         self, data: bytes, boxes: list[PixelBox]
@@ -422,6 +428,27 @@ class Faces:
             known = bool(match.name) and confidence >= self.settings.face_min_confidence
             labels.append((match.name, round(confidence, 6)) if known else None)
         return labels
+
+    def status(self) -> dict[str, object]:
+        """What /healthz says of faces: the people and the threshold in effect (no names)."""
+        return {
+            "people": len(self.people_store.people),
+            "threshold": self.settings.face_threshold,
+            "effective_threshold": round(self.calibration.threshold, 4),
+            "calibrated": self.settings.face_calibration,
+        }
+
+    def _calibrate(self) -> None:
+        """The threshold and confidence scale for the people registered now (each change)."""
+        threshold = self.settings.face_threshold
+        if self.settings.face_calibration:
+            gallery = face_matching.spread(self.people_store.vectors())
+            threshold = face_matching.calibrated_threshold(
+                threshold, gallery, self.settings.face_calibration_margin
+            )
+        if threshold != self.calibration.threshold:
+            log.info("faces: the effective threshold is now %.3f", threshold)
+        self.calibration = Calibration(threshold, self.settings.face_min_confidence)
 
     # --- the pipeline -------------------------------------------------------------------------
 

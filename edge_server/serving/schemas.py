@@ -228,6 +228,13 @@ class Health(BaseModel):
         dict[str, Any] | None,
         Field(description="With EDGE_MQTT_URL set: `connected` (bool), `broker` and `prefix`."),
     ] = None
+    faces: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="With faces served: `people` registered, the `threshold` set, the "
+            "`effective_threshold` calibrated on them and whether `calibrated`."
+        ),
+    ] = None
 
 
 class ReloadRequest(BaseModel):
