@@ -43,6 +43,13 @@ class FaceSettings(BaseModel):
         "MediaPipe graph's (0.5 short, 0.6 full). DeepStack's face detection route takes its "
         "own min_confidence.",
     )
+    face_embedder: Path | None = Field(
+        None,
+        description="A TFLite model mapping an aligned face (dlib's chip, fitted to the "
+        "model's input) to a vector, used in place of dlib's descriptor (a name is looked for "
+        "in face_models_dir); its vectors are L2-normalised, so set face_threshold for it. "
+        "People registered with one descriptor model are not matched with another's.",
+    )
     face_threshold: Annotated[float, Field(gt=0.0, lt=2.0)] = Field(
         0.6,
         description="Descriptor distance under which a face is a registered person (dlib's "

@@ -232,7 +232,8 @@ class Health(BaseModel):
         dict[str, Any] | None,
         Field(
             description="With faces served: `people` registered, the `threshold` set, the "
-            "`effective_threshold` calibrated on them and whether `calibrated`."
+            "`effective_threshold` calibrated on them, whether `calibrated`, and the "
+            "`descriptor` model."
         ),
     ] = None
 

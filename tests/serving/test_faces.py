@@ -319,6 +319,7 @@ def test_detect_with_faces_names_each_person_through_a_server_process(
         "threshold": 0.6,
         "effective_threshold": 0.6,
         "calibrated": True,
+        "descriptor": "dlib_face_recognition_resnet_model_v1",
     }
     people = [d for d in named.json()["detections"] if d["label"] == "person"]
     assert {d["sub_label"] for d in people} >= {"obama", "biden"}
@@ -416,6 +417,7 @@ def test_the_threshold_is_calibrated_on_each_change_of_the_people(
         "threshold": 0.6,
         "effective_threshold": 0.6,
         "calibrated": True,
+        "descriptor": "dlib_face_recognition_resnet_model_v1",
     }
     obama = photos["obama"]
     run(faces.register("look-alike", [obama[1].read_bytes()]))
