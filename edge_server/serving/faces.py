@@ -37,7 +37,7 @@ from ..core.memory import Charge, MemoryBudget, memory_limit
 from ..core.threads import available_cpus
 from .metrics import Metrics
 from .people import People, check_userid
-from .schemas import ImageInfo, PixelBox, Timing
+from .schemas import ImageInfo, PeopleList, PixelBox, Timing
 
 log = logging.getLogger("edge_server")
 
@@ -453,6 +453,16 @@ class Faces:
             known = bool(match.name) and confidence >= self.settings.face_min_confidence
             labels.append((match.name, round(confidence, 6)) if known else None)
         return labels
+
+    def listing(self) -> PeopleList:
+        """`GET /v1/faces`: the people, and the threshold in effect for them."""
+        return PeopleList(
+            people=self.people(),
+            threshold=self.settings.face_threshold,
+            effective_threshold=round(self.calibration.threshold, 4),
+            calibrated=self.settings.face_calibration,
+            descriptor=self.people_store.model,
+        )
 
     def status(self) -> dict[str, object]:
         """What /healthz says of faces: the people and the threshold in effect (no names)."""
