@@ -22,6 +22,7 @@ import numpy.typing as npt
 from .engine import Engine, LoadOptions, TensorSpec
 from .errors import StartupError
 from .imaging import ResizeMode
+from .quantization import SOFTMAX_OUTPUT_SCALE
 
 # The name of dlib's descriptor in the people store (the default describer).
 DLIB_MODEL = "dlib_face_recognition_resnet_model_v1"
@@ -37,6 +38,12 @@ def vector_length(outputs: Sequence[TensorSpec]) -> int | None:
     if not shape or shape[0] != 1 or len(wide) != 1 or wide[0] < 2:
         return None
     return int(wide[0])
+
+
+def _probabilities(output: TensorSpec) -> bool:
+    """A quantized softmax: the output of a classifier, whose vector only ranks its classes."""
+    scale = output.quantization.scale
+    return output.quantization.quantized and abs(scale - SOFTMAX_OUTPUT_SCALE) < 1e-9
 
 
 class Embedder:
@@ -81,6 +88,13 @@ class Embedder:
             engine.close()
             raise StartupError(
                 f"the face embedder {path.name} gives {shapes}, not one vector [1, N]", fix=fix
+            )
+        if _probabilities(engine.info.outputs[0]):
+            engine.close()
+            raise StartupError(
+                f"the face embedder {path.name} gives class probabilities (a classifier's "
+                "softmax), not a vector describing the face",
+                fix=fix,
             )
         return cls(engine, dimensions)
 

@@ -138,19 +138,25 @@ def test_people_of_another_descriptor_model_are_not_matched(
     assert run(back()) == ["obama"]
 
 
-def test_an_embedder_whose_output_is_not_a_vector_is_refused(
-    models_dir: Path, runtime: str
+@pytest.mark.parametrize(
+    ("model", "problem"),
+    [
+        ("face_detection_short_range.tflite", "[1, 896, 16], [1, 896, 1], not one vector [1, N]"),
+        ("mobilenet_v1_0.25_128_quant.tflite", "gives class probabilities"),
+        ("no_such_model.tflite", "is not a file"),
+    ],
+    ids=["detector", "classifier", "missing"],
+)
+def test_an_embedder_that_is_not_one_is_refused(
+    models_dir: Path, runtime: str, model: str, problem: str
 ) -> None:
-    """BlazeFace as the embedder (two outputs, not a vector): the start says what and how."""
+    """A detector, a classifier or no file as the embedder: the start says what and how."""
     settings = Settings(
-        models_dir=models_dir,
-        runtime=runtime,
-        num_threads=1,
-        face_embedder=models_dir / "face_detection_short_range.tflite",
+        models_dir=models_dir, runtime=runtime, num_threads=1, face_embedder=Path(model)
     )
     with pytest.raises(StartupError) as refused:
         faces_for(settings, Metrics())
-    assert "not one vector [1, N]" in refused.value.problem
+    assert problem in refused.value.problem
     assert "EDGE_FACE_EMBEDDER" in refused.value.fix
 
 
