@@ -4,6 +4,7 @@ import, and the `edge-server faces` commands."""
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -265,11 +266,19 @@ def test_export_then_import_on_another_server_recognises_the_same(
 
 
 def test_changing_people_needs_a_configured_key(models_dir: Path, runtime: str) -> None:
-    """Without EDGE_API_KEY: the list reads, but registering, deleting, exporting and
-    importing are 403 problem+json saying to set a key; the DeepStack list stays open."""
+    """Without EDGE_API_KEY: the list reads (with the threshold in effect), but registering,
+    deleting, exporting and importing are 403 problem+json saying to set a key; the DeepStack
+    list stays open."""
     settings = Settings(models_dir=models_dir, runtime=RuntimeChoice(runtime), num_threads=1)
     with in_process(create_app(settings)) as client:
-        assert client.get("/v1/faces").json() == {"people": []}
+        listed = client.get("/v1/faces").json()
+        assert listed == {
+            "people": [],
+            "threshold": 0.6,
+            "effective_threshold": 0.6,
+            "calibrated": True,
+            "descriptor": "dlib_face_recognition_resnet_model_v1",
+        }
         refusals = [
             client.post(
                 "/v1/faces",
@@ -344,7 +353,9 @@ def test_cli_adds_lists_and_removes_people_on_a_server_and_locally(
     assert added.returncode == 0, added.stderr
     assert added.stdout.strip() == "registered obama: 2 photo(s) added, 2 in all"
     listed = _cli("list", "--json", *remote, env=env)
-    assert listed.returncode == 0 and listed.stdout.strip() == '{"people":["obama"]}'
+    assert listed.returncode == 0, listed.stderr
+    answer = json.loads(listed.stdout)
+    assert (answer["people"], answer["effective_threshold"]) == (["obama"], 0.6)
     coffee = str(images_folder() / "coffee.png")
     refused = _cli("add", "obama", coffee, *remote, env=env)
     assert refused.returncode == 1 and "no face" in refused.stderr
