@@ -33,6 +33,9 @@ from support.cameras.rtsp import RtspServer, free_port
 from support.cameras.snapshot_server import SnapshotServer
 from support.waiting import HANG, until
 
+# Cameras' I/O: the same whatever runtime runs the models, so run once (under LiteRT).
+pytestmark = pytest.mark.lan
+
 FAST = FeedOptions(open_timeout=5, read_timeout=2, watchdog=2, backoff=(0.1, 1.0))
 CYCLES = 20
 
