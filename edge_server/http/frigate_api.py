@@ -104,7 +104,8 @@ class SubLabel(BaseModel):
 
 @router.post(
     "/events/{event_id}/sub_label",
-    responses=problems.openapi_responses(404),
+    # 400: a body that is not JSON at all (the framework's answer before the model sees it).
+    responses=problems.openapi_responses(400, 404),
     summary="Name an event's object (Frigate's sub label, as Double Take sets it)",
 )
 async def sub_label(event_id: str, body: SubLabel, cameras: CamerasDep) -> dict[str, Any]:
