@@ -9,8 +9,10 @@ input, so the detector sees the object at the scale it was trained on), or on th
 when the regions would cover most of it. A stationary object is looked at again every
 `stationary_interval` seconds, not on every frame. Detector invokes go through the Service on
 the event loop (`detect_picture`): they share the process's owners and core budget with the
-HTTP requests, one invoke of this camera at a time. Events go to the store and, on the event
-loop, to the listeners (MQTT, webhooks, the page).
+HTTP requests, one invoke of this camera at a time. With faces on (face_names), a confirmed
+person's face is recognised in their box about once a second until they are named; the name is
+their sub label. Events go to the store and, on the event loop, to the listeners (MQTT,
+webhooks, the page).
 
 With nothing moving and nothing tracked, a frame costs its motion check (about half a
 millisecond at 640x360) and the detector never runs.
@@ -42,11 +44,12 @@ from ..core.motion import Motion, MotionOptions
 from ..core.region import Region
 from ..core.tracking import Observation, Track, Tracker, iou
 from ..core.zones import Box, masked, square_around
-from ..serving.schemas import DetectResponse
+from ..serving.schemas import DetectResponse, PixelBox
 from ..serving.service import Service
 from . import snapshots
 from .event_store import EventStore
 from .events import CameraEvent, Lifecycle
+from .face_names import PERSON, FaceTries, faces_on
 from .frames import Frame
 
 log = logging.getLogger("edge_server")
@@ -102,6 +105,13 @@ class CameraMetrics:
             ("camera",),
             registry=registry,
         )
+        self.face_tries = Counter(
+            "edge_camera_face_tries",
+            "Faces looked for in a camera's confirmed people, by camera and outcome "
+            "(recognised; unrecognised: no face, or nobody registered; failed).",
+            ("camera", "outcome"),
+            registry=registry,
+        )
         self.errors = Counter(
             "edge_camera_analysis_errors",
             "Frames whose analysis failed (the detector refused or failed), by camera.",
@@ -124,6 +134,9 @@ class CameraMetrics:
         for kind in ("new", "update", "end"):
             with contextlib.suppress(KeyError):
                 self.events.remove(camera, kind)
+        for outcome in ("recognised", "unrecognised", "failed"):
+            with contextlib.suppress(KeyError):
+                self.face_tries.remove(camera, outcome)
 
 
 _METRICS: weakref.WeakKeyDictionary[CollectorRegistry, CameraMetrics] = weakref.WeakKeyDictionary()
@@ -213,6 +226,14 @@ class Watcher:
         self._last_error: str | None = None
         self._errors_logged_at = 0.0
         self.metrics = camera_metrics(service.metrics.registry)
+        self.faces = faces_on(config, service)  # name people by their faces
+        if config.faces and not self.faces:
+            log.warning(
+                "camera %s: faces = true, but faces are not served (EDGE_FACES is off or the "
+                "face models are missing: edge-server models pull faces); people are not named",
+                camera,
+            )
+        self._face_tries = FaceTries()
 
     # --- the contract ---------------------------------------------------------------------
 
@@ -390,6 +411,7 @@ class Watcher:
             self._tracker.tracks, ended, frame_time=now, rgb=frame.rgb, regions=region_of, seen=seen
         )
         events.extend(self._names(lifecycle, seen, found, now))
+        events.extend(self._faces(lifecycle, seen, frame))
         self._finish(frame, motion_boxes, events, lifecycle)
 
     def _regions(
@@ -490,6 +512,8 @@ class Watcher:
             obj = lifecycle.object_of(track)
             if obj is None or obj.false_positive or obj.sub_label is not None:
                 continue
+            if self.faces and obj.label == PERSON:
+                continue  # a person is named by their face, not by the classifier
             for observation, answer, n in found:
                 if answer is None or observation.box != track.box:
                     continue
@@ -498,6 +522,51 @@ class Watcher:
                     events.extend(
                         lifecycle.name(track, detection.sub_label, detection.sub_score, now)
                     )
+        return events
+
+    def _faces(
+        self, lifecycle: Lifecycle, seen: Sequence[Track], frame: Frame
+    ) -> list[CameraEvent]:
+        """Recognise the faces of confirmed people seen in this frame that are due a try
+        (face_names says when), and name them: an `update` carrying the face update."""
+        faces = self.service.faces
+        if not self.faces or faces is None or not faces.anyone():
+            return []
+        now = frame.time
+        due: list[tuple[Track, str, bool]] = []
+        for track in seen:
+            obj = lifecycle.object_of(track)
+            if obj is None or obj.false_positive or obj.label != PERSON:
+                continue
+            named = obj.sub_label is not None
+            if self._face_tries.due(obj.id, now, named=named):
+                due.append((track, obj.id, named))
+        self._face_tries.keep({o.id for o in lifecycle.objects()})
+        if not due:
+            return []
+        boxes = [
+            PixelBox(x_min=t.box[0], y_min=t.box[1], x_max=t.box[2], y_max=t.box[3])
+            for t, _, _ in due
+        ]
+        tries = self.metrics.face_tries
+        for _, object_id, named in due:
+            self._face_tries.tried(object_id, now, named=named)
+        future = asyncio.run_coroutine_threadsafe(
+            faces.sub_labels_picture(frame.rgb(), boxes), self.loop
+        )
+        try:
+            names = future.result(timeout=DETECT_TIMEOUT)
+        except Exception as exc:  # the frame's other events are still told
+            future.cancel()
+            tries.labels(self.camera, "failed").inc(len(due))
+            detail = exc.detail if isinstance(exc, ServiceError) else repr(exc)
+            self._failed(f"recognising faces failed: {detail}")
+            return []
+        events: list[CameraEvent] = []
+        for (track, _, _), name in zip(due, names, strict=True):
+            tries.labels(self.camera, "unrecognised" if name is None else "recognised").inc()
+            if name is not None:
+                events.extend(lifecycle.recognise(track, name[0], name[1], now))
         return events
 
     def _finish(
