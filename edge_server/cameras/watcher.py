@@ -512,7 +512,7 @@ class Watcher:
             obj = lifecycle.object_of(track)
             if obj is None or obj.false_positive or obj.sub_label is not None:
                 continue
-            if self.faces and obj.label == PERSON:
+            if obj.label == PERSON and self._naming_faces():
                 continue  # a person is named by their face, not by the classifier
             for observation, answer, n in found:
                 if answer is None or observation.box != track.box:
@@ -524,13 +524,18 @@ class Watcher:
                     )
         return events
 
+    def _naming_faces(self) -> bool:
+        """Whether people are named by their faces now: faces on, and anybody registered."""
+        faces = self.service.faces
+        return self.faces and faces is not None and faces.anyone()
+
     def _faces(
         self, lifecycle: Lifecycle, seen: Sequence[Track], frame: Frame
     ) -> list[CameraEvent]:
         """Recognise the faces of confirmed people seen in this frame that are due a try
         (face_names says when), and name them: an `update` carrying the face update."""
         faces = self.service.faces
-        if not self.faces or faces is None or not faces.anyone():
+        if faces is None or not self._naming_faces():
             return []
         now = frame.time
         due: list[tuple[Track, str, bool]] = []
