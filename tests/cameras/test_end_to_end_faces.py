@@ -1,0 +1,123 @@
+"""Faces name a camera's people end to end: the app watching GStreamer's RTSP server (the
+walk-in clip), the real COCO detector, BlazeFace and dlib, Obama registered beforehand in
+EDGE_DATA_DIR from another photo of him, and a real mosquitto heard by paho."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_server.app import create_app
+from edge_server.config.settings import Settings
+from edge_server.core.runtime import RuntimeChoice
+from edge_server.serving.faces import faces_for
+
+from conftest import DETECTOR
+from support.cameras.rtsp import RtspServer
+from support.inprocess import in_process
+from support.mosquitto import Mosquitto, Received, Recorder
+from support.waiting import until
+
+pytestmark = pytest.mark.lan
+
+PREFIX = "edge-server/faces"
+
+
+async def _register(settings: Settings, name: str, photo: bytes) -> None:
+    """Register a person in the settings' data folder, as `edge-server faces add` does."""
+    faces = faces_for(settings)
+    assert faces is not None, "the four face models are in the test models folder"
+    await faces.start()
+    try:
+        await faces.register(name, [photo])
+    finally:
+        await faces.close()
+
+
+def _json(message: Received) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(message.payload)
+    return document
+
+
+def test_a_registered_person_walking_in_is_named_on_mqtt_and_in_home_assistant(
+    tmp_path: Path, models_dir: Path, runtime: str, images_dir: Path, rtsp_server: RtspServer
+) -> None:
+    """On the broker: the person's event gets an update with sub_label ["obama", c], Frigate's
+    face message on <prefix>/tracked_object_update names him with that event's id and score,
+    the camera's retained face topic holds the name, and Home Assistant is told of the
+    camera's "last recognised face" sensor reading that topic."""
+    (tmp_path / "mosquitto").mkdir()
+    broker = Mosquitto(tmp_path / "mosquitto")
+    recorder = Recorder(broker.anonymous_port)
+    try:
+        recorder.subscribe(f"{PREFIX}/#", "homeassistant/#")
+        config = tmp_path / "models.toml"
+        # The COCO detector scores the pasted portrait 0.73-0.75 "person": confirm below that.
+        config.write_text("[cameras.walk]\nthreshold = 0.6\n")
+        settings = Settings(
+            models_config=config,
+            model=[DETECTOR],
+            models_dir=models_dir,
+            runtime=RuntimeChoice(runtime),
+            data_dir=tmp_path / "data",
+            face_workers=1,
+            cameras=f"walk={rtsp_server.url()}",
+            mqtt_url=broker.url(),
+            mqtt_prefix=PREFIX,
+            node_id="faces",
+        )
+        photo = (images_dir / "faces" / "obama" / "obama1.jpg").read_bytes()
+        asyncio.run(_register(settings, "obama", photo))
+        with in_process(create_app(settings)):
+            [update] = recorder.wait_for(
+                lambda m: m.topic == f"{PREFIX}/tracked_object_update", timeout=90
+            )
+            face = _json(update)
+            print("face update:", face)
+            assert face["type"] == "face" and face["name"] == "obama"
+            assert face["camera"] == "walk" and 0 < face["score"] <= 1
+            assert set(face) == {"type", "id", "name", "score", "camera", "timestamp"}
+            named = until(
+                lambda: [
+                    e
+                    for m in list(recorder.messages)
+                    if m.topic == f"{PREFIX}/events"
+                    and (e := _json(m))["after"]["id"] == face["id"]
+                    and e["after"]["sub_label"] is not None
+                ],
+                "the event naming the person",
+            )
+            assert named[0]["type"] == "update"
+            assert named[0]["after"]["sub_label"] == ["obama", face["score"]]
+            assert named[0]["after"]["label"] == "person"
+            recorder.wait_for(lambda m: m.topic == f"{PREFIX}/walk/face")
+            late = Recorder(broker.anonymous_port)  # subscribes after: gets the retained one
+            try:
+                late.subscribe(f"{PREFIX}/walk/face")
+                [last] = late.wait_for(lambda m: m.topic == f"{PREFIX}/walk/face")
+            finally:
+                late.close()
+            assert last.retain
+            assert _json(last) == {
+                "name": "obama",
+                "score": face["score"],
+                "time": face["timestamp"],
+                "event_id": face["id"],
+            }
+            [discovery] = recorder.wait_for(
+                lambda m: (
+                    m.topic.startswith("homeassistant/sensor/")
+                    and m.topic.endswith("_camera_walk_face/config")
+                )
+            )
+            sensor = _json(discovery)
+            assert sensor["name"] == "last recognised face"
+            assert sensor["state_topic"] == f"{PREFIX}/walk/face"
+            assert sensor["device"]["name"] == "walk"
+    finally:
+        recorder.close()
+        broker.stop()
