@@ -3,12 +3,19 @@ names their event (the surest kept, told with a face update); pure, no models.""
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
+
 import numpy as np
 import numpy.typing as npt
 
 from edge_server.cameras.events import Lifecycle
-from edge_server.cameras.face_names import FACE_TRIES, NAMED_TRIES, FaceTries
+from edge_server.cameras.face_names import FACE_TRIES, NAMED_TRIES, FaceTries, faces_on
+from edge_server.config.settings import Settings
 from edge_server.core.tracking import Observation, Tracker
+from edge_server.serving import specs
+from edge_server.serving.service import Service
 
 FRAME = np.full((360, 640, 3), 90, np.uint8)
 
@@ -83,3 +90,24 @@ def test_a_recognition_names_a_confirmed_person_and_only_a_surer_one_replaces_it
         "alice",
         0.8,
     ]
+
+
+def test_the_faces_option_follows_the_face_service_unless_a_table_says(tmp_path: Path) -> None:
+    """`faces` left out of [cameras.NAME] is on exactly when faces are served; `faces =
+    false` is off either way; `faces = true` without the face service is off."""
+    config = tmp_path / "models.toml"
+    config.write_text(
+        "[cameras.door]\nurl = 'rtsp://127.0.0.1/door'\n"
+        "[cameras.street]\nurl = 'rtsp://127.0.0.1/street'\nfaces = false\n"
+        "[cameras.hall]\nurl = 'rtsp://127.0.0.1/hall'\nfaces = true\n"
+    )
+    cameras = specs.cameras(Settings(models_config=config))
+    assert (cameras["door"].faces, cameras["street"].faces, cameras["hall"].faces) == (
+        None,
+        False,
+        True,
+    )
+    served = cast(Service, SimpleNamespace(faces=object()))
+    unserved = cast(Service, SimpleNamespace(faces=None))
+    assert [faces_on(c, served) for c in cameras.values()] == [True, False, True]
+    assert [faces_on(c, unserved) for c in cameras.values()] == [False, False, False]
