@@ -18,8 +18,11 @@ if TYPE_CHECKING:
     from .connection import MqttConnection
 
 
-def connection(service: Service) -> MqttConnection:
-    """The MQTT connection for these settings (not started), or a StartupError with the fix."""
+def connection_for(service: Service) -> MqttConnection:
+    """The MQTT connection for these settings (not started), or a StartupError with the fix.
+
+    Not named `connection` (nor the next `camera_events`): importing a module of this package
+    rebinds its name here, so a second app in one process would call the module."""
     try:
         from .connection import MqttConnection
     except ModuleNotFoundError as exc:
@@ -34,7 +37,7 @@ def connection(service: Service) -> MqttConnection:
     return MqttConnection(service)
 
 
-def camera_events(connection: MqttConnection, cameras: Cameras) -> CameraEvents:
+def camera_events_for(connection: MqttConnection, cameras: Cameras) -> CameraEvents:
     """The cameras' publisher on this connection (not started)."""
     from .camera_events import CameraEvents
 
