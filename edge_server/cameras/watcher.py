@@ -184,6 +184,7 @@ class WatcherStatus:
     counts: dict[str, int] = field(default_factory=dict)  # confirmed objects by label
     last_error: str | None = None
     last_frame_time: float | None = None
+    faces: bool = False  # naming people by their faces now (on, and anybody registered)
 
 
 class Watcher:
@@ -295,6 +296,7 @@ class Watcher:
                 counts=dict(self._counts),
                 last_error=self._last_error,
                 last_frame_time=self._latest.time if self._latest else None,
+                faces=self._naming_faces(),
             )
 
     def latest_jpeg(self, *, boxes: bool, height: int | None) -> bytes | None:

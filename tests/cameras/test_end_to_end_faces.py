@@ -48,8 +48,8 @@ def test_a_registered_person_walking_in_is_named_on_mqtt_and_in_home_assistant(
 ) -> None:
     """On the broker: the person's event gets an update with sub_label ["obama", c], Frigate's
     face message on <prefix>/tracked_object_update names him with that event's id and score,
-    the camera's retained face topic holds the name, and Home Assistant is told of the
-    camera's "last recognised face" sensor reading that topic."""
+    the camera's retained face topic holds the name, Home Assistant is told of the camera's
+    "last recognised face" sensor reading that topic, and /v1/cameras says it names people."""
     (tmp_path / "mosquitto").mkdir()
     broker = Mosquitto(tmp_path / "mosquitto")
     recorder = Recorder(broker.anonymous_port)
@@ -72,7 +72,7 @@ def test_a_registered_person_walking_in_is_named_on_mqtt_and_in_home_assistant(
         )
         photo = (images_dir / "faces" / "obama" / "obama1.jpg").read_bytes()
         asyncio.run(_register(settings, "obama", photo))
-        with in_process(create_app(settings)):
+        with in_process(create_app(settings)) as client:
             [update] = recorder.wait_for(
                 lambda m: m.topic == f"{PREFIX}/tracked_object_update", timeout=90
             )
@@ -118,6 +118,8 @@ def test_a_registered_person_walking_in_is_named_on_mqtt_and_in_home_assistant(
             assert sensor["name"] == "last recognised face"
             assert sensor["state_topic"] == f"{PREFIX}/walk/face"
             assert sensor["device"]["name"] == "walk"
+            [camera] = client.get("/v1/cameras").json()["cameras"]
+            assert camera["name"] == "walk" and camera["faces"] is True
     finally:
         recorder.close()
         broker.stop()

@@ -102,7 +102,7 @@ def test_the_registered_person_walking_in_is_named_and_a_camera_with_faces_off_i
     _register(served, images_dir, "obama", "obama/obama1.jpg")
     service = served[0]
     exposed: list[str] = []
-    [(named, _, _, _), (plain, _, _, _)] = _watch_all(
+    [(named, on, _, _), (plain, off, _, _)] = _watch_all(
         served,
         [(walk, {"threshold": THRESHOLD}), (walk, {"threshold": THRESHOLD, "faces": False})],
         _until_ended(service, exposed),
@@ -127,6 +127,7 @@ def test_the_registered_person_walking_in_is_named_and_a_camera_with_faces_off_i
     plain_told = _person(plain)
     assert [k for k, _, _ in plain_told].count("new") == 1
     assert all(sub is None and face is None for _, sub, face in plain_told)
+    assert on.status().faces and not off.status().faces
     [text] = exposed
     tries = {
         outcome: metric(text, "edge_camera_face_tries_total", camera="cam0", outcome=outcome)
