@@ -241,10 +241,13 @@ class Lifecycle:
         life.dirty = True
         return self._maybe_update(life, now, force=True)
 
-    def recognise(self, track: Track, name: str, score: float, now: float) -> list[CameraEvent]:
-        """A confirmed person's face recognised as `name`: their sub label when they had none
-        or this recognition is surer (the best is kept), told at once as an `update` that
-        carries the face update. Nothing when a surer name is kept."""
+    def recognise(
+        self, track: Track, name: str, score: float, now: float, seen_at: float | None = None
+    ) -> list[CameraEvent]:
+        """A confirmed person's face recognised as `name` (in the frame of `seen_at`, else
+        `now`): their sub label when they had none or this recognition is surer (the best is
+        kept), told at once as an `update` that carries the face update. Nothing when a surer
+        name is kept."""
         life = self._lives.get(track.number)
         if life is None or life.object.false_positive:
             return []
@@ -253,7 +256,9 @@ class Lifecycle:
             return []
         obj.sub_label = (name, round(score, 6))
         life.dirty = True
-        face = FaceUpdate(obj.id, self.camera, name, round(score, 6), now)
+        face = FaceUpdate(
+            obj.id, self.camera, name, round(score, 6), now if seen_at is None else seen_at
+        )
         return [replace(e, face=face) for e in self._maybe_update(life, now, force=True)]
 
     def close(self, now: float) -> list[CameraEvent]:

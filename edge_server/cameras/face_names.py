@@ -7,7 +7,8 @@ registered, and each object at most once a second and at most FACE_TRIES times i
 named it gets NAMED_TRIES more looks for a surer view, then none. A try is one or two
 BlazeFace invokes (the frame, then the person's box if the frame showed no face in it) and one
 dlib description per face found, on the same owners, core budget and dlib workers as the
-face routes.
+face routes; the watcher runs it beside its analysis, one at a time, so a slow description
+spaces the tries and never holds the camera's frames.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ when the regions would cover most of it. A stationary object is looked at again 
 `stationary_interval` seconds, not on every frame. Detector invokes go through the Service on
 the event loop (`detect_picture`): they share the process's owners and core budget with the
 HTTP requests, one invoke of this camera at a time. With faces on (face_names), a confirmed
-person's face is recognised in their box about once a second until they are named; the name is
-their sub label. Events go to the store and, on the event loop, to the listeners (MQTT,
-webhooks, the page).
+person's face is recognised in their box about once a second until they are named (beside the
+analysis, one try in flight at a time); the name is their sub label. Events go to the store
+and, on the event loop, to the listeners (MQTT, webhooks, the page).
 
 With nothing moving and nothing tracked, a frame costs its motion check (about half a
 millisecond at 640x360) and the detector never runs.
@@ -29,7 +29,7 @@ import weakref
 from collections import Counter as Tally
 from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -187,6 +187,16 @@ class WatcherStatus:
     faces: bool = False  # naming people by their faces now (on, and anybody registered)
 
 
+@dataclass(frozen=True)
+class _FaceTry:
+    """A face try in flight: the objects' tracks and ids, the tried frame's time."""
+
+    future: Future[list[tuple[str, float] | None]]
+    due: list[tuple[Track, str]]
+    time: float
+    started: float  # time.monotonic()
+
+
 class Watcher:
     """The analysis loop of one camera."""
 
@@ -235,6 +245,7 @@ class Watcher:
                 camera,
             )
         self._face_tries = FaceTries()
+        self._face_try: _FaceTry | None = None  # the one face try in flight
 
     # --- the contract ---------------------------------------------------------------------
 
@@ -259,6 +270,7 @@ class Watcher:
             return
         self._stopping.set()
         await asyncio.to_thread(thread.join, DETECT_TIMEOUT + 5.0)
+        self._drop_face_try()
         ended = self._lifecycle.close(time.time()) if self._lifecycle else []
         for event in ended:
             self.metrics.events.labels(self.camera, event.type).inc()
@@ -363,6 +375,7 @@ class Watcher:
             if self._lifecycle is not None:
                 closed = self._lifecycle.close(frame.time)
                 self._checked.clear()
+                self._drop_face_try()
             self._motion = Motion(
                 width,
                 height,
@@ -534,47 +547,68 @@ class Watcher:
     def _faces(
         self, lifecycle: Lifecycle, seen: Sequence[Track], frame: Frame
     ) -> list[CameraEvent]:
-        """Recognise the faces of confirmed people seen in this frame that are due a try
-        (face_names says when), and name them: an `update` carrying the face update."""
+        """Name the people of a finished face try, then start the next on the confirmed
+        people of this frame that are due one (face_names says when). A try runs beside the
+        analysis, one at a time per camera: a slow description (a Pi's dlib) never holds the
+        camera's frames, it only spaces the tries."""
+        events = self._face_answers(lifecycle, frame.time)
         faces = self.service.faces
-        if faces is None or not self._naming_faces():
-            return []
+        if self._face_try is not None or faces is None or not self._naming_faces():
+            return events
         now = frame.time
-        due: list[tuple[Track, str, bool]] = []
+        due: list[tuple[Track, str]] = []
         for track in seen:
             obj = lifecycle.object_of(track)
             if obj is None or obj.false_positive or obj.label != PERSON:
                 continue
             named = obj.sub_label is not None
             if self._face_tries.due(obj.id, now, named=named):
-                due.append((track, obj.id, named))
+                self._face_tries.tried(obj.id, now, named=named)
+                due.append((track, obj.id))
         self._face_tries.keep({o.id for o in lifecycle.objects()})
-        if not due:
+        if due:
+            boxes = [
+                PixelBox(x_min=t.box[0], y_min=t.box[1], x_max=t.box[2], y_max=t.box[3])
+                for t, _ in due
+            ]
+            future = asyncio.run_coroutine_threadsafe(
+                faces.sub_labels_picture(frame.rgb(), boxes), self.loop
+            )
+            self._face_try = _FaceTry(future, due, now, time.monotonic())
+        return events
+
+    def _face_answers(self, lifecycle: Lifecycle, now: float) -> list[CameraEvent]:
+        """The names a finished try found, as `update`s of the objects still alive (none while
+        it runs; a try that fails or hangs is counted and dropped)."""
+        pending = self._face_try
+        if pending is None:
             return []
-        boxes = [
-            PixelBox(x_min=t.box[0], y_min=t.box[1], x_max=t.box[2], y_max=t.box[3])
-            for t, _, _ in due
-        ]
         tries = self.metrics.face_tries
-        for _, object_id, named in due:
-            self._face_tries.tried(object_id, now, named=named)
-        future = asyncio.run_coroutine_threadsafe(
-            faces.sub_labels_picture(frame.rgb(), boxes), self.loop
-        )
+        if not pending.future.done():
+            if time.monotonic() - pending.started < DETECT_TIMEOUT:
+                return []
+            pending.future.cancel()
+        self._face_try = None
         try:
-            names = future.result(timeout=DETECT_TIMEOUT)
-        except Exception as exc:  # the frame's other events are still told
-            future.cancel()
-            tries.labels(self.camera, "failed").inc(len(due))
+            names = pending.future.result(timeout=0)
+        except (Exception, CancelledError) as exc:
+            tries.labels(self.camera, "failed").inc(len(pending.due))
             detail = exc.detail if isinstance(exc, ServiceError) else repr(exc)
             self._failed(f"recognising faces failed: {detail}")
             return []
         events: list[CameraEvent] = []
-        for (track, _, _), name in zip(due, names, strict=True):
+        for (track, object_id), name in zip(pending.due, names, strict=True):
             tries.labels(self.camera, "unrecognised" if name is None else "recognised").inc()
-            if name is not None:
-                events.extend(lifecycle.recognise(track, name[0], name[1], now))
+            obj = lifecycle.object_of(track)
+            if name is not None and obj is not None and obj.id == object_id:
+                events.extend(lifecycle.recognise(track, name[0], name[1], now, pending.time))
         return events
+
+    def _drop_face_try(self) -> None:
+        """Forget a try in flight (the camera stops, or its objects were ended)."""
+        pending, self._face_try = self._face_try, None
+        if pending is not None:
+            pending.future.cancel()
 
     def _finish(
         self,
