@@ -54,12 +54,12 @@ def create_app(
     metrics.registry.register(BoardCollector(settings.sysfs_root))
     advertised = advertisement.plan(settings)
     # Built now, so a missing `mqtt` extra stops the start (exit 2) before the port opens.
-    link = mqtt.connection_for(service) if settings.mqtt_url is not None else None
+    link = mqtt.open_connection(service) if settings.mqtt_url is not None else None
     # The cameras' configuration is checked now too, and their models when already loaded.
     cameras = Cameras.from_settings(service)
     if models is not None:
         check_served(cameras.configs, models)
-    camera_events = mqtt.camera_events_for(link, cameras) if link is not None and cameras else None
+    camera_events = mqtt.camera_publisher(link, cameras) if link is not None and cameras else None
     webhooks = _webhooks(settings, metrics) if cameras else None
 
     @asynccontextmanager
@@ -72,8 +72,6 @@ def create_app(
         for spec, classifier in loaded:
             service.models.install(spec, classifier)
         await service.learned.start()
-        if service.faces is not None:
-            await service.faces.start()
         if link is not None:
             await link.start()  # connects in the background; HTTP never waits for the broker
         if camera_events is not None:

@@ -1,8 +1,10 @@
 """The MQTT surface: classify images that LAN devices publish, announce to Home Assistant, and
-name what Frigate sees.
+name what Frigate sees; and publish what the watched cameras see.
 
 Only the pure modules (broker URL, topics, payloads, discovery) are imported without the
-`mqtt` extra; `connection` and `frigate` need aiomqtt and httpx, and `start` says how to get them.
+`mqtt` extra; `connection` and `frigate` need aiomqtt and httpx, and `open_connection` says how
+to get them. The factories are not named after their modules: importing `mqtt.connection`
+binds the module to that name in this package, over a function of the same name.
 """
 
 from __future__ import annotations
@@ -18,11 +20,8 @@ if TYPE_CHECKING:
     from .connection import MqttConnection
 
 
-def connection_for(service: Service) -> MqttConnection:
-    """The MQTT connection for these settings (not started), or a StartupError with the fix.
-
-    Not named `connection` (nor the next `camera_events`): importing a module of this package
-    rebinds its name here, so a second app in one process would call the module."""
+def open_connection(service: Service) -> MqttConnection:
+    """The MQTT connection for these settings (not started), or a StartupError with the fix."""
     try:
         from .connection import MqttConnection
     except ModuleNotFoundError as exc:
@@ -37,7 +36,7 @@ def connection_for(service: Service) -> MqttConnection:
     return MqttConnection(service)
 
 
-def camera_events_for(connection: MqttConnection, cameras: Cameras) -> CameraEvents:
+def camera_publisher(connection: MqttConnection, cameras: Cameras) -> CameraEvents:
     """The cameras' publisher on this connection (not started)."""
     from .camera_events import CameraEvents
 
