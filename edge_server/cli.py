@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, ValidationError
 
-from . import __version__, teacher
+from . import __version__, registrar, teacher
 from .client import IMAGE_STATUSES, Client, ClientError
 from .config.settings import Settings
 from .core import imaging, overlay, segmentation
@@ -990,4 +990,5 @@ def _parser() -> argparse.ArgumentParser:
     probing.add_argument("--json", action="store_true", help="print the answer as JSON")
     probing.set_defaults(run=_cameras_probe)
     teacher.register(commands, _add_remote_flags, _add_settings_flags)
+    registrar.register(commands, _add_remote_flags, _add_settings_flags)
     return parser

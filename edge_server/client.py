@@ -28,6 +28,9 @@ from .serving.schemas import (
     LearnedModelDescription,
     LearnedModelList,
     ModelList,
+    PeopleImport,
+    PeopleList,
+    PersonRegistration,
     SegmentResponse,
 )
 
@@ -219,6 +222,35 @@ class Client:
         path = f"/v1/learned/{urllib.parse.quote(name, safe='')}"
         answer = self._request("PUT", path, export, {"Content-Type": "application/octet-stream"})
         return _parsed(LearnedModelDescription, answer, self.url)
+
+    def add_person(self, name: str, photos: Sequence[bytes]) -> PersonRegistration:
+        """Register encoded photos of `name` (created on first use; every photo is added);
+        needs the server's API key. Raises ClientError on failure (400: a photo with no face,
+        and nothing was stored)."""
+        fields = [("name", "", name.encode())]
+        fields += [("image", f"photo{n}", data) for n, data in enumerate(photos)]
+        body, content_type = _multipart(fields)
+        answer = self._request("POST", "/v1/faces", body, {"Content-Type": content_type})
+        return _parsed(PersonRegistration, answer, self.url)
+
+    def people(self) -> PeopleList:
+        """The people registered (`GET /v1/faces`)."""
+        return _parsed(PeopleList, self._request("GET", "/v1/faces"), self.url)
+
+    def remove_person(self, name: str) -> None:
+        """Forget `name` and their face descriptors; needs the API key (404: nobody so named)."""
+        self._request("DELETE", f"/v1/faces/{urllib.parse.quote(name, safe='')}", raw=True)
+
+    def export_people(self) -> bytes:
+        """Every registered person's face descriptors, as a file `import_people` takes."""
+        raw: bytes = self._request("GET", "/v1/faces/export", raw=True)
+        return raw
+
+    def import_people(self, export: bytes) -> PeopleImport:
+        """Add the people of an export file to those registered; needs the API key."""
+        headers = {"Content-Type": "application/octet-stream"}
+        answer = self._request("POST", "/v1/faces/import", export, headers)
+        return _parsed(PeopleImport, answer, self.url)
 
     def models(self) -> ModelList:
         """The loaded models, the default first, and how they run (`GET /v1/models`)."""

@@ -16,8 +16,8 @@ from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..serving.metrics import Metrics
-from . import batch, camera_api, frigate_api, learned, page, problems, routes, segment
-from .deepstack import background, status, vision
+from . import batch, camera_api, frigate_api, known_faces, learned, page, problems, routes, segment
+from .deepstack import background, face, status, vision
 from .kserve import endpoints, model_repository
 from .middleware import RequestContext
 
@@ -47,6 +47,7 @@ def application(
     app.include_router(batch.router)
     app.include_router(segment.router)
     app.include_router(vision.router)
+    app.include_router(face.router)
     app.include_router(background.router)
     app.include_router(status.router)
     app.include_router(endpoints.router)
@@ -54,6 +55,7 @@ def application(
     app.include_router(learned.router)
     app.include_router(camera_api.router)
     app.include_router(frigate_api.router)
+    app.include_router(known_faces.router)
     app.include_router(page.router)
     problems.install(app)
     for code in (404, 405):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -12,6 +14,7 @@ from fastapi import Depends, Header, Query, Request
 from ..core.errors import BadRequest
 from ..core.imaging import ResizeMode
 from ..core.region import Region, parse_region
+from ..serving.faces import Faces, NoFace
 from ..serving.service import Service
 
 
@@ -45,6 +48,23 @@ async def require_key_for_metrics(
 
 
 Authorized = Depends(require_key)
+
+
+def require_faces(service: Service) -> Faces:
+    """The face service: 503 while the service starts or stops, 404 saying how to get the
+    models when faces are not served."""
+    service.ready_model()
+    return service.require_faces()
+
+
+@contextmanager
+def counted_no_face(service: Service) -> Iterator[None]:
+    """A photo with no face (NoFace) counted in edge_faces_refused, then answered."""
+    try:
+        yield
+    except NoFace:
+        service.metrics.faces_refused.labels("no_face").inc()
+        raise
 
 
 async def _region(

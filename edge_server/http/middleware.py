@@ -72,7 +72,7 @@ class RequestContext:
             elapsed = time.perf_counter() - started
             self.metrics.request_seconds.labels(route, str(status)).observe(elapsed)
             if status >= 400 or self._sample():
-                _log_access(scope, status, elapsed)
+                _log_access(scope, route, status, elapsed)
 
     def _sample(self) -> bool:
         if not self.access_log_rate:
@@ -84,11 +84,17 @@ class RequestContext:
         return True
 
 
-def _log_access(scope: Scope, status: int, elapsed: float) -> None:
+# Routes whose address names a person: logged as their template, so no name reaches the log.
+PRIVATE_ROUTES = frozenset({"/v1/faces/{name}"})
+
+
+def _log_access(scope: Scope, route: str, status: int, elapsed: float) -> None:
     client = scope.get("client")
     where = f"{client[0]}:{client[1]}" if client else "-"
     query = scope.get("query_string", b"")
     path = scope["path"] + ("?" + query.decode("latin-1") if query else "")
+    if route in PRIVATE_ROUTES:
+        path = route
     access_log.log(
         logging.WARNING if status >= 500 else logging.INFO,
         '%s - "%s %s HTTP/%s" %d %.1f ms',

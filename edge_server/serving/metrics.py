@@ -27,6 +27,8 @@ DROPPED = (
 MQTT_ERROR_STATUSES = (400, 413, 415, 500, 503, 504)
 LEARNED_REFUSALS = ("bad_name", "bad_label", "limit", "bad_image", "bad_file", "unusable")
 LEARNED_STATUSES = ("ready", "unusable")
+# Why a face request was refused (never who: names and photos stay out of the metrics).
+FACE_REFUSALS = ("no_userid", "no_image", "no_face", "image_count")
 FRIGATE_OUTCOMES = ("classified", "unchanged", "ignored", "ended", "invalid", "failed")
 
 # What became of the faces the service found (never who they are: names are not labels).
@@ -211,6 +213,14 @@ class Metrics:
             registry=self.registry,
         )
         _zero(self.learned_refused, *((r,) for r in LEARNED_REFUSALS))
+        self.faces_refused = Counter(
+            "edge_faces_refused",
+            "Face requests refused, by reason (no_userid, no_image, no_face, image_count); bad "
+            "images and keys are counted by route and status in edge_http_requests.",
+            ("reason",),
+            registry=self.registry,
+        )
+        _zero(self.faces_refused, *((r,) for r in FACE_REFUSALS))
         for status in LEARNED_STATUSES:
             self.learned_models.labels(status).set(0)
 

@@ -311,3 +311,24 @@ class ThresholdChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     threshold: float | None = Field(ge=0.0, le=1.0)
+
+
+class PeopleList(BaseModel):
+    """`GET /v1/faces`: the people faces are recognised as."""
+
+    people: list[str] = Field(description="Their names, sorted.")
+
+
+class PersonRegistration(BaseModel):
+    """`POST /v1/faces`: what the photos did."""
+
+    name: str
+    added: int = Field(description="Photos added by this request (one face each).")
+    total: int = Field(description="Photos the person now has.")
+    created: bool = Field(description="True when the person is new.")
+
+
+class PeopleImport(BaseModel):
+    """`POST /v1/faces/import`."""
+
+    people: int = Field(description="People the file held (added to, or created).")

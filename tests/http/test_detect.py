@@ -258,14 +258,15 @@ def test_deepstack_min_confidence_is_checked(
 
 
 def test_deepstack_status_and_unserved_routes(detector_http: httpx.Client) -> None:
-    """Blue Iris' probes answer; face and plate routes are a 404 naming the served routes."""
+    """Blue Iris' probes answer; plate and other unserved routes are a 404 naming the served
+    routes."""
     assert detector_http.get("/v1/status/ping").json()["success"] is True
     update = detector_http.get("/v1/status/updateavailable").json()
     assert update["updateAvailable"] is False and update["current"] == update["latest"]
     assert {"major", "minor", "patch"} <= set(update["version"])
     listed = detector_http.post("/v1/vision/custom/list").json()
     assert listed == {"success": True, "models": [DETECTOR, SMALL_MODEL]}
-    for path in ("/v1/vision/face", "/v1/vision/face/recognize", "/v1/vision/alpr"):
+    for path in ("/v1/vision/alpr", "/v1/vision/face/unknown_action", "/v1/vision/plate"):
         response = detector_http.post(path)
         assert response.status_code == 404
         assert "/v1/vision/detection" in response.json()["error"]

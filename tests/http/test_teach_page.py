@@ -122,3 +122,57 @@ def test_teach_view_learns_lists_tries_and_deletes_classes(
     assert described.json()["classes"] == [{"label": "cat", "examples": 1}]
     assert questions == ["Delete the class “hot dog” and its examples from my_things?"]
     assert outside == []
+
+
+def test_teach_view_registers_lists_and_deletes_people(
+    learning_server: ServerProcess, browser: BrowserContext, images_dir: Path
+) -> None:
+    """People on the Teach view: a photo with no face is refused with the server's reason;
+    two photos of Obama register him, listed; deleting him asks first and empties the list."""
+    server = learning_server
+    server.wait_ready()
+    tab = browser.new_page()
+    outside = requests_outside(tab, server.url)
+    questions: list[str] = []
+
+    def accept(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        dialog.accept()
+
+    faces = images_dir / "faces" / "obama"
+    try:
+        tab.goto(server.url + "/#teach")
+        tab.locator("#people-error").filter(has_text="a valid API key is required").wait_for(
+            timeout=30_000
+        )
+        key = tab.locator("#api-key")
+        key.fill(KEY)
+        key.blur()
+        tab.locator("#people").filter(has_text="nobody yet").wait_for(timeout=30_000)
+
+        tab.fill("#person-name", "obama")
+        tab.set_input_files("#person-gallery", images_dir / "coffee.png")
+        tab.click("#person-send")
+        tab.locator("#people-error").filter(has_text="no face").wait_for(timeout=60_000)
+
+        tab.click("#person-clear")
+        tab.set_input_files("#person-camera", faces / "obama.jpg")
+        tab.set_input_files("#person-gallery", faces / "obama1.jpg")
+        assert tab.locator("#person-count").inner_text() == "2 photos to register"
+        tab.click("#person-send")
+        tab.locator("#people-status").filter(has_text="added 2 photos of obama").wait_for(
+            timeout=60_000
+        )
+        tab.locator('#people li.person[data-person="obama"]').wait_for(timeout=30_000)
+        assert tab.locator("#person-photos").is_hidden()
+        assert tab.locator("#people-error").inner_text() == ""
+        screenshot(tab, "page-teach-people.png")
+
+        tab.once("dialog", accept)
+        tab.locator('#people li.person[data-person="obama"] button.delete').click()
+        tab.locator("#people").filter(has_text="nobody yet").wait_for(timeout=30_000)
+    finally:
+        tab.close()
+    assert httpx.get(f"{server.url}/v1/faces", headers={"X-API-Key": KEY}).json() == {"people": []}
+    assert questions == ["Delete obama and every photo's description of their face?"]
+    assert outside == []

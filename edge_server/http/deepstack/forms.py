@@ -1,5 +1,6 @@
 """The multipart form every DeepStack route reads: `image`, `min_confidence` and `api_key`
-(CodeProject.AI's background remover: `image` and `use_alphamatting`).
+(CodeProject.AI's background remover: `image` and `use_alphamatting`; the face routes: any
+number of files under any field names, and `userid`).
 
 Clients post the key as the form field `api_key`, empty when none is set (the
 `deepstack-python` client and Frigate's plugin always send the field); headers work too.
@@ -8,16 +9,20 @@ Clients post the key as the form field `api_key`, empty when none is set (the
 from __future__ import annotations
 
 import math
+import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
 from ...core.errors import BadRequest, UnsupportedMediaType
 from ...serving.service import Service
-from ..upload import image_from_form, media_type, multipart_form
+from ..upload import image_from_form, media_type, multipart_form, read_body
+
+# The most a form of text fields only (/v1/vision/face/list and /delete) may weigh.
+FIELDS_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,21 +60,93 @@ async def read_background_form(request: Request, service: Service) -> Background
         )
 
 
+@dataclass(frozen=True)
+class FaceForm:
+    """What a DeepStack face client sent: every file of the form whatever its field name (as
+    DeepStack reads /register and /match: `image`, `image1`, `image2`...), in order, the
+    `userid` (None when absent or blank) and the least confidence (None: not sent)."""
+
+    images: list[bytes]
+    userid: str | None
+    min_confidence: float | None
+
+
+async def read_face_form(request: Request, service: Service, *, max_files: int) -> FaceForm:
+    """The form of a DeepStack face request, the API key checked (401) before the photos
+    are kept; more than `max_files` files is a 413 naming EDGE_MAX_BATCH_IMAGES. A form of
+    text fields only (URL-encoded, or no body) holds no image: the route answers DeepStack's
+    "No valid image file found"."""
+    if media_type(request) != "multipart/form-data":
+        fields = await read_fields(request, service)
+        return FaceForm(
+            [], _text(fields.get("userid")), parse_min_confidence(fields.get("min_confidence"))
+        )
+    async with _checked_form(request, service, max_files=max_files) as form:
+        images = [
+            await value.read() for _, value in form.multi_items() if isinstance(value, UploadFile)
+        ]
+        return FaceForm(
+            images,
+            _text(form.get("userid")),
+            parse_min_confidence(form.get("min_confidence")),
+        )
+
+
+async def read_fields(request: Request, service: Service) -> dict[str, str]:
+    """The text fields of a request that sends no image (/v1/vision/face/list, /delete):
+    multipart, URL-encoded (deepstack-python posts `api_key` so) or no body at all, the API
+    key checked (401)."""
+    kind = media_type(request)
+    if kind == "multipart/form-data":
+        async with _checked_form(request, service) as form:
+            return {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    if kind not in ("", "application/x-www-form-urlencoded"):
+        raise UnsupportedMediaType(
+            f"Content-Type {kind} is not accepted here; send the fields as a form "
+            "(curl -F userid=alice, or -d userid=alice)"
+        )
+    body = await read_body(request, FIELDS_LIMIT)
+    try:
+        pairs = urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError as exc:
+        raise BadRequest("the form is not UTF-8 text") from exc
+    fields = dict(pairs)
+    _check_key(request, service, fields.get("api_key"))
+    return fields
+
+
 @asynccontextmanager
-async def _checked_form(request: Request, service: Service) -> AsyncIterator[FormData]:
+async def _checked_form(
+    request: Request, service: Service, *, max_files: int = 4
+) -> AsyncIterator[FormData]:
     """The multipart form (415 for any other body), its API key checked."""
     if media_type(request) != "multipart/form-data":
         raise UnsupportedMediaType(
             "send the image as multipart form field 'image' (curl -F image=@photo.jpg)"
         )
-    async with multipart_form(request, service.settings.max_upload_bytes) as form:
-        form_key = form.get("api_key")
-        service.keys.check(
-            request.headers.get("authorization"),
-            request.headers.get("x-api-key")
-            or (form_key if isinstance(form_key, str) and form_key else None),
-        )
+    async with multipart_form(
+        request,
+        service.settings.max_upload_bytes,
+        max_files=max_files,
+        files_setting="EDGE_MAX_BATCH_IMAGES" if max_files > 4 else "",
+    ) as form:
+        _check_key(request, service, form.get("api_key"))
         yield form
+
+
+def _check_key(request: Request, service: Service, form_key: object) -> None:
+    service.keys.check(
+        request.headers.get("authorization"),
+        request.headers.get("x-api-key")
+        or (form_key if isinstance(form_key, str) and form_key else None),
+    )
+
+
+def _text(value: object) -> str | None:
+    """A text field's value, stripped; None when absent, blank or a file."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
 
 
 def parse_min_confidence(value: object) -> float | None:

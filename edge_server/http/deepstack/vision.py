@@ -12,9 +12,9 @@
 Every 200 answer carries `predictions` (deepstack-python reads it without a check); errors are
 `{success: false, error, code}` with the same HTTP status, and always JSON (Frigate parses every
 answer). FastAPI answers with a Content-Length, never chunked, which Blue Iris needs.
-Face and plate recognition are not served: their routes answer 404 naming the ones that are
-(`vision_errors`, an app-wide 404 and 405 handler, so a wrong method on a served route stays
-a 405 with its Allow header).
+Faces are in `face.py`. Plate recognition is not served: its routes answer 404 naming the ones
+that are (`vision_errors`, an app-wide 404 and 405 handler, so a wrong method on a served route
+stays a 405 with its Allow header).
 """
 
 from __future__ import annotations
@@ -145,7 +145,9 @@ async def scene(request: Request, service: ServiceDep) -> SceneAnswer:
         service, request, lambda: read_vision_form(request, service), classify
     )
     best, timing = answer.predictions[0], answer.timing_ms
-    return scene_answer(best.label, best.score, min_confidence, timing.inference, _process(timing))
+    return scene_answer(
+        best.label, best.score, min_confidence, timing.inference, process_ms(timing)
+    )
 
 
 @router.post(
@@ -190,9 +192,9 @@ async def custom(request: Request, service: ServiceDep, model: str) -> Detection
 
 # What each compatible prefix serves, for the 404 of a route it does not.
 _SERVED = {
-    "/v1/vision/": "face and plate recognition are not available; served: POST "
-    "/v1/vision/detection, /v1/vision/scene, /v1/vision/custom/{model} and "
-    "/v1/vision/custom/list",
+    "/v1/vision/": "plate recognition is not available; served: POST "
+    "/v1/vision/detection, /v1/vision/scene, /v1/vision/custom/{model}, "
+    "/v1/vision/custom/list and /v1/vision/face (recognize, register, list, delete, match)",
     "/v1/image/": "of CodeProject.AI's image modules only the background remover is; served: "
     "POST /v1/image/removebackground",
 }
@@ -200,8 +202,8 @@ _SERVED = {
 
 def vision_errors(fallback: ErrorHandler) -> ErrorHandler:
     """A 404 and 405 handler: under /v1/vision and /v1/image, DeepStack's error shape (a 404
-    naming what is served: face and plate recognition, CodeProject.AI's other image modules
-    are not); elsewhere, `fallback`'s answer."""
+    naming what is served: plate recognition and CodeProject.AI's other image modules are
+    not); elsewhere, `fallback`'s answer."""
 
     async def handle(request: Request, exc: Exception) -> Response:
         path = request.url.path
@@ -283,13 +285,14 @@ def _answer(predictions: list[VisionPrediction], timing: Timing, command: str) -
         count=len(predictions),
         predictions=predictions,
         inferenceMs=round(timing.inference),
-        processMs=round(_process(timing)),
+        processMs=round(process_ms(timing)),
         analysisRoundTripMs=round(timing.total),
         command=command,
     )
 
 
-def _process(timing: Timing) -> float:
+def process_ms(timing: Timing) -> float:
+    """Decode, prepare, run and read: what DeepStack calls processing."""
     return timing.decode + timing.preprocess + timing.inference + timing.postprocess
 
 
