@@ -1,10 +1,10 @@
 """Faces name a camera's people end to end: the app watching GStreamer's RTSP server (the
-walk-in clip), the real COCO detector, BlazeFace and dlib, Obama registered beforehand in
-EDGE_DATA_DIR from another photo of him, and a real mosquitto heard by paho."""
+walk-in clip), the real COCO detector, BlazeFace and dlib, Obama registered through POST
+/v1/faces from another photo of him while the camera runs, and a real mosquitto heard by
+paho."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,6 @@ import pytest
 from edge_server.app import create_app
 from edge_server.config.settings import Settings
 from edge_server.core.runtime import RuntimeChoice
-from edge_server.serving.faces import faces_for
 
 from conftest import DETECTOR
 from support.cameras.rtsp import RtspServer
@@ -25,17 +24,7 @@ from support.waiting import until
 pytestmark = pytest.mark.lan
 
 PREFIX = "edge-server/faces"
-
-
-async def _register(settings: Settings, name: str, photo: bytes) -> None:
-    """Register a person in the settings' data folder, as `edge-server faces add` does."""
-    faces = faces_for(settings)
-    assert faces is not None, "the four face models are in the test models folder"
-    await faces.start()
-    try:
-        await faces.register(name, [photo])
-    finally:
-        await faces.close()
+KEY = "camera-faces-key-0123456789"
 
 
 def _json(message: Received) -> dict[str, Any]:
@@ -43,10 +32,11 @@ def _json(message: Received) -> dict[str, Any]:
     return document
 
 
-def test_a_registered_person_walking_in_is_named_on_mqtt_and_in_home_assistant(
+def test_a_person_registered_while_the_camera_runs_is_named_on_mqtt_and_home_assistant(
     tmp_path: Path, models_dir: Path, runtime: str, images_dir: Path, rtsp_server: RtspServer
 ) -> None:
-    """On the broker: the person's event gets an update with sub_label ["obama", c], Frigate's
+    """Nobody registered, the camera names nobody; once Obama is registered over HTTP, on the
+    broker: the person's event gets an update with sub_label ["obama", c], Frigate's
     face message on <prefix>/tracked_object_update names him with that event's id and score,
     the camera's retained face topic holds the name, Home Assistant is told of the camera's
     "last recognised face" sensor reading that topic, and /v1/cameras says it names people."""
@@ -65,14 +55,21 @@ def test_a_registered_person_walking_in_is_named_on_mqtt_and_in_home_assistant(
             runtime=RuntimeChoice(runtime),
             data_dir=tmp_path / "data",
             face_workers=1,
+            api_key=KEY,
             cameras=f"walk={rtsp_server.url()}",
             mqtt_url=broker.url(),
             mqtt_prefix=PREFIX,
             node_id="faces",
         )
         photo = (images_dir / "faces" / "obama" / "obama1.jpg").read_bytes()
-        asyncio.run(_register(settings, "obama", photo))
         with in_process(create_app(settings)) as client:
+            client.headers["X-API-Key"] = KEY
+            [camera] = client.get("/v1/cameras").json()["cameras"]
+            assert camera["faces"] is False  # nobody to recognise: nothing tried
+            registered = client.post(
+                "/v1/faces", data={"name": "obama"}, files={"image": ("obama1.jpg", photo)}
+            )
+            assert registered.status_code == 201, registered.text
             [update] = recorder.wait_for(
                 lambda m: m.topic == f"{PREFIX}/tracked_object_update", timeout=90
             )
