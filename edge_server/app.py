@@ -72,6 +72,8 @@ def create_app(
         for spec, classifier in loaded:
             service.models.install(spec, classifier)
         await service.learned.start()
+        if service.faces is not None:
+            await service.faces.start()
         if link is not None:
             await link.start()  # connects in the background; HTTP never waits for the broker
         if camera_events is not None:
