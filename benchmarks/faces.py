@@ -9,7 +9,9 @@
    gap between them, and for each photo of a person registered with two others, the margin
    between its own person and the nearest other one matched by nearest descriptor and by the
    person's mean descriptor. With the calibration: what the threshold, the farthest
-   same-person pair and the nearest different pair map to.
+   same-person pair and the nearest different pair map to. Then leave one out, the fixed
+   threshold against the one calibrated on the people registered, with and without a
+   look-alike registered: held-out photos named right, strangers below 0.67.
 2. Speed, side by side: a real `edge-server serve` (EDGE_MODEL the small classifier, faces at
    default settings) answering POST --route (default DeepStack's /v1/vision/face/recognize)
    for a one-face photo at c=1, against the same `Faces.recognize` in this process (decode,
@@ -55,7 +57,14 @@ from edge_server.config.settings import Settings
 from edge_server.core import blazeface
 from edge_server.core.engine import Engine, LoadOptions
 from edge_server.core.face_description import Describer, crop_for
-from edge_server.core.face_matching import Calibration, Matching, distances, nearest
+from edge_server.core.face_matching import (
+    Calibration,
+    Matching,
+    calibrated_threshold,
+    distances,
+    nearest,
+    spread,
+)
 from edge_server.core.imaging import ResizeMode
 from edge_server.core.runtime import RuntimeChoice
 from edge_server.serving.faces import Faces, faces_for
@@ -224,6 +233,111 @@ def accuracy_lines(described: Sequence[Described], calibration: Calibration) -> 
         f"the stranger's nearest known face {stranger_nearest:.3f} -> "
         f"{calibration.confidence(stranger_nearest):.3f}",
     ]
+    return lines
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One calibration's leave-one-out results."""
+
+    named: int  # held-out photos named as their person at >= the default confidence
+    wrong: int  # held-out photos named as someone else
+    held: int
+    strangers_named: int  # stranger photos scoring >= the default confidence
+    strangers: int
+    least_own: float  # the lowest confidence a held-out photo of a person got
+    most_stranger: float  # the highest confidence a stranger got
+    thresholds: tuple[float, float]  # the effective threshold's range over the galleries
+
+
+def leave_one_out(
+    described: Sequence[Described], settings: Settings, calibrate: bool, extra: int = 0
+) -> Outcome:
+    """Each photo of a person held out with every other photo registered (is it named
+    right?), then each person left out altogether with the others registered (are their
+    photos, a stranger's, and the stranger's photo below the default?). `extra`: that many
+    look-alikes registered beside (another photo of the first person with two or more under
+    a name of its own, which counts as right for that person), to show what calibration
+    does when registered people are close."""
+    known = [d for d in described if d.person != "strangers"]
+    strangers = [d for d in described if d.person == "strangers"]
+    floor = settings.face_min_confidence
+
+    def gallery(photos: Sequence[Described]) -> dict[str, npt.NDArray[np.float32]]:
+        # A look-alike: one photo of a person with two or more, under a name of its own.
+        twins = [d for d in photos if sum(p.person == d.person for p in photos) >= 2][:extra]
+        people: dict[str, list[npt.NDArray[np.float32]]] = {}
+        for d in photos:
+            name = f"look-alike of {d.person}" if any(d is t for t in twins) else d.person
+            people.setdefault(name, []).append(d.aligned)
+        return {name: np.stack(vectors) for name, vectors in people.items()}
+
+    def calibration(people: dict[str, npt.NDArray[np.float32]]) -> Calibration:
+        threshold = settings.face_threshold
+        if calibrate:
+            threshold = calibrated_threshold(
+                threshold, spread(people), settings.face_calibration_margin
+            )
+        return Calibration(threshold, floor)
+
+    named = wrong = strangers_named = 0
+    own: list[float] = []
+    stranger_scores: list[float] = []
+    thresholds: list[float] = []
+    for held in known:
+        people = gallery([d for d in known if d is not held])
+        scale = calibration(people)
+        thresholds.append(scale.threshold)
+        match = nearest(held.aligned[None], people)[0]
+        confidence = scale.confidence(match.distance)
+        if confidence >= floor:
+            right = match.name in (held.person, f"look-alike of {held.person}")
+            named += right
+            wrong += not right
+        own.append(confidence)
+    tests = []
+    for person in sorted({d.person for d in known}):
+        others = [d for d in known if d.person != person]
+        tests.append((others, [d for d in known if d.person == person]))
+    tests.append((known, strangers))
+    count = 0
+    for registered, outsiders in tests:
+        people = gallery(registered)
+        scale = calibration(people)
+        thresholds.append(scale.threshold)
+        for match in nearest(np.stack([d.aligned for d in outsiders]), people):
+            confidence = scale.confidence(match.distance)
+            strangers_named += confidence >= floor
+            stranger_scores.append(confidence)
+            count += 1
+    return Outcome(
+        named,
+        wrong,
+        len(known),
+        strangers_named,
+        count,
+        min(own),
+        max(stranger_scores),
+        (min(thresholds), max(thresholds)),
+    )
+
+
+def calibration_lines(described: Sequence[Described], settings: Settings) -> list[str]:
+    """Fixed against calibrated threshold, leave-one-out, with and without a look-alike."""
+    lines = [
+        "| threshold | gallery | held-out photo named right (wrong) | least own confidence | "
+        "strangers at >= 0.67 | most stranger confidence | effective threshold |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for extra, gallery in ((0, "the people"), (1, "+ a look-alike")):
+        for calibrate, label in ((False, "fixed"), (True, "calibrated")):
+            o = leave_one_out(described, settings, calibrate, extra)
+            low, high = o.thresholds
+            lines.append(
+                f"| {label} | {gallery} | {o.named}/{o.held} ({o.wrong}) | {o.least_own:.3f} | "
+                f"{o.strangers_named}/{o.strangers} | {o.most_stranger:.3f} | "
+                f"{low:.3f}-{high:.3f} |"
+            )
     return lines
 
 
@@ -498,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     _progress("describing the photos...")
     described = describe_photos(args.models_dir, args.images_dir, args.runtime)
     sections = ["## Distances", "", *accuracy_lines(described, calibration)]
+    sections += ["", "## Calibration, leave one out", "", *calibration_lines(described, settings)]
     report: dict[str, Any] = {}
     if not args.skip_server:
         _progress("through the server and in process...")

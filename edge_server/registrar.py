@@ -82,7 +82,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
         return _remote(args, lambda client: client.people(), show)
 
     async def listed(faces: Faces) -> PeopleList:
-        return PeopleList(people=faces.people())
+        return faces.listing()
 
     return _local(settings, listed, show)
 

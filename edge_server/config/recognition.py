@@ -43,11 +43,30 @@ class FaceSettings(BaseModel):
         "MediaPipe graph's (0.5 short, 0.6 full). DeepStack's face detection route takes its "
         "own min_confidence.",
     )
+    face_embedder: Path | None = Field(
+        None,
+        description="A TFLite model mapping an aligned face (dlib's chip, fitted to the "
+        "model's input) to a vector, used in place of dlib's descriptor (a name is looked for "
+        "in face_models_dir); its vectors are L2-normalised, so set face_threshold for it. "
+        "People registered with one descriptor model are not matched with another's.",
+    )
     face_threshold: Annotated[float, Field(gt=0.0, lt=2.0)] = Field(
         0.6,
         description="Descriptor distance under which a face is a registered person (dlib's "
         "published 0.6); recognition answers map this distance to confidence "
         "face_min_confidence, so a stranger scores below it.",
+    )
+    face_calibration: bool = Field(
+        True,
+        description="Calibrate the threshold on the people registered: lowered to "
+        "face_calibration_margin below the two closest different people when they are nearer "
+        "than face_threshold plus the margin (look-alikes), never below a person's widest "
+        "pair of photos nor 2/3 of face_threshold; off: face_threshold as set.",
+    )
+    face_calibration_margin: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.05,
+        description="How far below the closest two registered people the calibrated "
+        "threshold lies.",
     )
     face_matching: Matching = Field(
         Matching.nearest,

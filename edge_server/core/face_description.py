@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -81,14 +83,15 @@ class Describer:
     def __init__(
         self,
         landmarks: Path,
-        descriptor: Path,
+        descriptor: Path | None,
         *,
         workers: int,
         cores: Cores | None = None,
     ) -> None:
         self.workers = max(1, workers)
         self._cores = cores or shared_cores()
-        self._models = (str(landmarks), str(descriptor))
+        # No descriptor: the workers only align (`chips`, for a TFLite embedder).
+        self._models = (str(landmarks), "" if descriptor is None else str(descriptor))
         self._processes = self._pool()
         self._pool_lock = threading.Lock()
         self._waiters = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="edge-face")
@@ -108,12 +111,18 @@ class Describer:
     def warm(self) -> None:
         """Start every worker and load the models in each (a first request would wait ~1 s)."""
         blank = FaceCrop(np.zeros((64, 64, 3), dtype=np.uint8), (16, 16, 48, 48))
-        for future in [self._processes.submit(_describe, blank, True) for _ in range(self.workers)]:
+        work = _describe if self._models[1] else _chip
+        for future in [self._processes.submit(work, blank, True) for _ in range(self.workers)]:
             future.result()
 
     def describe(self, crops: Sequence[FaceCrop], *, aligned: bool = True) -> Future[Any]:
         """The descriptors ([len(crops), 128] float32) of each crop's face, on the workers."""
         return self._waiters.submit(self._run, list(crops), aligned)
+
+    def chips(self, crops: Sequence[FaceCrop]) -> Future[Any]:
+        """The aligned chips ([len(crops), 150, 150, 3] uint8) of each crop's face, on the
+        workers: what a TFLite embedder describes in place of dlib's descriptor."""
+        return self._waiters.submit(self._run, list(crops), True, _chip)
 
     def describe_now(
         self, crops: Sequence[FaceCrop], *, aligned: bool = True
@@ -122,17 +131,22 @@ class Describer:
         result: npt.NDArray[np.float32] = self.describe(crops, aligned=aligned).result()
         return result
 
-    def _run(self, crops: list[FaceCrop], aligned: bool) -> npt.NDArray[np.float32]:
+    def _run(
+        self, crops: list[FaceCrop], aligned: bool, work: Callable[..., Any] | None = None
+    ) -> npt.NDArray[Any]:
+        work = work or _describe
         if not crops:
+            if work is _chip:
+                return np.zeros((0, CHIP_SIDE, CHIP_SIDE, 3), dtype=np.uint8)
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
         self._take()
         try:
             pool = self._processes
             try:
-                vectors = self._each(pool, crops, aligned)
+                vectors = self._each(pool, crops, aligned, work)
             except BrokenProcessPool:
                 # A worker was killed (the OOM killer, a signal): new workers, one more try.
-                vectors = self._each(self._replaced(pool), crops, aligned)
+                vectors = self._each(self._replaced(pool), crops, aligned, work)
         except BrokenProcessPool as exc:
             raise InferenceFailed("dlib's worker processes stopped; see the log") from exc
         except Exception as exc:  # dlib's own errors, raised in the worker
@@ -140,14 +154,18 @@ class Describer:
             raise InferenceFailed(f"describing a face failed: {exc}") from exc
         finally:
             self._cores.give(1)
-        return np.stack(vectors).astype(np.float32)
+        stacked = np.stack(vectors)
+        return stacked if work is _chip else stacked.astype(np.float32)
 
     @staticmethod
     def _each(
-        pool: ProcessPoolExecutor, crops: list[FaceCrop], aligned: bool
-    ) -> list[npt.NDArray[np.float32]]:
+        pool: ProcessPoolExecutor,
+        crops: list[FaceCrop],
+        aligned: bool,
+        work: Callable[..., Any],
+    ) -> list[npt.NDArray[Any]]:
         # One face at a time per core: a worker holds the GIL of its own process only.
-        return [pool.submit(_describe, crop, aligned).result() for crop in crops]
+        return [pool.submit(work, crop, aligned).result() for crop in crops]
 
     def _replaced(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
         """New workers in place of a broken pool (once, whichever thread finds it broken)."""
@@ -183,7 +201,28 @@ def _load(landmarks: str, descriptor: str) -> None:
     global _MODELS
     import dlib
 
-    _MODELS = (dlib.shape_predictor(landmarks), dlib.face_recognition_model_v1(descriptor))
+    _follow_parent()
+
+    net = dlib.face_recognition_model_v1(descriptor) if descriptor else None
+    _MODELS = (dlib.shape_predictor(landmarks), net)
+
+
+def _follow_parent(every: float = 1.0) -> None:
+    """End this worker when the server that started it is gone.
+
+    A SIGKILLed server cannot stop its pool, and a worker left behind holds ~100 MB and the
+    server's stdout. The parent's death re-parents the worker, so its parent id changes; a
+    daemon thread notices within `every` seconds. (PR_SET_PDEATHSIG would follow the thread that
+    spawned the worker, not the process.)
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="edge-face-parent", daemon=True).start()
 
 
 def _describe(crop: FaceCrop, aligned: bool) -> npt.NDArray[np.float32]:
@@ -192,6 +231,22 @@ def _describe(crop: FaceCrop, aligned: bool) -> npt.NDArray[np.float32]:
     assert _MODELS is not None, "the worker's initializer loads the models"
     predictor, net = _MODELS
     return describe_face(predictor, net, dlib, crop, aligned=aligned)
+
+
+def _chip(crop: FaceCrop, aligned: bool = True) -> npt.NDArray[np.uint8]:
+    import dlib
+
+    assert _MODELS is not None, "the worker's initializer loads the models"
+    return aligned_chip(_MODELS[0], dlib, crop)
+
+
+def aligned_chip(predictor: Any, dlib: Any, crop: FaceCrop) -> npt.NDArray[np.uint8]:
+    """One face's 150 x 150 chip, turned and scaled on dlib's five landmarks."""
+    pixels = np.ascontiguousarray(crop.pixels)
+    left, top, right, bottom = crop.box
+    shape = predictor(pixels, dlib.rectangle(left, top, right, bottom))
+    chip = dlib.get_face_chip(pixels, shape, size=CHIP_SIDE, padding=CHIP_PADDING)
+    return np.asarray(chip, dtype=np.uint8)
 
 
 def describe_face(

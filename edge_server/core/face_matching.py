@@ -11,10 +11,19 @@ distance is exactly the confidence a client's default min_confidence asks for (D
 below the default and is answered `unknown`. DeepStack's own `(cos + 1) / 2` puts every pair
 of different people in the shared photos between 0.87 and 0.94 on these descriptors, far above
 0.67 (face descriptors never point far apart), which is why its users see strangers named.
+
+The threshold is calibrated on the people registered (`calibrated_threshold`): a gallery
+whose two closest different people are nearer than the threshold plus a margin has faces in
+between that belong to neither with any certainty (a sibling, a look-alike), so the effective
+threshold drops to the margin below that pair, but never below the widest pair of one
+person's own photos (their photos must still match each other) nor below FLOOR of the
+setting. It is never above the setting. Confidence is then anchored on the effective
+threshold, which maps to the client's default min_confidence.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,6 +32,14 @@ import numpy as np
 import numpy.typing as npt
 
 Vectors = npt.NDArray[np.float32]
+
+# The effective threshold is never below this fraction of the setting (a gallery of one photo
+# a person, two of them alike, would otherwise drive it to nothing).
+FLOOR = 2 / 3
+# Up to this many descriptors in all, the closest different pair is over every two of them;
+# above it, over each person's mean descriptor (1000 people: a 1000 x 1000 table). About
+# 25 ms at the limit on one x86 core.
+PAIRWISE_LIMIT = 1024
 
 
 class Matching(StrEnum):
@@ -84,3 +101,43 @@ def nearest(
         Match(names[int(owners[column])], float(table[row, column]))
         for row, column in enumerate(best)
     ]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How close the registered people are to each other, and how far apart their own photos."""
+
+    closest_different: float  # the nearest two descriptors of different people; inf: < 2 people
+    widest_same: float  # the farthest two descriptors of one person; 0: nobody has two photos
+    people: tuple[str, str] | None = None  # the closest different pair's names
+
+
+def spread(people: Mapping[str, Vectors], limit: int = PAIRWISE_LIMIT) -> Spread:
+    """The closest different-people pair and the widest same-person pair of a gallery; over
+    `limit` descriptors in all, between people by their mean descriptors (a table of people,
+    not of photos: the closest means, an estimate of the closest photos)."""
+    names = [name for name, vectors in people.items() if len(vectors)]
+    widest = 0.0
+    for name in names:
+        if len(people[name]) > 1:
+            widest = max(widest, float(distances(people[name], people[name]).max()))
+    if len(names) < 2:
+        return Spread(math.inf, widest)
+    if sum(len(people[name]) for name in names) <= limit:
+        references = np.concatenate([people[name] for name in names])
+        owners = np.repeat(np.arange(len(names)), [len(people[name]) for name in names])
+    else:
+        references = np.stack([people[name].mean(axis=0) for name in names])
+        owners = np.arange(len(names))
+    table = distances(references, references)
+    table[owners[:, None] == owners[None, :]] = np.inf
+    row, column = np.unravel_index(int(table.argmin()), table.shape)
+    pair = (names[int(owners[row])], names[int(owners[column])])
+    return Spread(float(table[row, column]), widest, pair)
+
+
+def calibrated_threshold(threshold: float, gallery: Spread, margin: float) -> float:
+    """The effective threshold: the setting, lowered to `margin` below the closest different
+    registered people, but not below their widest same-person pair nor FLOOR of the setting."""
+    lowest = max(gallery.widest_same, FLOOR * threshold)
+    return float(min(threshold, max(gallery.closest_different - margin, lowest)))

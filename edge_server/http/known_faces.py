@@ -61,8 +61,8 @@ def _faces_to_change(service: Service, what: str) -> Faces:
 
 @router.get("", response_model=PeopleList, responses=problems.openapi_responses(404, 503))
 async def people(service: ServiceDep) -> PeopleList:
-    """The names of the people registered."""
-    return PeopleList(people=require_faces(service).people())
+    """The names of the people registered, and the threshold in effect for them."""
+    return require_faces(service).listing()
 
 
 @router.post(

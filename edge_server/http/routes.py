@@ -142,13 +142,15 @@ async def detect(
 )
 def healthz(request: Request, service: ServiceDep) -> Health:
     """The process is up and serving HTTP; on a Raspberry Pi, with the board's health; with
-    MQTT configured, whether the broker is connected (HTTP serves either way)."""
+    MQTT configured, whether the broker is connected (HTTP serves either way); with faces,
+    the people registered and the threshold in effect."""
     board = read_board(service.settings.sysfs_root)
     link = getattr(request.state, "mqtt", None)
     return Health(
         status="ok",
         board=None if board is None else board.as_dict(),
         mqtt=None if link is None else link.health(),
+        faces=None if service.faces is None else service.faces.status(),
     )
 
 

@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 import logging
 import math
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -30,13 +31,14 @@ from ..core import blazeface, face_matching, imaging
 from ..core.cores import shared_cores
 from ..core.engine import Engine, Inference, LoadOptions
 from ..core.errors import BadRequest, NotReady, StartupError
-from ..core.face_description import Describer, crop_for
+from ..core.face_description import DIMENSIONS, Describer, crop_for
+from ..core.face_embedding import DLIB_MODEL, Embedder
 from ..core.face_matching import Calibration
 from ..core.memory import Charge, MemoryBudget, memory_limit
 from ..core.threads import available_cpus
 from .metrics import Metrics
 from .people import People, check_userid
-from .schemas import ImageInfo, PixelBox, Timing
+from .schemas import ImageInfo, PeopleList, PixelBox, Timing
 
 log = logging.getLogger("edge_server")
 
@@ -138,7 +140,8 @@ def faces_for(
         return None
     section = settings.section(FaceSettings)
     files = model_files(section, settings.models_dir)
-    missing = [str(f) for f in files if not f.is_file()]
+    needed = files if section.face_embedder is None else files[:2]  # no dlib descriptor
+    missing = [str(f) for f in needed if not f.is_file()]
     if missing:
         log.info("faces are off: %s not found (edge-server models pull faces)", ", ".join(missing))
         return None
@@ -146,6 +149,10 @@ def faces_for(
         # A board without dlib-bin's wheels serves everything else.
         log.warning("faces are off: dlib is not installed (pip install 'edge-server[faces]')")
         return None
+    runtime = LoadOptions(runtime=settings.runtime, num_threads=settings.num_threads)
+    path = embedder_file(section, settings.models_dir)
+    # Loaded now, so an embedder that is not one stops the start (exit 2) before the port opens.
+    embedder = Embedder.load(path, runtime, decoders=decoders) if path is not None else None
     return Faces(
         section,
         files,
@@ -156,8 +163,17 @@ def faces_for(
         decoders=decoders,
         max_pixels=settings.max_image_pixels,
         min_side=settings.min_image_side,
-        runtime=LoadOptions(runtime=settings.runtime, num_threads=settings.num_threads),
+        runtime=runtime,
+        embedder=embedder,
     )
+
+
+def embedder_file(settings: FaceSettings, models_dir: Path) -> Path | None:
+    """The TFLite face embedder the settings name (a bare name: in the face models folder)."""
+    path = settings.face_embedder
+    if path is None or path.is_absolute() or path.is_file():
+        return path
+    return (settings.face_models_dir or models_dir) / path
 
 
 def default_workers(limit: int | None, cpus: int | None = None) -> int:
@@ -198,6 +214,7 @@ class Faces:
         min_side: int = 1,
         runtime: LoadOptions | None = None,
         workers: int | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.settings = settings
         self.files = files
@@ -212,6 +229,9 @@ class Faces:
             data_dir / "faces" if data_dir is not None else None,
             max_people=settings.face_max_people,
             max_photos=settings.face_max_photos,
+            # The store matches only the people the descriptor model in use described.
+            model=DLIB_MODEL if embedder is None else embedder.model,
+            dimensions=DIMENSIONS if embedder is None else embedder.dimensions,
         )
         self._decoders = decoders
         self._runtime = runtime or LoadOptions()
@@ -219,7 +239,9 @@ class Faces:
         self._engine: Engine | None = None
         self._model: blazeface.BlazeFace | None = None
         self._describer: Describer | None = None
+        self._embedder = embedder  # a TFLite embedder in place of dlib's descriptor
         self._starting: asyncio.Lock | None = None
+        self._calibrating = threading.Lock()
 
     # --- start and stop ---------------------------------------------------------------------
 
@@ -258,8 +280,11 @@ class Faces:
                     f"faces need dlib, which cannot be imported: {exc}",
                     fix="pip install 'edge-server[faces]' (dlib-bin)",
                 ) from exc
-            describer = Describer(landmarks, descriptor, workers=self._workers)
+            describer = Describer(
+                landmarks, None if self._embedder else descriptor, workers=self._workers
+            )
             await asyncio.to_thread(self.people_store.open)
+            await asyncio.to_thread(self._calibrate)
             if self.people_store.people:
                 # Someone is registered, so recognitions are coming: start dlib's workers now
                 # (about a second) rather than on the first. With nobody registered they start
@@ -270,18 +295,21 @@ class Faces:
             engine.memory = self.memory
             self._engine, self._model, self._describer = engine, model, describer
             log.info(
-                "faces: %s and dlib (%d workers) ready in %.0f ms",
+                "faces: %s, %s and dlib (%d workers) ready in %.0f ms",
                 engine.info.name,
+                self.people_store.model,
                 self._workers,
                 (time.perf_counter() - started) * 1000,
             )
 
     async def close(self) -> None:
         """Stop the detector's threads and dlib's workers."""
-        engine, describer = self._engine, self._describer
-        self._engine = self._describer = None
+        engine, describer, embedder = self._engine, self._describer, self._embedder
+        self._engine = self._describer = self._embedder = None
         if engine is not None:
             await asyncio.to_thread(engine.close)
+        if embedder is not None:
+            await asyncio.to_thread(embedder.close)
         if describer is not None:
             await asyncio.to_thread(describer.close)
         self.people_store.close()
@@ -352,6 +380,7 @@ class Faces:
         self.people_store.check_room(name, len(images))
         vectors = await asyncio.gather(*(self._largest(data) for data in images))
         person, created = await asyncio.shield(self.people_store.add(name, np.stack(vectors)))
+        await asyncio.to_thread(self._calibrate)
         self._count("registered", len(vectors))
         return Registered(name, len(vectors), len(person.vectors), created)
 
@@ -369,7 +398,9 @@ class Faces:
     async def delete(self, userid: str) -> bool:
         """Forget a person and their descriptors (their file is removed); False if there was
         nobody of that name."""
-        return await asyncio.shield(self.people_store.delete(userid.strip()))
+        deleted = await asyncio.shield(self.people_store.delete(userid.strip()))
+        await asyncio.to_thread(self._calibrate)
+        return deleted
 
     def export(self) -> bytes:
         """Every person and descriptor, as a file `import_` takes."""
@@ -380,7 +411,9 @@ class Faces:
         descriptors added); how many people the file held. BadRequest for a file that is not
         an export."""
         limit = self.settings.face_max_import_bytes
-        return await asyncio.shield(self.people_store.import_(data, limit))
+        count = await asyncio.shield(self.people_store.import_(data, limit))
+        await asyncio.to_thread(self._calibrate)
+        return count
 
     async def sub_labels(
         self, data: bytes, boxes: list[PixelBox]
@@ -447,6 +480,41 @@ class Faces:
             known = bool(match.name) and confidence >= self.settings.face_min_confidence
             labels.append((match.name, round(confidence, 6)) if known else None)
         return labels
+
+    def listing(self) -> PeopleList:
+        """`GET /v1/faces`: the people, and the threshold in effect for them."""
+        return PeopleList(
+            people=self.people(),
+            threshold=self.settings.face_threshold,
+            effective_threshold=round(self.calibration.threshold, 4),
+            calibrated=self.settings.face_calibration,
+            descriptor=self.people_store.model,
+        )
+
+    def status(self) -> dict[str, object]:
+        """What /healthz says of faces: the people and the threshold in effect (no names)."""
+        return {
+            "people": len(self.people_store.people),
+            "threshold": self.settings.face_threshold,
+            "effective_threshold": round(self.calibration.threshold, 4),
+            "calibrated": self.settings.face_calibration,
+            "descriptor": self.people_store.model,
+        }
+
+    def _calibrate(self) -> None:
+        """The threshold and confidence scale for the people registered now (after each
+        change, on a thread: up to ~40 ms for a large gallery). One at a time, each reading the
+        people as they are when it runs, so the last one sees every change."""
+        with self._calibrating:
+            threshold = self.settings.face_threshold
+            if self.settings.face_calibration:
+                gallery = face_matching.spread(self.people_store.vectors())
+                threshold = face_matching.calibrated_threshold(
+                    threshold, gallery, self.settings.face_calibration_margin
+                )
+            if threshold != self.calibration.threshold:
+                log.info("faces: the effective threshold is now %.3f", threshold)
+            self.calibration = Calibration(threshold, self.settings.face_min_confidence)
 
     # --- the pipeline -------------------------------------------------------------------------
 
@@ -592,8 +660,21 @@ class Faces:
                 for f in found
             ],
         )
-        result: npt.NDArray[np.float32] = await asyncio.wrap_future(describer.describe(crops))
-        return result
+        embedder = self._embedder
+        if embedder is None:
+            result: npt.NDArray[np.float32] = await asyncio.wrap_future(describer.describe(crops))
+            return result
+        # dlib aligns; the embedder describes the chip through its Engine's owners.
+        chips = await asyncio.wrap_future(describer.chips(crops))
+        tensors = await loop.run_in_executor(
+            self._decoders, lambda: [embedder.tensor(chip) for chip in chips]
+        )
+        done = await asyncio.gather(
+            *(asyncio.wrap_future(embedder.engine.submit(t)) for t in tensors)
+        )
+        if not done:
+            return np.zeros((0, embedder.dimensions), dtype=np.float32)
+        return np.stack([embedder.vector(inference.raw) for inference in done])
 
     async def _largest(self, data: bytes) -> npt.NDArray[np.float32]:
         """The descriptor of a photo's largest face; NoFace when it has none."""

@@ -6,6 +6,12 @@ answered (`storage.write_atomically`), so every acknowledged change survives a c
 SIGKILL, and a torn write leaves the previous file. Deleting a person removes their file: no
 tombstone keeps their descriptors. Without a data folder people are kept in memory only.
 
+Each person records which model made their descriptors (`model`: dlib's by default, or a
+TFLite embedder's name and sha256; a file without it is dlib's): two models' vectors are not
+comparable, and the photos are not kept to describe again, so a person described by another
+model than the server's is not matched (logged at start, left on disk until registered again
+or deleted) and an import of them is refused.
+
 An export is one JSON document of every person (`FORMAT`), which an import merges (a person
 already registered gets the file's descriptors added). Descriptors are biometric data: they
 are never logged; only counts are.
@@ -31,6 +37,7 @@ import numpy.typing as npt
 
 from ..core.errors import BadRequest, Conflict, StartupError, StorageFailed, TooLarge
 from ..core.face_description import DIMENSIONS
+from ..core.face_embedding import DLIB_MODEL
 from . import storage
 
 log = logging.getLogger("edge_server")
@@ -50,11 +57,13 @@ class Person:
     name: str
     vectors: Vectors = field(default_factory=lambda: np.zeros((0, DIMENSIONS), np.float32))
     added: list[int] = field(default_factory=list)  # Unix seconds, one per vector
+    model: str = DLIB_MODEL  # the descriptor model that made the vectors
 
     def document(self) -> dict[str, Any]:
         """The person as JSON (the file's and the export's shape)."""
         return {
             "userid": self.name,
+            "model": self.model,
             "added": self.added,
             "vectors": base64.b64encode(self.vectors.astype("<f4").tobytes()).decode("ascii"),
         }
@@ -72,10 +81,20 @@ def check_userid(userid: str) -> str:
     return name
 
 
-def person_of(document: object) -> Person:
-    """A person from their JSON; ValueError saying what is wrong."""
+class OtherModel(ValueError):
+    """A person's descriptors were made by another model than the server's."""
+
+
+def person_of(document: object, model: str = DLIB_MODEL, dimensions: int = DIMENSIONS) -> Person:
+    """A person from their JSON, described by `model` (`dimensions` values a vector);
+    OtherModel for another model's, ValueError saying what else is wrong."""
     if not isinstance(document, dict):
         raise ValueError("a person is not an object")
+    made_by = document.get("model", DLIB_MODEL)
+    if not isinstance(made_by, str):
+        raise ValueError("model is not a string")
+    if made_by != model:
+        raise OtherModel(f"described by {made_by}, not {model}")
     name = document.get("userid")
     added = document.get("added")
     encoded = document.get("vectors")
@@ -89,21 +108,31 @@ def person_of(document: object) -> Person:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError("vectors are not base64") from exc
-    if len(raw) % (4 * DIMENSIONS):
-        raise ValueError(f"vectors are not {DIMENSIONS}-value descriptors")
-    vectors = np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(-1, DIMENSIONS)
+    if len(raw) % (4 * dimensions):
+        raise ValueError(f"vectors are not {dimensions}-value descriptors")
+    vectors = np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(-1, dimensions)
     if not np.isfinite(vectors).all():
         raise ValueError("vectors hold values that are not finite")
     if len(added) != len(vectors) or not all(isinstance(t, int) for t in added):
         raise ValueError("added needs one whole number of seconds per vector")
-    return Person(name, vectors, [int(t) for t in added])
+    return Person(name, vectors, [int(t) for t in added], model)
 
 
 class People:
     """The registered people: in memory for matching, on disk when there is a folder."""
 
-    def __init__(self, folder: Path | None, *, max_people: int, max_photos: int) -> None:
+    def __init__(
+        self,
+        folder: Path | None,
+        *,
+        max_people: int,
+        max_photos: int,
+        model: str = DLIB_MODEL,
+        dimensions: int = DIMENSIONS,
+    ) -> None:
         self.folder = folder
+        self.model = model  # the descriptor model of every person kept
+        self.dimensions = dimensions
         self.max_people = max_people
         self.max_photos = max_photos
         self.people: dict[str, Person] = {}
@@ -135,13 +164,25 @@ class People:
             )
         for swept in storage.sweep_temporaries(folder):
             log.warning("faces: removed %s, left by a write a crash interrupted", swept.name)
+        others = 0
         for path in sorted(folder.glob(f"*{SUFFIX}")):
             try:
-                person = person_of(json.loads(path.read_bytes()))
+                person = person_of(json.loads(path.read_bytes()), self.model, self.dimensions)
+            except OtherModel:
+                others += 1
+                continue
             except (OSError, ValueError) as exc:
                 log.error("faces: %s is not used: %s", path.name, exc)
                 continue
             self.people[person.name] = person
+        if others:
+            log.warning(
+                "faces: %d people were registered with another descriptor model than %s "
+                "(EDGE_FACE_EMBEDDER changed); they are not matched: register them again, or "
+                "set EDGE_FACE_EMBEDDER back",
+                others,
+                self.model,
+            )
         log.info("faces: %d people registered", len(self.people))
 
     def close(self) -> None:
@@ -184,6 +225,7 @@ class People:
                 userid,
                 np.concatenate([old.vectors, vectors]) if old is not None else vectors.copy(),
                 (old.added if old is not None else []) + [now] * len(vectors),
+                self.model,
             )
             await self._write(person)
             self.people[userid] = person
@@ -227,7 +269,13 @@ class People:
             listed = document.get("people")
             if not isinstance(listed, list):
                 raise ValueError("people is not a list")
-            people = [person_of(item) for item in listed]
+            people = [person_of(item, self.model, self.dimensions) for item in listed]
+        except OtherModel as exc:
+            raise BadRequest(
+                f"the file's people were {exc}, this server's descriptor model: their vectors "
+                "cannot be compared; register them from photos, or import into a server with "
+                "the same EDGE_FACE_EMBEDDER"
+            ) from None
         except (ValueError, UnicodeDecodeError) as exc:  # json's errors are ValueErrors
             raise BadRequest(f"the file is not a faces export: {exc}") from None
         merged: dict[str, Person] = {}
@@ -238,6 +286,7 @@ class People:
                     person.name,
                     np.concatenate([first.vectors, person.vectors]),
                     first.added + person.added,
+                    self.model,
                 )
             merged[person.name] = person
         async with self._lock:
@@ -255,6 +304,7 @@ class People:
                         name,
                         np.concatenate([old.vectors, person.vectors]),
                         old.added + person.added,
+                        self.model,
                     )
                 if len(person.vectors) > self.max_photos:
                     raise Conflict(

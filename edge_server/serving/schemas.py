@@ -228,6 +228,14 @@ class Health(BaseModel):
         dict[str, Any] | None,
         Field(description="With EDGE_MQTT_URL set: `connected` (bool), `broker` and `prefix`."),
     ] = None
+    faces: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="With faces served: `people` registered, the `threshold` set, the "
+            "`effective_threshold` calibrated on them, whether `calibrated`, and the "
+            "`descriptor` model."
+        ),
+    ] = None
 
 
 class ReloadRequest(BaseModel):
@@ -317,6 +325,22 @@ class PeopleList(BaseModel):
     """`GET /v1/faces`: the people faces are recognised as."""
 
     people: list[str] = Field(description="Their names, sorted.")
+    # Optional, so a client reads a server that does not give them.
+    threshold: float | None = Field(
+        None, description="EDGE_FACE_THRESHOLD, the descriptor distance set."
+    )
+    effective_threshold: float | None = Field(
+        None,
+        description="The distance in effect: the setting, or lower when two registered people "
+        "are close (EDGE_FACE_CALIBRATION); it maps to confidence 0.67.",
+    )
+    calibrated: bool | None = Field(
+        None, description="Whether the threshold is calibrated on the people."
+    )
+    descriptor: str | None = Field(
+        None,
+        description="The model describing faces: dlib's, or EDGE_FACE_EMBEDDER's name and sha256.",
+    )
 
 
 class PersonRegistration(BaseModel):

@@ -4,6 +4,7 @@ import, and the `edge-server faces` commands."""
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -265,11 +266,19 @@ def test_export_then_import_on_another_server_recognises_the_same(
 
 
 def test_changing_people_needs_a_configured_key(models_dir: Path, runtime: str) -> None:
-    """Without EDGE_API_KEY: the list reads, but registering, deleting, exporting and
-    importing are 403 problem+json saying to set a key; the DeepStack list stays open."""
+    """Without EDGE_API_KEY: the list reads (with the threshold in effect), but registering,
+    deleting, exporting and importing are 403 problem+json saying to set a key; the DeepStack
+    list stays open."""
     settings = Settings(models_dir=models_dir, runtime=RuntimeChoice(runtime), num_threads=1)
     with in_process(create_app(settings)) as client:
-        assert client.get("/v1/faces").json() == {"people": []}
+        listed = client.get("/v1/faces").json()
+        assert listed == {
+            "people": [],
+            "threshold": 0.6,
+            "effective_threshold": 0.6,
+            "calibrated": True,
+            "descriptor": "dlib_face_recognition_resnet_model_v1",
+        }
         refusals = [
             client.post(
                 "/v1/faces",
@@ -344,7 +353,9 @@ def test_cli_adds_lists_and_removes_people_on_a_server_and_locally(
     assert added.returncode == 0, added.stderr
     assert added.stdout.strip() == "registered obama: 2 photo(s) added, 2 in all"
     listed = _cli("list", "--json", *remote, env=env)
-    assert listed.returncode == 0 and listed.stdout.strip() == '{"people":["obama"]}'
+    assert listed.returncode == 0, listed.stderr
+    answer = json.loads(listed.stdout)
+    assert (answer["people"], answer["effective_threshold"]) == (["obama"], 0.6)
     coffee = str(images_folder() / "coffee.png")
     refused = _cli("add", "obama", coffee, *remote, env=env)
     assert refused.returncode == 1 and "no face" in refused.stderr
@@ -361,3 +372,31 @@ def test_cli_adds_lists_and_removes_people_on_a_server_and_locally(
     assert _cli("list", *local, env=env).stdout.strip() == "biden"
     server = start(data_dir)
     assert _recognised(server.url, "biden/biden2.jpg") == ["biden"]
+
+
+def test_a_killed_servers_face_workers_end_by_themselves(
+    start: Callable[[Path], ServerProcess], tmp_path: Path
+) -> None:
+    """dlib's worker processes end on their own once their server is SIGKILLed (none is left
+    holding memory and the server's log pipe)."""
+    server = start(tmp_path)
+    assert _register(server.url, "obama", face("obama/obama.jpg")).status_code == 201
+    left = workers.descendants(server.process.pid)
+    assert left, "the server described a face, so its dlib workers are running"
+    server.process.kill()
+    server.process.wait()
+
+    def alive() -> list[int]:
+        return [pid for pid in left if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+
+    deadline = time.monotonic() + HANG
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(), f"worker processes outlived their server: {alive()}"
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False

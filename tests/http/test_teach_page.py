@@ -173,6 +173,7 @@ def test_teach_view_registers_lists_and_deletes_people(
         tab.locator("#people").filter(has_text="nobody yet").wait_for(timeout=30_000)
     finally:
         tab.close()
-    assert httpx.get(f"{server.url}/v1/faces", headers={"X-API-Key": KEY}).json() == {"people": []}
+    listed = httpx.get(f"{server.url}/v1/faces", headers={"X-API-Key": KEY}).json()
+    assert listed["people"] == []
     assert questions == ["Delete obama and every photo's description of their face?"]
     assert outside == []

@@ -88,5 +88,7 @@ def test_server_on_a_fake_pi_exposes_board_health(
 
 def test_server_off_a_pi_has_no_board_health(server: ServerProcess) -> None:
     """On this (non-Pi) machine /healthz has no board and /metrics no board gauges."""
-    assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
+    health = httpx.get(server.url + "/healthz").json()
+    health.pop("faces", None)  # there when the face models are in the models folder
+    assert health == {"status": "ok"}
     assert "edge_board_" not in httpx.get(server.url + "/metrics").text

@@ -20,7 +20,7 @@ from PIL import Image
 
 from edge_server.config.settings import Settings
 from edge_server.core.errors import BadRequest
-from edge_server.core.face_matching import Calibration
+from edge_server.core.face_matching import Calibration, spread
 from edge_server.serving.faces import UNKNOWN, Faces, NoFace, default_workers, faces_for
 from edge_server.serving.metrics import Metrics
 from edge_server.serving.schemas import PixelBox
@@ -309,7 +309,7 @@ def test_detect_with_faces_names_each_person_through_a_server_process(
 ) -> None:
     """People registered in a data folder, then a real server on it with the SSD detector:
     /detect?faces=1 gives each person box the recognised name as its sub label (the
-    confidence as its sub score); without faces=1 there is none."""
+    confidence as its sub score); without faces=1 there is none; /healthz gives the threshold."""
     photos = _photos(images_dir)
     store = faces_for(_settings(models_dir, runtime, data_dir=tmp_path), Metrics())
     assert store is not None
@@ -333,9 +333,17 @@ def test_detect_with_faces_names_each_person_through_a_server_process(
                 content=group,
                 headers={"content-type": "image/jpeg"},
             )
+            health = client.get("/healthz")
     finally:
         server.stop()
     assert plain.status_code == named.status_code == 200, named.text
+    assert health.json()["faces"] == {
+        "people": 2,
+        "threshold": 0.6,
+        "effective_threshold": 0.6,
+        "calibrated": True,
+        "descriptor": "dlib_face_recognition_resnet_model_v1",
+    }
     people = [d for d in named.json()["detections"] if d["label"] == "person"]
     assert {d["sub_label"] for d in people} >= {"obama", "biden"}
     assert all(d["sub_score"] >= 0.67 for d in people if d["sub_label"])
@@ -418,3 +426,31 @@ def test_dlib_workers_default_to_two_and_one_where_memory_or_cpus_are_short() ->
     assert default_workers(None, cpus=2) == 2
     assert default_workers(512 * 2**20, cpus=4) == 1
     assert default_workers(4 * gib, cpus=1) == 1
+
+
+def test_the_threshold_is_calibrated_on_each_change_of_the_people(
+    faces: Faces, run: Runner, images_dir: Path
+) -> None:
+    """Five people far apart keep 0.6, a look-alike registered lowers it, deleting restores it."""
+    photos = _photos(images_dir)
+    for name, paths in photos.items():
+        run(faces.register(name, [paths[0].read_bytes()]))
+    assert faces.status() == {
+        "people": 5,
+        "threshold": 0.6,
+        "effective_threshold": 0.6,
+        "calibrated": True,
+        "descriptor": "dlib_face_recognition_resnet_model_v1",
+    }
+    obama = photos["obama"]
+    run(faces.register("look-alike", [obama[1].read_bytes()]))
+    gallery = spread(faces.people_store.vectors())
+    assert set(gallery.people or ()) == {"obama", "look-alike"}
+    assert gallery.closest_different < 0.6
+    effective = faces.status()["effective_threshold"]
+    assert effective == round(max(0.4, gallery.widest_same, gallery.closest_different - 0.05), 4)
+    assert effective < 0.6
+    [(userid, confidence, _)] = _recognise(faces, run, obama[2])
+    assert userid in ("obama", "look-alike") and confidence >= 0.67
+    run(faces.delete("look-alike"))
+    assert faces.status()["effective_threshold"] == 0.6
