@@ -6,14 +6,17 @@
 Clips are made first with ffmpeg from the shared photos, H.264 at 15 fps as a camera streams
 them (one GOP a second, no B-frames): a still scene with sensor noise ("idle": nothing moves)
 and the same scene with a person crossing back and forth the whole time ("busy": motion and a
-tracked object on every frame), at 640x480 and 1920x1080. A camera here is the H.264 file
-decoded in this process at the stream's pace by PyAV (what the RTSP reader does after the
-network: decode, keep the luma, RGB only when asked) and a watcher analysing it at the
-default 5 fps, with the real detector served by an in-process Service. Prints:
+tracked object on every frame), at 640x480 and 1920x1080; each also as MJPEG (the same frames
+as JPEGs, ffmpeg's quality 5, as an ESP32-CAM or an IP camera's MJPEG URL sends them). A
+camera here is the file read in this process at the stream's pace, decoded as the readers
+decode after the network (H.264 by PyAV, as the RTSP reader: the luma kept, RGB only when
+asked; MJPEG parts framed as a multipart body, cut by the MJPEG reader's parser and decoded
+straight to grey by Pillow, RGB only when asked) and a watcher analysing it at the default
+5 fps, with the real detector served by an in-process Service. Prints:
 
 1. CPU per camera: this process's CPU time over wall time (100 % = one core) for each clip,
-   decode only (the feed, no watcher) and decode plus analysis (the watcher), with the
-   nothing-running baseline of the same run.
+   decode only (the feed, no watcher) and decode plus analysis (the watcher), RTSP and MJPEG
+   one after the other and their ratio, with the nothing-running baseline of the same run.
 2. Event latency: seconds from the person's first frame to the `new` event, over a few
    walk-ins at 640x480.
 3. Motion per frame: the median time of `Motion.detect` on 60 decoded frames of each idle
@@ -56,7 +59,8 @@ from benchmarks.servers import ServerProcess, free_port, python_command
 from edge_server.cameras.event_store import EventStore
 from edge_server.cameras.events import CameraEvent
 from edge_server.cameras.frames import Frame, frame_of
-from edge_server.cameras.streams import Picture
+from edge_server.cameras.mjpeg import Parts
+from edge_server.cameras.streams import Picture, jpeg_picture
 from edge_server.cameras.watcher import Watcher
 from edge_server.config.cameras import CameraConfig
 from edge_server.config.settings import Settings
@@ -82,6 +86,7 @@ class Clip:
     width: int
     height: int
     person_in: float | None  # the first second the person shows (walk-ins)
+    mjpeg: bool = False  # JPEG frames (an MJPEG stream) rather than H.264
 
 
 def _ffmpeg(graph: list[str], out: Path, seconds: float) -> None:
@@ -91,6 +96,23 @@ def _ffmpeg(graph: list[str], out: Path, seconds: float) -> None:
         "-g", str(FPS), "-pix_fmt", "yuv420p", "-r", str(FPS), "-t", f"{seconds}", str(out),
     ]  # fmt: skip
     subprocess.run(command, check=True, timeout=300)  # noqa: S603 - ffmpeg with our own arguments
+
+
+def as_mjpeg(clip: Clip) -> Clip:
+    """The clip's frames as JPEGs (an MJPEG stream's parts), in an AVI file."""
+    out = clip.path.with_suffix(".avi")
+    command = [
+        "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(clip.path),
+        "-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p", str(out),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, timeout=300)  # noqa: S603 - ffmpeg with our own arguments
+    return Clip(out, clip.width, clip.height, clip.person_in, mjpeg=True)
+
+
+def multipart(jpeg: bytes) -> bytes:
+    """A JPEG framed as the ESP32 CameraWebServer sends an MJPEG part."""
+    head = f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+    return b"\r\n--frame\r\n" + head + jpeg
 
 
 def make_clip(images: Path, folder: Path, size: tuple[int, int], kind: str, seconds: float) -> Clip:
@@ -131,7 +153,8 @@ def make_clip(images: Path, folder: Path, size: tuple[int, int], kind: str, seco
 
 class FileFeed:
     """A camera stand-in: the clip decoded in its own thread at the stream's pace, looping,
-    the latest frame kept (luma from the decoder, RGB converted only when asked)."""
+    the latest frame kept (luma from the decoder, RGB converted only when asked); an MJPEG
+    clip's JPEGs go through the MJPEG reader's part parser and JPEG decode."""
 
     def __init__(self, clip: Clip) -> None:
         self.clip = clip
@@ -161,24 +184,36 @@ class FileFeed:
         number = 0
         began = time.monotonic()
         while not self._stopping.is_set():
-            with av.open(str(self.clip.path)) as container:
-                for decoded in container.decode(video=0):
-                    if self._stopping.is_set():
-                        return
-                    number += 1
-                    due = began + (number - 1) / FPS
-                    wait = due - time.monotonic()
-                    if wait > 0:
-                        time.sleep(wait)
-                    luma = decoded.to_ndarray(format="gray")
+            for picture in self._mjpeg() if self.clip.mjpeg else self._h264():
+                if self._stopping.is_set():
+                    return
+                number += 1
+                wait = began + (number - 1) / FPS - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                with self._changed:
+                    self._latest = frame_of(number, picture)
+                    self._changed.notify_all()
 
-                    def rgb(frame: av.VideoFrame = decoded) -> object:
-                        return frame.to_ndarray(format="rgb24")
+    def _h264(self) -> Iterator[Picture]:
+        with av.open(str(self.clip.path)) as container:
+            for decoded in container.decode(video=0):
+                luma = decoded.to_ndarray(format="gray")
 
-                    picture = Picture(luma, rgb)  # type: ignore[arg-type]
-                    with self._changed:
-                        self._latest = frame_of(number, picture)
-                        self._changed.notify_all()
+                def rgb(frame: av.VideoFrame = decoded) -> object:
+                    return frame.to_ndarray(format="rgb24")
+
+                yield Picture(luma, rgb)  # type: ignore[arg-type]
+
+    def _mjpeg(self) -> Iterator[Picture]:
+        parts = Parts("frame")
+        with av.open(str(self.clip.path)) as container:
+            for packet in container.demux(video=0):
+                if packet.size == 0:
+                    continue
+                parts.feed(multipart(bytes(packet)))
+                for part in parts.parts():
+                    yield jpeg_picture(part)
 
 
 class Heard:
@@ -279,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
         "--http", action="store_true", help="also measure a server process over real RTSP"
     )
     args = parser.parse_args(argv)
+    print(f"load average before: {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
     seconds = 2.0 if args.smoke else args.seconds
     walk_ins = 1 if args.smoke else 3
     turns = 1 if args.smoke else 3
@@ -294,22 +330,31 @@ def main(argv: list[str] | None = None) -> None:
             for size in sizes
             for kind in ("idle", "busy")
         }
+        mjpegs = {case: as_mjpeg(clip) for case, clip in clips.items()}
         walk = make_clip(args.images, made, SIZES[0], "walk", 12.0)
 
         print(f"1. CPU per camera ({FPS} fps stream, analysed at 5 fps), % of one core")
         baseline = cpu_share(seconds) * 100
         print(f"   nothing running: {baseline:5.1f} %")
         for (size, kind), clip in clips.items():
-            shares = []
-            for watch in (False, True):
-                with cameras(service, loop, [clip], watch=watch):
-                    time.sleep(2.0)  # warmed: the decoder, calibration, the first invokes
-                    shares.append(cpu_share(seconds) * 100)
-            decode, analysed = shares
+            shares: dict[str, list[float]] = {"RTSP": [], "MJPEG": []}
+            for protocol, played in (("RTSP", clip), ("MJPEG", mjpegs[(size, kind)])):
+                for watch in (False, True):
+                    with cameras(service, loop, [played], watch=watch):
+                        time.sleep(2.0)  # warmed: the decoder, calibration, the first invokes
+                        shares[protocol].append(cpu_share(seconds) * 100)
+                decode, analysed = shares[protocol]
+                print(
+                    f"   {size[0]}x{size[1]} {kind:4} {protocol:5}: decode {decode:5.1f} %, "
+                    f"decode + analysis {analysed:5.1f} % (analysis {analysed - decode:+5.1f} %)"
+                )
+            (h264, h264_analysed), (jpeg, jpeg_analysed) = shares["RTSP"], shares["MJPEG"]
             print(
-                f"   {size[0]}x{size[1]} {kind:4}: decode {decode:5.1f} %, decode + analysis "
-                f"{analysed:5.1f} % (analysis {analysed - decode:+5.1f} %)"
+                f"   {size[0]}x{size[1]} {kind:4} MJPEG/RTSP: decode {jpeg / h264:4.2f}x, "
+                f"decode + analysis {jpeg_analysed / h264_analysed:4.2f}x"
             )
+
+        print(f"   load average after: {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
 
         print("2. Event latency (640x480, the person slides in over 0.5 s)")
         delays = []

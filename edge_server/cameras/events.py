@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -54,7 +55,7 @@ class TrackedObject:
     region: Box
     score: float
     top_score: float
-    sub_label: tuple[str, float] | None = None
+    sub_label: tuple[str, float | None] | None = None
     current_zones: list[str] = field(default_factory=list)
     entered_zones: list[str] = field(default_factory=list)
     end_time: float | None = None
@@ -172,7 +173,8 @@ class _Life:
 
 
 class Lifecycle:
-    """Tracks in, events out, for one camera."""
+    """Tracks in, events out, for one camera (the watcher's thread feeds it; a sub label set
+    through the HTTP API comes from the event loop, hence the lock)."""
 
     def __init__(
         self,
@@ -190,6 +192,7 @@ class Lifecycle:
         self.zones = dict(zones or {})
         self.update_interval = update_interval
         self._lives: dict[int, _Life] = {}
+        self._lock = threading.RLock()
 
     def objects(self) -> list[TrackedObject]:
         """The objects alive now, confirmed or not."""
@@ -217,29 +220,45 @@ class Lifecycle:
         """One analysed frame: `tracks` alive after it, `ended` the tracks that ended with it,
         `seen` those detected in it (their score and box are this frame's), `regions` the
         region each was searched in; `rgb()` the frame (made only for a snapshot)."""
-        events: list[CameraEvent] = []
-        seen_numbers = {track.number for track in seen}
-        for track in tracks:
-            life = self._lives.get(track.number)
-            if life is None:
-                life = self._lives[track.number] = _Life(self._started(track, regions))
-            if track.number in seen_numbers:
-                events.extend(self._seen(life, track, frame_time, rgb, regions))
-        for track in ended:
-            life = self._lives.pop(track.number, None)
-            if life is None or life.object.false_positive:
-                continue  # never told: a false positive ends silently
-            events.append(self._ended(life, track.last_seen))
-        return events
+        with self._lock:
+            events: list[CameraEvent] = []
+            seen_numbers = {track.number for track in seen}
+            for track in tracks:
+                life = self._lives.get(track.number)
+                if life is None:
+                    life = self._lives[track.number] = _Life(self._started(track, regions))
+                if track.number in seen_numbers:
+                    events.extend(self._seen(life, track, frame_time, rgb, regions))
+            for track in ended:
+                life = self._lives.pop(track.number, None)
+                if life is None or life.object.false_positive:
+                    continue  # never told: a false positive ends silently
+                events.append(self._ended(life, track.last_seen))
+            return events
 
     def name(self, track: Track, sub_label: str, score: float, now: float) -> list[CameraEvent]:
         """Give a confirmed object its sub label (a classifier's name for it): an `update`."""
-        life = self._lives.get(track.number)
-        if life is None or life.object.sub_label is not None:
-            return []
-        life.object.sub_label = (sub_label, round(score, 6))
-        life.dirty = True
-        return self._maybe_update(life, now, force=True)
+        with self._lock:
+            life = self._lives.get(track.number)
+            if life is None or life.object.sub_label is not None:
+                return []
+            life.object.sub_label = (sub_label, round(score, 6))
+            life.dirty = True
+            return self._maybe_update(life, now, force=True)
+
+    def relabel(
+        self, event_id: str, sub_label: str | None, score: float | None, now: float
+    ) -> CameraEvent | None:
+        """Set a live object's sub label from outside (Frigate's `POST /api/events/<id>/
+        sub_label`, as Double Take names a face): its `update` at once; None when no object
+        alive has that id (it ended)."""
+        with self._lock:
+            life = next((x for x in self._lives.values() if x.object.id == event_id), None)
+            if life is None or life.object.false_positive:
+                return None
+            life.object.sub_label = None if not sub_label else (sub_label, score)
+            life.dirty = True
+            return self._told(life, "update", now)
 
     def recognise(
         self, track: Track, name: str, score: float, now: float, seen_at: float | None = None
@@ -263,13 +282,14 @@ class Lifecycle:
 
     def close(self, now: float) -> list[CameraEvent]:
         """End every object (the camera stopped or was removed)."""
-        events = [
-            self._ended(life, now)
-            for life in self._lives.values()
-            if not life.object.false_positive
-        ]
-        self._lives.clear()
-        return events
+        with self._lock:
+            events = [
+                self._ended(life, now)
+                for life in self._lives.values()
+                if not life.object.false_positive
+            ]
+            self._lives.clear()
+            return events
 
     def _started(self, track: Track, regions: Mapping[int, Box]) -> TrackedObject:
         return TrackedObject(

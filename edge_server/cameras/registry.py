@@ -27,7 +27,7 @@ from ..core.errors import ServiceError, StartupError
 from ..serving import specs
 from ..serving.service import Service
 from ..serving.specs import ModelSpec
-from .event_store import EventStore
+from .event_store import EventStore, StoredEvent
 from .events import CameraEvent
 from .feed import Feed, FeedOptions, FeedStatus, feed_for, feed_metrics
 from .watcher import Watcher, WatcherListener, WatcherStatus
@@ -329,6 +329,25 @@ class Cameras:
 
     def config(self, name: str) -> CameraConfig | None:
         return self.configs.get(name)
+
+    # --- what the surfaces change -------------------------------------------------------------
+
+    def relabel(
+        self, event_id: str, sub_label: str | None, score: float | None
+    ) -> StoredEvent | None:
+        """Name an event's object (Frigate's sub label route; None or "" clears it) and tell
+        an `update`: a live object through its watcher, so its later events keep the name;
+        an ended event (or one whose camera is gone) in the store. None for an unknown id."""
+        stored = self.events.get(event_id)
+        if stored is None:
+            return None
+        watcher = self.watcher(stored.camera)
+        if watcher is None or watcher.relabel(event_id, sub_label, score) is None:
+            after = {**stored.after, "sub_label": [sub_label, score] if sub_label else None}
+            event = CameraEvent("update", stored.after, after, stored.camera, stored.label, None)
+            self.events.add(event)
+            self._fanout.on_event(event)
+        return self.events.get(event_id)
 
 
 def feed_options(config: CameraConfig) -> FeedOptions:

@@ -311,6 +311,19 @@ class Watcher:
                 faces=self._naming_faces(),
             )
 
+    def relabel(
+        self, event_id: str, sub_label: str | None, score: float | None
+    ) -> CameraEvent | None:
+        """A live object's sub label set from outside (on the event loop): its `update`, kept
+        and told as the watcher's own events are; None when no live object has that id."""
+        lifecycle = self._lifecycle
+        event = lifecycle.relabel(event_id, sub_label, score, time.time()) if lifecycle else None
+        if event is not None:
+            self.events.add(event)
+            self.metrics.events.labels(self.camera, event.type).inc()
+            self._tell([event], None, None)
+        return event
+
     def latest_jpeg(self, *, boxes: bool, height: int | None) -> bytes | None:
         """The last analysed frame as JPEG, with the tracked objects' boxes if asked; None
         before the first frame."""

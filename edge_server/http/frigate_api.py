@@ -5,8 +5,10 @@ Double Take (`api/src/util/frigate.util.js`, `api/src/constants/config.js`) chec
 `GET /api/version` before each event, then polls `GET /api/<camera>/latest.jpg?h=500` and
 `GET /api/events/<id>/snapshot.jpg?h=500&crop=1` (without `crop` when the camera has masks).
 `GET /api/events` and `GET /api/events/<id>` answer in Frigate's event shape for tools that
-list events. Errors are problem+json, as everywhere in this service (Frigate answers its own
-JSON; Double Take only reads the status).
+list events. With `update_sub_labels: true`, Double Take names the person it recognised with
+`POST /api/events/<id>/sub_label` and the JSON `{"subLabel": "name"}`; Frigate's optional
+`subLabelScore` is read too. Errors are problem+json, as everywhere in this service (Frigate
+answers its own JSON; Double Take only reads the status).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, Response
 from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
 from ..cameras.event_store import StoredEvent
@@ -88,6 +91,29 @@ async def event_snapshot(
     if jpeg is None:
         raise NotFound(f"event {event_id!r} has no snapshot yet")
     return Response(jpeg, media_type="image/jpeg", headers=JPEG_HEADERS)
+
+
+class SubLabel(BaseModel):
+    """Frigate's sub label body: the name ("" clears it) and its score if known."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    sub_label: str = Field(alias="subLabel", max_length=100)
+    score: float | None = Field(None, alias="subLabelScore", gt=0.0, le=1.0)
+
+
+@router.post(
+    "/events/{event_id}/sub_label",
+    responses=problems.openapi_responses(404),
+    summary="Name an event's object (Frigate's sub label, as Double Take sets it)",
+)
+async def sub_label(event_id: str, body: SubLabel, cameras: CamerasDep) -> dict[str, Any]:
+    """Sets the event's `sub_label` to `[name, score]` and publishes an `update` (MQTT and
+    webhooks); a live object keeps the name in its later events. Answers as Frigate does."""
+    _stored(cameras, event_id)
+    name = body.sub_label or None
+    cameras.relabel(event_id, name, body.score if name else None)
+    return {"success": True, "message": f"Event {event_id} sub label set to {name}"}
 
 
 @router.get(

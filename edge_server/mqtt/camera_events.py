@@ -154,12 +154,19 @@ class CameraEvents:
     def _reloaded(
         self, before: Mapping[str, CameraConfig], after: Mapping[str, CameraConfig]
     ) -> None:
-        """After a reload: retire the entities no camera has any more, announce the rest."""
+        """After a reload: clear what a removed camera (or a dropped label) left retained,
+        retire the entities no camera has any more, announce the rest."""
+        for name in before.keys() - after.keys():
+            self._counts.pop(name, None)
         self.connection.spawn(self._reannounce(before, after))
 
     async def _reannounce(
         self, before: Mapping[str, CameraConfig], after: Mapping[str, CameraConfig]
     ) -> None:
+        for topic in sorted(self._retained(before) - self._retained(after)):
+            # An empty retained message clears the topic. Queued behind the stopped watcher's
+            # last motion OFF and counts, so none of those lands after it.
+            await self._queue.put((topic, b"", "result", True))
         if not self.connection.settings.mqtt_discovery:
             return
         identity = self.connection.identity()
@@ -168,6 +175,18 @@ class CameraEvents:
         for topic in sorted(old - new):  # an empty retained config removes the entity
             await self.connection.publish(topic, b"", "discovery", retain=True)
         await self.announce()
+
+    def _retained(self, configs: Mapping[str, CameraConfig]) -> set[str]:
+        """The retained topics the cameras publish: counts, snapshots, motion, diagnostics."""
+        topics = self.topics
+        retained = set()
+        for name, config in configs.items():
+            labels = list(config.labels)
+            retained |= {topics.count(name, label) for label in [*labels, "all"]}
+            retained |= {topics.snapshot(name, label) for label in labels}
+            retained |= {topics.motion(name), topics.latest_snapshot(name)}
+            retained.add(topics.diagnostics(name))
+        return retained
 
     def _configs(
         self, identity: Identity, name: str, config: CameraConfig

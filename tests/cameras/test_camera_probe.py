@@ -16,6 +16,9 @@ from support.cameras.mjpeg_server import MjpegServer
 from support.cameras.rtsp import RtspServer
 from support.cameras.snapshot_server import SnapshotServer
 
+# Cameras' I/O: the same whatever runtime runs the models, so run once (under LiteRT).
+pytestmark = pytest.mark.lan
+
 
 def _probe(url: str, *flags: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}

@@ -167,7 +167,8 @@ def _first_life(world: World, camera: str, what: str) -> tuple[str, list[dict[st
             return None
         first = events[0]["after"]["id"]
         life = [e for e in events if e["after"]["id"] == first]
-        return (first, life) if life[-1]["type"] == "end" else None
+        ends = [n for n, e in enumerate(life) if e["type"] == "end"]
+        return (first, life[: ends[0] + 1]) if ends else None  # a sub label may follow
 
     return until(ended, what)
 
@@ -304,6 +305,94 @@ def test_mjpeg_and_snapshot_cameras_see_the_person(world: World, camera: str) ->
     print(f"\n{camera}: {kinds.count('update')} updates between new and end")
     assert kinds[0] == "new" and kinds.count("new") == 1 and kinds[-1] == "end"
     assert "update" in kinds
+
+
+# Double Take's `update_sub_labels` request (api/src/util/frigate.util.js, axios 0.27): a POST
+# of `{"subLabel": names}` as JSON with axios's headers, and no API key.
+AXIOS = {
+    "Accept": "application/json, text/plain, */*",
+    "Content-Type": "application/json",
+    "User-Agent": "axios/0.27.2",
+}
+
+
+def _double_take_names(world: World, event_id: str, body: dict[str, Any]) -> httpx.Response:
+    data = json.dumps(body, separators=(",", ":"))  # JSON.stringify's form
+    return world.http.post(f"/api/events/{event_id}/sub_label", content=data, headers=AXIOS)
+
+
+def _updates_of(world: World, event_id: str) -> list[dict[str, Any]]:
+    found = []
+    for message in list(world.recorder.messages):
+        if message.topic == "frigate/events":
+            event = json.loads(message.payload)
+            if event["after"]["id"] == event_id:
+                found.append(event)
+    return found
+
+
+def test_double_take_names_a_live_person_and_the_name_stays(world: World) -> None:
+    """Double Take's sub label request on a person still in view of the MJPEG camera: 200 as
+    Frigate answers, an `update` carrying the name at once, the name kept by the object's
+    later events up to its `end`, and in GET /api/events/<id>."""
+
+    def in_view() -> str | None:
+        events = _events(world, "door")
+        ended = {e["after"]["id"] for e in events if e["type"] == "end"}
+        live = [e["after"]["id"] for e in events if e["type"] == "new"]
+        return next((i for i in reversed(live) if i not in ended), None)
+
+    event_id = until(in_view, "door: a person in view")
+    answer = _double_take_names(world, event_id, {"subLabel": "obama"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"success": True, "message": f"Event {event_id} sub label set to obama"}
+    named = until(
+        lambda: [
+            e
+            for e in _updates_of(world, event_id)
+            if e["type"] == "update" and e["after"]["sub_label"] == ["obama", None]
+        ],
+        "door: the named update",
+    )
+    assert named[0]["before"]["sub_label"] is None and named[0]["after"]["active"]
+    end = until(
+        lambda: [e for e in _updates_of(world, event_id) if e["type"] == "end"], "door: its end"
+    )
+    assert end[0]["after"]["sub_label"] == ["obama", None]
+    assert world.http.get(f"/api/events/{event_id}").json()["sub_label"] == "obama"
+    until(
+        lambda: any(b["after"]["sub_label"] == ["obama", None] for b in list(world.hooks.bodies)),
+        "the webhook's named update",
+    )
+
+
+def test_double_take_names_an_ended_event_with_a_score_and_clears_it(world: World) -> None:
+    """On an ended event: the name and Frigate's subLabelScore go into the stored event and an
+    `update` (still ended); "" clears it; an unknown event is a 404 problem and a body without
+    subLabel or with a score above 1 a 422 problem."""
+    first, _ = _first_life(world, "walk", "walk: the person's end")
+    answer = _double_take_names(world, first, {"subLabel": "obama", "subLabelScore": 0.87})
+    assert answer.status_code == 200, answer.text
+    named = until(
+        lambda: [
+            e for e in _updates_of(world, first) if e["after"]["sub_label"] == ["obama", 0.87]
+        ],
+        "walk: the named update",
+    )
+    assert named[0]["type"] == "update" and not named[0]["after"]["active"]
+    assert named[0]["after"]["end_time"] is not None
+    assert world.http.get(f"/api/events/{first}").json()["sub_label"] == "obama"
+    cleared = _double_take_names(world, first, {"subLabel": ""})
+    assert cleared.json()["message"] == f"Event {first} sub label set to None"
+    assert world.http.get(f"/api/events/{first}").json()["sub_label"] is None
+    missing = _double_take_names(world, "1765070000.0-abcdef", {"subLabel": "obama"})
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert "1765070000.0-abcdef" in missing.json()["detail"]
+    for body in ({}, {"subLabel": "obama", "subLabelScore": 2}, {"subLabel": "x" * 101}):
+        refused = _double_take_names(world, first, body)
+        assert refused.status_code == 422, body
+        assert refused.headers["content-type"] == "application/problem+json"
 
 
 def test_classify_answers_while_the_cameras_run(world: World, images_dir: Path) -> None:

@@ -7,7 +7,7 @@ A process because both are about the process: a signal, and an exit status with 
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 from conftest import DETECTOR, SMALL_MODEL, ServerProcess, free_port, server_env
 from support.cameras.clips import still_clip
 from support.cameras.rtsp import RtspServer
-from support.mosquitto import Mosquitto, Recorder
+from support.mosquitto import Mosquitto, Received, Recorder
 from support.waiting import HANG, until
 
 pytestmark = pytest.mark.lan
@@ -53,15 +53,16 @@ def test_sighup_restarts_only_the_cameras_that_changed(
     tmp_path: Path, models_dir: Path, runtime: str, still_server: RtspServer
 ) -> None:
     """Before: a, b, c. After the edit and SIGHUP: a untouched (its frames keep counting from
-    where they were), b gone (its Home Assistant entities and metrics too), c restarted with
-    its new fps, d started and announced."""
+    where they were), b gone (its Home Assistant entities, its retained topics on the broker
+    and its metrics too), c restarted with its new fps, d started and announced."""
     config = tmp_path / "models.toml"
     url = still_server.url()
     config.write_text(_tables(url, a={}, b={}, c={"fps": 5}))
     (tmp_path / "mosquitto").mkdir()
     broker = Mosquitto(tmp_path / "mosquitto")
     recorder = Recorder(broker.anonymous_port)
-    recorder.subscribe("homeassistant/#")
+    prefix = "edge-server/reload"
+    recorder.subscribe("homeassistant/#", f"{prefix}/#")
     env = server_env(
         models_dir,
         runtime,
@@ -76,6 +77,9 @@ def test_sighup_restarts_only_the_cameras_that_changed(
     try:
         server.wait_ready()
         assert recorder.wait_for(lambda m: m.topic == motion.format("b") and m.payload != b"")
+        assert recorder.wait_for(
+            lambda m: m.topic == f"{prefix}/b/diagnostics" and m.payload != b""
+        )
         until(
             lambda: all(c["frames"]["read"] > 5 for c in _cameras(server).values()),
             "a, b and c streaming",
@@ -97,13 +101,40 @@ def test_sighup_restarts_only_the_cameras_that_changed(
         # b's entities are removed (an empty retained config), d's announced.
         assert recorder.wait_for(lambda m: m.topic == motion.format("b") and m.payload == b"")
         assert recorder.wait_for(lambda m: m.topic == motion.format("d") and m.payload != b"")
+        # b's retained topics are cleared (an empty retained payload): counts, snapshots,
+        # motion and diagnostics.
+        for level in ("diagnostics", "motion", "all", "person", "person/snapshot", "snapshot"):
+            assert recorder.wait_for(_cleared(f"{prefix}/b/{level}")), level
         emptied = {m.topic for m in recorder.messages if m.payload == b""}
-        assert emptied and all("_camera_b_" in topic for topic in emptied)
+        assert emptied and all(
+            "_camera_b_" in topic or topic.startswith(f"{prefix}/b/") for topic in emptied
+        )
+        # So the broker keeps nothing of b: a new subscriber is given a's, c's and d's retained
+        # diagnostics (sent together on subscribing) and none of b's topics.
+        fresh = Recorder(broker.anonymous_port)
+        try:
+            fresh.subscribe(f"{prefix}/#")
+            for name in "acd":
+                assert fresh.wait_for(_on(f"{prefix}/{name}/diagnostics")), name
+            kept = sorted(m.topic for m in fresh.messages if m.topic.startswith(f"{prefix}/b/"))
+            assert kept == []
+        finally:
+            fresh.close()
     finally:
         server.stop()
         recorder.close()
         broker.stop()
     assert "cameras reloaded: 1 unchanged, 2 stopped, 2 started" in server.log
+
+
+def _on(topic: str) -> Callable[[Received], bool]:
+    """Whether a message is on `topic`."""
+    return lambda message: message.topic == topic
+
+
+def _cleared(topic: str) -> Callable[[Received], bool]:
+    """Whether a message is the empty payload that clears `topic`'s retained message."""
+    return lambda message: message.topic == topic and message.payload == b""
 
 
 def test_a_camera_without_a_served_detector_stops_the_start(

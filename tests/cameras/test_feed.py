@@ -16,6 +16,9 @@ from support.cameras.rtsp import RtspServer
 from support.cameras.snapshot_server import SnapshotServer
 from support.waiting import HANG, until
 
+# Cameras' I/O: the same whatever runtime runs the models, so run once (under LiteRT).
+pytestmark = pytest.mark.lan
+
 FAST = FeedOptions(open_timeout=10, read_timeout=5, watchdog=5, backoff=(0.2, 2.0))
 
 

@@ -9,7 +9,9 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -24,10 +26,15 @@ from edge_server.cameras.feed import (
 )
 
 from support.cameras import LOGIN
+from support.cameras.camera_process import CameraProcess
+from support.cameras.clips import Clip
 from support.cameras.mjpeg_server import MjpegServer
 from support.cameras.rtsp import RtspServer, free_port
 from support.cameras.snapshot_server import SnapshotServer
 from support.waiting import HANG, until
+
+# Cameras' I/O: the same whatever runtime runs the models, so run once (under LiteRT).
+pytestmark = pytest.mark.lan
 
 FAST = FeedOptions(open_timeout=5, read_timeout=2, watchdog=2, backoff=(0.1, 1.0))
 CYCLES = 20
@@ -126,6 +133,55 @@ def test_rtsp_server_killed_and_restarted(
     assert 2 * CYCLES + 2 <= len(lines) <= 4 * CYCLES + 2, [r.getMessage() for r in lines]
     assert all(LOGIN[1] not in r.getMessage() for r in caplog.records)
     print(f"{CYCLES} cycles, {status.reconnects} reconnects, {len(lines)} log lines")
+    until(lambda: threading.active_count() <= threads, "the feed's threads gone")
+    assert _open_fds() <= fds
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "login"),
+    [("mjpeg", "/stream", None), ("snapshot", "/digest/capture", LOGIN)],
+)
+def test_http_camera_killed_and_restarted(
+    kind: str,
+    path: str,
+    login: tuple[str, str] | None,
+    walk_jpegs: list[bytes],
+    walk_clip: Clip,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Killed and restarted 20 times, the MJPEG feed and the snapshot feed (Digest, polled
+    every 0.2 s) reconnect each time, log one line a change, and end with the threads and
+    files they started with."""
+    caplog.set_level(logging.INFO, "edge_server")
+    camera = CameraProcess(kind, walk_jpegs, walk_clip.fps, tmp_path / kind)
+    threads, fds = threading.active_count(), _open_fds()  # the camera's pipe is gone at the end
+    camera.start()
+    try:
+        registry = CollectorRegistry()
+        options = replace(FAST, snapshot_interval=0.2)
+        feed = feed_for("door", camera.url(path, login), options, metrics=feed_metrics(registry))
+        states = States(feed)
+        with running(feed):
+            _reaches(feed, FeedState.streaming)
+            for cycle in range(1, CYCLES + 1):
+                seen = len(states)
+                camera.kill()
+                lost = until(partial(states.since, seen, FeedState.reconnecting), f"lost {cycle}")
+                assert lost.last_error is not None
+                seen = len(states)
+                camera.start()
+                until(partial(states.since, seen, FeedState.streaming), f"streaming {cycle}")
+            status = feed.status()
+    finally:
+        camera.kill()
+    assert status.reconnects >= CYCLES
+    labels = {"camera": "door"}
+    assert registry.get_sample_value("edge_camera_reconnects_total", labels) == status.reconnects
+    lines = [r for r in caplog.records if r.getMessage().startswith("camera door:")]
+    assert 2 * CYCLES + 2 <= len(lines) <= 4 * CYCLES + 2, [r.getMessage() for r in lines]
+    assert all(LOGIN[1] not in r.getMessage() for r in caplog.records)
+    print(f"{kind}: {CYCLES} cycles, {status.reconnects} reconnects, {len(lines)} log lines")
     until(lambda: threading.active_count() <= threads, "the feed's threads gone")
     assert _open_fds() <= fds
 

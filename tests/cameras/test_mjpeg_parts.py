@@ -7,6 +7,9 @@ import pytest
 
 from edge_server.cameras.mjpeg import MAX_SEARCH, Parts, boundary_of
 
+# Cameras' I/O: the same whatever runtime runs the models, so run once (under LiteRT).
+pytestmark = pytest.mark.lan
+
 BOUNDARY = "123456789000000000000987654321"
 
 

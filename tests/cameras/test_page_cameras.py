@@ -18,6 +18,9 @@ from support.cameras import LOGIN
 from support.cameras.rtsp import RtspServer
 from support.waiting import HANG
 
+# Cameras' I/O: the same whatever runtime runs the models, so run once (under LiteRT).
+pytestmark = pytest.mark.lan
+
 KEY = "page-test-key-of-enough-length"
 
 

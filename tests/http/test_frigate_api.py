@@ -98,3 +98,32 @@ def test_version_and_an_empty_event_list_answer_as_frigate_does(http: httpx.Clie
     for query in ("", "?camera=dead&label=person&limit=5", "?camera=all"):
         events = http.get("/api/events" + query)
         assert events.status_code == 200 and events.json() == []
+
+
+KEY = "frigate-test-key-of-enough-length"
+
+
+@pytest.fixture(scope="module")
+def keyed(models_dir: Path, runtime: str) -> Iterator[httpx.Client]:
+    """The app with an API key set (and the dead camera)."""
+    settings = Settings(
+        model=[DETECTOR, SMALL_MODEL],
+        models_dir=models_dir,
+        runtime=RuntimeChoice(runtime),
+        cameras=f"dead=rtsp://127.0.0.1:{free_port()}/sub",
+        api_key=KEY,
+    )
+    with in_process(create_app(settings)) as client:
+        yield client
+
+
+def test_the_sub_label_route_takes_the_key_as_the_other_routes(keyed: httpx.Client) -> None:
+    """With a key set, POST /api/events/<id>/sub_label without it is a 401 problem, as GET
+    /api/events is; with it, an unknown event is a 404 problem naming the id."""
+    path = "/api/events/1765070000.1-abcdef/sub_label"
+    for refused in (keyed.post(path, json={"subLabel": "obama"}), keyed.get("/api/events")):
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"
+    answer = keyed.post(path, json={"subLabel": "obama"}, headers={"X-API-Key": KEY})
+    assert answer.status_code == 404
+    assert "1765070000.1-abcdef" in answer.json()["detail"]

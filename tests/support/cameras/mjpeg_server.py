@@ -29,8 +29,10 @@ class MjpegServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, jpegs: list[bytes], fps: float, *, stall_after: int = 5) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(
+        self, jpegs: list[bytes], fps: float, *, stall_after: int = 5, port: int = 0
+    ) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.jpegs = jpegs
         self.fps = fps
         self.stall_after = stall_after

@@ -32,8 +32,10 @@ class SnapshotServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, jpegs: list[bytes], fps: float, login: tuple[str, str]) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(
+        self, jpegs: list[bytes], fps: float, login: tuple[str, str], *, port: int = 0
+    ) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.jpegs = jpegs
         self.fps = fps
         self.login = login
