@@ -266,19 +266,22 @@ class Lifecycle:
         """A confirmed person's face recognised as `name` (in the frame of `seen_at`, else
         `now`): their sub label when they had none or this recognition is surer (the best is
         kept), told at once as an `update` that carries the face update. Nothing when a surer
-        name is kept."""
-        life = self._lives.get(track.number)
-        if life is None or life.object.false_positive:
-            return []
-        obj = life.object
-        if obj.sub_label is not None and obj.sub_label[1] >= score:
-            return []
-        obj.sub_label = (name, round(score, 6))
-        life.dirty = True
-        face = FaceUpdate(
-            obj.id, self.camera, name, round(score, 6), now if seen_at is None else seen_at
-        )
-        return [replace(e, face=face) for e in self._maybe_update(life, now, force=True)]
+        name is kept, or a name set from outside without a score (`relabel`)."""
+        with self._lock:
+            life = self._lives.get(track.number)
+            if life is None or life.object.false_positive:
+                return []
+            obj = life.object
+            if obj.sub_label is not None:
+                kept = obj.sub_label[1]
+                if kept is None or kept >= score:
+                    return []
+            obj.sub_label = (name, round(score, 6))
+            life.dirty = True
+            face = FaceUpdate(
+                obj.id, self.camera, name, round(score, 6), now if seen_at is None else seen_at
+            )
+            return [replace(e, face=face) for e in self._maybe_update(life, now, force=True)]
 
     def close(self, now: float) -> list[CameraEvent]:
         """End every object (the camera stopped or was removed)."""
