@@ -22,7 +22,7 @@ import secrets
 import string
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -119,6 +119,29 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class FaceUpdate:
+    """A person object named by their face: Frigate 0.16's `tracked_object_update` message of
+    type `face` (its docs/docs/integrations/mqtt.md)."""
+
+    id: str  # the object's event id
+    camera: str
+    name: str
+    score: float  # the recognition's calibrated confidence
+    timestamp: float  # the frame's time
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON Frigate publishes on `frigate/tracked_object_update`."""
+        return {
+            "type": "face",
+            "id": self.id,
+            "name": self.name,
+            "score": self.score,
+            "camera": self.camera,
+            "timestamp": self.timestamp,
+        }
+
+
+@dataclass(frozen=True)
 class CameraEvent:
     """One event of one object: what Frigate publishes on `frigate/events`, and its snapshot."""
 
@@ -130,6 +153,7 @@ class CameraEvent:
     snapshot: bytes | None  # the best frame's JPEG with the object's box drawn
     frame: bytes | None = None  # the same frame without the box
     best: Snapshot | None = None
+    face: FaceUpdate | None = None  # set on the `update` that names a person by their face
 
     def payload(self) -> dict[str, Any]:
         """The JSON Frigate publishes: type, before, after."""
@@ -235,6 +259,29 @@ class Lifecycle:
             life.object.sub_label = None if not sub_label else (sub_label, score)
             life.dirty = True
             return self._told(life, "update", now)
+
+    def recognise(
+        self, track: Track, name: str, score: float, now: float, seen_at: float | None = None
+    ) -> list[CameraEvent]:
+        """A confirmed person's face recognised as `name` (in the frame of `seen_at`, else
+        `now`): their sub label when they had none or this recognition is surer (the best is
+        kept), told at once as an `update` that carries the face update. Nothing when a surer
+        name is kept, or a name set from outside without a score (`relabel`)."""
+        with self._lock:
+            life = self._lives.get(track.number)
+            if life is None or life.object.false_positive:
+                return []
+            obj = life.object
+            if obj.sub_label is not None:
+                kept = obj.sub_label[1]
+                if kept is None or kept >= score:
+                    return []
+            obj.sub_label = (name, round(score, 6))
+            life.dirty = True
+            face = FaceUpdate(
+                obj.id, self.camera, name, round(score, 6), now if seen_at is None else seen_at
+            )
+            return [replace(e, face=face) for e in self._maybe_update(life, now, force=True)]
 
     def close(self, now: float) -> list[CameraEvent]:
         """End every object (the camera stopped or was removed)."""

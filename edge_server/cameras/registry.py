@@ -87,6 +87,7 @@ class CameraStatus:
             "motion": bool(watcher.motion) if watcher else False,
             "objects": watcher.objects if watcher else 0,
             "counts": dict(watcher.counts) if watcher else {},
+            "faces": watcher.faces if watcher else False,
         }
 
 

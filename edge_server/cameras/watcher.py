@@ -9,8 +9,10 @@ input, so the detector sees the object at the scale it was trained on), or on th
 when the regions would cover most of it. A stationary object is looked at again every
 `stationary_interval` seconds, not on every frame. Detector invokes go through the Service on
 the event loop (`detect_picture`): they share the process's owners and core budget with the
-HTTP requests, one invoke of this camera at a time. Events go to the store and, on the event
-loop, to the listeners (MQTT, webhooks, the page).
+HTTP requests, one invoke of this camera at a time. With faces on (face_names), a confirmed
+person's face is recognised in their box about once a second until they are named (beside the
+analysis, one try in flight at a time); the name is their sub label. Events go to the store
+and, on the event loop, to the listeners (MQTT, webhooks, the page).
 
 With nothing moving and nothing tracked, a frame costs its motion check (about half a
 millisecond at 640x360) and the detector never runs.
@@ -27,7 +29,7 @@ import weakref
 from collections import Counter as Tally
 from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,11 +44,12 @@ from ..core.motion import Motion, MotionOptions
 from ..core.region import Region
 from ..core.tracking import Observation, Track, Tracker, iou
 from ..core.zones import Box, masked, square_around
-from ..serving.schemas import DetectResponse
+from ..serving.schemas import DetectResponse, PixelBox
 from ..serving.service import Service
 from . import snapshots
 from .event_store import EventStore
 from .events import CameraEvent, Lifecycle
+from .face_names import PERSON, FaceTries, faces_on
 from .frames import Frame
 
 log = logging.getLogger("edge_server")
@@ -102,6 +105,13 @@ class CameraMetrics:
             ("camera",),
             registry=registry,
         )
+        self.face_tries = Counter(
+            "edge_camera_face_tries",
+            "Faces looked for in a camera's confirmed people, by camera and outcome "
+            "(recognised; unrecognised: no face, or nobody registered; failed).",
+            ("camera", "outcome"),
+            registry=registry,
+        )
         self.errors = Counter(
             "edge_camera_analysis_errors",
             "Frames whose analysis failed (the detector refused or failed), by camera.",
@@ -124,6 +134,9 @@ class CameraMetrics:
         for kind in ("new", "update", "end"):
             with contextlib.suppress(KeyError):
                 self.events.remove(camera, kind)
+        for outcome in ("recognised", "unrecognised", "failed"):
+            with contextlib.suppress(KeyError):
+                self.face_tries.remove(camera, outcome)
 
 
 _METRICS: weakref.WeakKeyDictionary[CollectorRegistry, CameraMetrics] = weakref.WeakKeyDictionary()
@@ -171,6 +184,17 @@ class WatcherStatus:
     counts: dict[str, int] = field(default_factory=dict)  # confirmed objects by label
     last_error: str | None = None
     last_frame_time: float | None = None
+    faces: bool = False  # naming people by their faces now (on, and anybody registered)
+
+
+@dataclass(frozen=True)
+class _FaceTry:
+    """A face try in flight: the objects' tracks and ids, the tried frame's time."""
+
+    future: Future[list[tuple[str, float] | None]]
+    due: list[tuple[Track, str]]
+    time: float
+    started: float  # time.monotonic()
 
 
 class Watcher:
@@ -213,6 +237,15 @@ class Watcher:
         self._last_error: str | None = None
         self._errors_logged_at = 0.0
         self.metrics = camera_metrics(service.metrics.registry)
+        self.faces = faces_on(config, service)  # name people by their faces
+        if config.faces and not self.faces:
+            log.warning(
+                "camera %s: faces = true, but faces are not served (EDGE_FACES is off or the "
+                "face models are missing: edge-server models pull faces); people are not named",
+                camera,
+            )
+        self._face_tries = FaceTries()
+        self._face_try: _FaceTry | None = None  # the one face try in flight
 
     # --- the contract ---------------------------------------------------------------------
 
@@ -237,6 +270,7 @@ class Watcher:
             return
         self._stopping.set()
         await asyncio.to_thread(thread.join, DETECT_TIMEOUT + 5.0)
+        self._drop_face_try()
         ended = self._lifecycle.close(time.time()) if self._lifecycle else []
         for event in ended:
             self.metrics.events.labels(self.camera, event.type).inc()
@@ -274,6 +308,7 @@ class Watcher:
                 counts=dict(self._counts),
                 last_error=self._last_error,
                 last_frame_time=self._latest.time if self._latest else None,
+                faces=self._naming_faces(),
             )
 
     def relabel(
@@ -353,6 +388,7 @@ class Watcher:
             if self._lifecycle is not None:
                 closed = self._lifecycle.close(frame.time)
                 self._checked.clear()
+                self._drop_face_try()
             self._motion = Motion(
                 width,
                 height,
@@ -403,6 +439,7 @@ class Watcher:
             self._tracker.tracks, ended, frame_time=now, rgb=frame.rgb, regions=region_of, seen=seen
         )
         events.extend(self._names(lifecycle, seen, found, now))
+        events.extend(self._faces(lifecycle, seen, frame))
         self._finish(frame, motion_boxes, events, lifecycle)
 
     def _regions(
@@ -503,6 +540,8 @@ class Watcher:
             obj = lifecycle.object_of(track)
             if obj is None or obj.false_positive or obj.sub_label is not None:
                 continue
+            if obj.label == PERSON and self._naming_faces():
+                continue  # a person is named by their face, not by the classifier
             for observation, answer, n in found:
                 if answer is None or observation.box != track.box:
                     continue
@@ -512,6 +551,77 @@ class Watcher:
                         lifecycle.name(track, detection.sub_label, detection.sub_score, now)
                     )
         return events
+
+    def _naming_faces(self) -> bool:
+        """Whether people are named by their faces now: faces on, and anybody registered."""
+        faces = self.service.faces
+        return self.faces and faces is not None and faces.anyone()
+
+    def _faces(
+        self, lifecycle: Lifecycle, seen: Sequence[Track], frame: Frame
+    ) -> list[CameraEvent]:
+        """Name the people of a finished face try, then start the next on the confirmed
+        people of this frame that are due one (face_names says when). A try runs beside the
+        analysis, one at a time per camera: a slow description (a Pi's dlib) never holds the
+        camera's frames, it only spaces the tries."""
+        events = self._face_answers(lifecycle, frame.time)
+        faces = self.service.faces
+        if self._face_try is not None or faces is None or not self._naming_faces():
+            return events
+        now = frame.time
+        due: list[tuple[Track, str]] = []
+        for track in seen:
+            obj = lifecycle.object_of(track)
+            if obj is None or obj.false_positive or obj.label != PERSON:
+                continue
+            named = obj.sub_label is not None
+            if self._face_tries.due(obj.id, now, named=named):
+                self._face_tries.tried(obj.id, now, named=named)
+                due.append((track, obj.id))
+        self._face_tries.keep({o.id for o in lifecycle.objects()})
+        if due:
+            boxes = [
+                PixelBox(x_min=t.box[0], y_min=t.box[1], x_max=t.box[2], y_max=t.box[3])
+                for t, _ in due
+            ]
+            future = asyncio.run_coroutine_threadsafe(
+                faces.sub_labels_picture(frame.rgb(), boxes), self.loop
+            )
+            self._face_try = _FaceTry(future, due, now, time.monotonic())
+        return events
+
+    def _face_answers(self, lifecycle: Lifecycle, now: float) -> list[CameraEvent]:
+        """The names a finished try found, as `update`s of the objects still alive (none while
+        it runs; a try that fails or hangs is counted and dropped)."""
+        pending = self._face_try
+        if pending is None:
+            return []
+        tries = self.metrics.face_tries
+        if not pending.future.done():
+            if time.monotonic() - pending.started < DETECT_TIMEOUT:
+                return []
+            pending.future.cancel()
+        self._face_try = None
+        try:
+            names = pending.future.result(timeout=0)
+        except (Exception, CancelledError) as exc:
+            tries.labels(self.camera, "failed").inc(len(pending.due))
+            detail = exc.detail if isinstance(exc, ServiceError) else repr(exc)
+            self._failed(f"recognising faces failed: {detail}")
+            return []
+        events: list[CameraEvent] = []
+        for (track, object_id), name in zip(pending.due, names, strict=True):
+            tries.labels(self.camera, "unrecognised" if name is None else "recognised").inc()
+            obj = lifecycle.object_of(track)
+            if name is not None and obj is not None and obj.id == object_id:
+                events.extend(lifecycle.recognise(track, name[0], name[1], now, pending.time))
+        return events
+
+    def _drop_face_try(self) -> None:
+        """Forget a try in flight (the camera stops, or its objects were ended)."""
+        pending, self._face_try = self._face_try, None
+        if pending is not None:
+            pending.future.cancel()
 
     def _finish(
         self,

@@ -167,6 +167,7 @@ class CameraTable(BaseModel):
     motion_threshold: Annotated[int, Field(ge=1, le=255)] | None = None
     motion_contour_area: Annotated[int, Field(ge=1)] | None = None
     stationary_interval: Annotated[float, Field(gt=0)] | None = None
+    faces: bool | None = None
     enabled: bool | None = None
 
     @field_validator("url")
@@ -203,6 +204,9 @@ class CameraConfig(BaseModel):
     motion_threshold: Annotated[int, Field(ge=1, le=255)] = 30  # Frigate's default
     motion_contour_area: Annotated[int, Field(ge=1)] = 10  # Frigate's default
     stationary_interval: Annotated[float, Field(gt=0)] = 10.0
+    # Name the people in confirmed person objects (their sub_label); None: whenever the face
+    # service is on (cameras/face_names.py says why that is cheap).
+    faces: bool | None = None
     enabled: bool = True
 
     @field_validator("name")

@@ -3,7 +3,8 @@
 Per camera: a motion `binary_sensor`, for each tracked label an occupancy `binary_sensor` and
 a count `sensor` (both read the retained count, as Frigate's integration does), an `image`
 entity showing the latest event snapshot, an `event` entity firing on each object's `new` and
-`end`, and two diagnostics: the analysed frame rate and whether the camera is connected.
+`end`, a "last recognised face" sensor when the camera names people, and two diagnostics: the
+analysed frame rate and whether the camera is connected.
 Each camera is its own device (`via_device` the service's), so a camera's entities sit
 together on its own page; the service's availability topic covers them all.
 """
@@ -35,9 +36,14 @@ def camera_device(identity: Identity, camera: str) -> dict[str, Any]:
 
 
 def configs(
-    topics: CameraTopics, identity: Identity, camera: str, labels: Sequence[str]
+    topics: CameraTopics,
+    identity: Identity,
+    camera: str,
+    labels: Sequence[str],
+    *,
+    faces: bool = False,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """(config topic, payload) of every entity of one camera."""
+    """(config topic, payload) of every entity of one camera (`faces`: it names people)."""
     common = {
         "availability": [
             {
@@ -121,6 +127,24 @@ def configs(
                 "icon": "mdi:motion-sensor",
             },
         ),
+    ]
+    if faces:
+        entities.append(
+            entity(
+                "sensor",
+                "face",
+                {
+                    "name": "last recognised face",
+                    "state_topic": topics.face(camera),
+                    "value_template": "{{ value_json.name }}",
+                    "json_attributes_topic": topics.face(camera),
+                    "json_attributes_template": "{{ {'score': value_json.score, 'time': "
+                    "value_json.time, 'event_id': value_json.event_id} | tojson }}",
+                    "icon": "mdi:face-recognition",
+                },
+            )
+        )
+    entities += [
         entity(
             "sensor",
             "fps",

@@ -6,7 +6,9 @@ counts, `edge_mqtt_messages_dropped{kind="camera"}`), so a slow broker never hol
 Events go to the events topic as Frigate's `{"type", "before", "after"}` JSON; each event's
 snapshot to the retained `<base>/<camera>/<label>/snapshot` (and our `<prefix>/<camera>/
 snapshot` for Home Assistant's image entity); counts per label (and `all`) and motion ON/OFF,
-retained. The cameras' states and frame rates are published every DIAGNOSTICS_INTERVAL.
+retained. A person named by their face: Frigate's `tracked_object_update` (type `face`) and
+the camera's retained last recognised face. The cameras' states and frame rates are published
+every DIAGNOSTICS_INTERVAL.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..cameras.event_messages import event_message
 from ..cameras.events import CameraEvent
+from ..cameras.face_names import faces_on
 from ..cameras.registry import Cameras
 from ..config.cameras import CameraConfig
 from ..core.errors import StartupError
@@ -81,6 +84,18 @@ class CameraEvents:
                 self._snapshots[event_id] = taken
             self._put(self.topics.snapshot(event.camera, event.label), snapshot, "image", True)
             self._put(self.topics.latest_snapshot(event.camera), snapshot, "image", True)
+        face = event.face
+        if face is not None:
+            # Frigate's message for its tools, and the retained state of the camera's "last
+            # recognised face" sensor.
+            self._put(self.topics.tracked_object_update, payloads.dumps(face.payload()), "event")
+            last = {
+                "name": face.name,
+                "score": face.score,
+                "time": face.timestamp,
+                "event_id": face.id,
+            }
+            self._put(self.topics.face(face.camera), payloads.dumps(last), "result", True)
         if event.type in camera_discovery.EVENT_TYPES:
             after = event.after
             body = {
@@ -176,7 +191,13 @@ class CameraEvents:
     def _configs(
         self, identity: Identity, name: str, config: CameraConfig
     ) -> list[tuple[str, dict[str, Any]]]:
-        return camera_discovery.configs(self.topics, identity, name, list(config.labels))
+        return camera_discovery.configs(
+            self.topics,
+            identity,
+            name,
+            list(config.labels),
+            faces=faces_on(config, self.cameras.service),
+        )
 
     async def announce(self) -> None:
         """Every camera's Home Assistant configs (on connect and when Home Assistant starts)."""

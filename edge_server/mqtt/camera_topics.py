@@ -6,7 +6,8 @@ tools that read Frigate (Double Take subscribes `frigate/+/person/snapshot` and
 `frigate/events`) find the same levels here. With EDGE_CAMERA_EVENTS=edge they sit under the
 service's own prefix (`<prefix>/events`, `<prefix>/<camera>/...`); with `frigate`, under the
 Frigate prefix (EDGE_FRIGATE_TOPIC_PREFIX, `frigate`). What is ours alone (the latest snapshot
-of any label, the diagnostics, Home Assistant's event entity) stays under our prefix either way.
+of any label, the diagnostics, the last recognised face, Home Assistant's event entity) stays
+under our prefix either way.
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ class CameraTopics:
     def snapshot(self, camera: str, label: str) -> str:
         """The latest event snapshot of `label` on the camera, a retained JPEG."""
         return f"{self.base}/{camera}/{label}/snapshot"
+
+    @property
+    def tracked_object_update(self) -> str:
+        """Frigate 0.16's updates of a tracked object's metadata (a face recognised)."""
+        return f"{self.base}/tracked_object_update"
+
+    def face(self, camera: str) -> str:
+        """The last face the camera recognised (name, score, time, event id), retained JSON:
+        Home Assistant's "last recognised face" sensor."""
+        return f"{self.topics.prefix}/{camera}/face"
 
     def motion(self, camera: str) -> str:
         """`ON` or `OFF`, retained."""

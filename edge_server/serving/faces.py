@@ -427,8 +427,31 @@ class Faces:
         people = self.people_store.vectors()
         if not boxes or not people:
             return [None] * len(boxes)
+        return await self._named(await self._search(data), boxes, people)
+
+    async def sub_labels_picture(
+        self, rgb: npt.NDArray[np.uint8], boxes: list[PixelBox]
+    ) -> list[tuple[str, float] | None]:
+        """`sub_labels` on a picture already decoded (a camera frame, (H, W, 3) RGB, boxes in
+        its pixels): no JPEG made and read again, the same detector owners, core budget and
+        dlib workers."""
+        people = self.people_store.vectors()
+        if not boxes or not people:
+            return [None] * len(boxes)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise BadRequest(f"a picture is an (H, W, 3) uint8 array, not {rgb.shape} {rgb.dtype}")
+        return await self._named(await self._search_picture(rgb), boxes, people)
+
+    def anyone(self) -> bool:
+        """Whether anybody is registered (nobody: nothing can be recognised, so callers that
+        only name people skip the work)."""
+        return bool(self.people_store.people)
+
+    async def _named(
+        self, seen: _Seen, boxes: list[PixelBox], people: dict[str, npt.NDArray[np.float32]]
+    ) -> list[tuple[str, float] | None]:
+        """Who is in each person box of a searched picture (the body of `sub_labels`)."""
         engine, model, _ = await self._ready()
-        seen = await self._search(data)
         width, height = seen.facts.width, seen.facts.height
         chosen: list[blazeface.Face | None] = []
         for box in boxes:
@@ -443,6 +466,8 @@ class Faces:
             if chosen[n] is None:
                 chosen[n] = await self._in_box(engine, model, seen, box)
         picked = [f for f in chosen if f is not None]
+        if not picked:
+            return [None] * len(boxes)
         vectors = await self._describe(seen.picture, picked)
         matches = iter(face_matching.nearest(vectors, people, self.matching))
         labels: list[tuple[str, float] | None] = []
@@ -517,6 +542,31 @@ class Faces:
         found = [f for f in found if f.x_max > f.x_min and f.y_max > f.y_min]
         found.sort(key=lambda f: -f.area * facts.width * facts.height)
         return _Seen(picture, facts, found, decode_ms, preprocess_ms, inference)
+
+    async def _search_picture(self, rgb: npt.NDArray[np.uint8]) -> _Seen:
+        """`_search` on a decoded picture: letterboxed on the decode pool (counted in the core
+        budget as a decode is), invoked on the detector's owners."""
+        engine, model, _ = await self._ready()
+        loop = asyncio.get_running_loop()
+
+        def fit() -> tuple[Image.Image, npt.NDArray[np.float32], blazeface.Letterbox, float]:
+            started = time.perf_counter()
+            with shared_cores().held():
+                picture = Image.fromarray(np.ascontiguousarray(rgb))
+                tensor, placed = blazeface.letterbox(picture, model.side)
+            return picture, tensor, placed, (time.perf_counter() - started) * 1000
+
+        picture, tensor, placed, preprocess_ms = await loop.run_in_executor(self._decoders, fit)
+        facts = imaging.ImageFacts(picture.width, picture.height, "RGB", False)
+        inference = await asyncio.wrap_future(engine.submit(tensor))
+        regressors, scores = inference.outputs
+        found = [
+            blazeface.unletterbox(face, placed)
+            for face in blazeface.decode(regressors, scores, model, min_score=self._min_score)
+        ]
+        found = [f for f in found if f.x_max > f.x_min and f.y_max > f.y_min]
+        found.sort(key=lambda f: -f.area)
+        return _Seen(picture, facts, found, 0.0, preprocess_ms, inference)
 
     def _decode(
         self, data: bytes, side: int

@@ -108,3 +108,25 @@ def test_each_camera_is_a_device_with_motion_occupancy_counts_image_event_and_di
     assert _render(connected["value_template"], value_json=diagnostics) == "ON"
     assert _render(connected["value_template"], value_json={"connected": False}) == "OFF"
     assert json.dumps(configs)  # every config is JSON as published
+
+
+@pytest.mark.parametrize("mode", ["edge", "frigate"])
+def test_a_camera_naming_people_has_a_last_recognised_face_sensor(mode: str) -> None:
+    """Face updates go to Frigate's tracked_object_update (under the mode's base); with faces
+    on, a "last recognised face" sensor reads our retained face topic: the name its state,
+    the score, time and event id its attributes. Without faces, no such sensor."""
+    topics = CameraTopics.of(TOPICS, mode, "frigate")
+    base = "frigate" if mode == "frigate" else "edge-server/n1"
+    assert topics.tracked_object_update == f"{base}/tracked_object_update"
+    assert topics.face("front") == "edge-server/n1/front/face"
+    plain = dict(camera_discovery.configs(topics, IDENTITY, "front", ["person"]))
+    assert not [c for c in plain.values() if c["unique_id"].endswith("_face")]
+    configs = dict(camera_discovery.configs(topics, IDENTITY, "front", ["person"], faces=True))
+    [(topic, face)] = [(t, c) for t, c in configs.items() if c["unique_id"].endswith("_face")]
+    assert topic == f"homeassistant/sensor/{face['unique_id']}/config"
+    assert face["name"] == "last recognised face"
+    assert face["state_topic"] == face["json_attributes_topic"] == "edge-server/n1/front/face"
+    last = {"name": "alice", "score": 0.83, "time": 1765070001.2, "event_id": "1765070000.1-ab"}
+    assert _render(face["value_template"], value_json=last) == "alice"
+    attributes = json.loads(_render(face["json_attributes_template"], value_json=last))
+    assert attributes == {"score": 0.83, "time": 1765070001.2, "event_id": "1765070000.1-ab"}

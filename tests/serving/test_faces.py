@@ -281,6 +281,29 @@ def test_faces_too_small_for_the_whole_frame_are_found_in_the_person_boxes(
     assert all(label is not None and label[1] >= 0.67 for label in labels)
 
 
+def test_a_decoded_picture_names_the_same_people_as_its_jpeg(
+    faces: Faces, run: Runner, images_dir: Path
+) -> None:
+    """sub_labels_picture on the frame decoded (a camera's RGB array) names each person box
+    as sub_labels does on the JPEG, the small faces found in the boxes; nobody registered or
+    no box is no work and no names."""
+    photos = _photos(images_dir)
+    frame, boxes = _small_faces(images_dir)
+    rgb = np.asarray(Image.open(io.BytesIO(frame)).convert("RGB"))
+    assert run(faces.sub_labels_picture(rgb, boxes)) == [None, None]  # nobody registered
+    run(faces.register("obama", [photos["obama"][0].read_bytes()]))
+    run(faces.register("biden", [photos["biden"][0].read_bytes()]))
+    assert run(faces.sub_labels_picture(rgb, [])) == []
+    from_jpeg = run(faces.sub_labels(frame, boxes))
+    from_picture = run(faces.sub_labels_picture(rgb, boxes))
+    print("jpeg:", from_jpeg, "picture:", from_picture)
+    assert [label[0] if label else None for label in from_picture] == ["obama", "biden"]
+    for a, b in zip(from_jpeg, from_picture, strict=True):
+        assert a is not None and b is not None and abs(a[1] - b[1]) < 0.02
+    with pytest.raises(BadRequest):
+        run(faces.sub_labels_picture(rgb[:, :, 0], boxes))
+
+
 def test_detect_with_faces_names_each_person_through_a_server_process(
     models_dir: Path, runtime: str, run: Runner, images_dir: Path, tmp_path: Path
 ) -> None:

@@ -88,12 +88,20 @@ def walk_in_clip(
     person_in: float = 3.0,
     person_out: float = 8.0,
     noise: int = 8,
+    person: str = PERSON,
 ) -> Clip:
-    """The still scene where the person slides in from the left at `person_in`, stands in the
-    middle, and slides out to the right, gone from `person_out` on."""
-    out = folder / f"walk-{width}x{height}-{fps}fps-{seconds:g}s-{person_in:g}-{person_out:g}.mp4"
+    """The still scene where the person (a photo in the shared folder) slides in from the left
+    at `person_in`, stands in the middle, and slides out to the right, gone from `person_out`
+    on."""
+    from PIL import Image
+
+    who = "" if person == PERSON else f"-{Path(person).stem}"
+    out = folder / (
+        f"walk{who}-{width}x{height}-{fps}fps-{seconds:g}s-{person_in:g}-{person_out:g}.mp4"
+    )
     tall = round(height * PERSON_HEIGHT) // 2 * 2
-    wide = round(tall * 910 / 1137) // 2 * 2  # obama.jpg is 910x1137
+    with Image.open(images / person) as photo:
+        wide = round(tall * photo.width / photo.height) // 2 * 2
     centre = (width - wide) // 2
     leave = person_out - SLIDE_SECONDS
     # x: from off-screen left to the centre over SLIDE_SECONDS, stay, then off-screen right.
@@ -110,7 +118,7 @@ def walk_in_clip(
         f"noise=alls={noise}:allf=t"
     )
     _encode(
-        ["-loop", "1", "-i", str(images / SCENE), "-loop", "1", "-i", str(images / PERSON),
+        ["-loop", "1", "-i", str(images / SCENE), "-loop", "1", "-i", str(images / person),
          "-filter_complex", graph],
         out, fps, seconds,
     )  # fmt: skip
