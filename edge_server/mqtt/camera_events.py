@@ -61,6 +61,7 @@ class CameraEvents:
         self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=QUEUE)
         self._counts: dict[str, dict[str, int]] = {}  # camera: the counts last published
         self._snapshots: dict[str, float | None] = {}  # event id: snapshot_time last sent
+        self._faces: dict[str, str] = {}  # camera: the name its retained last face holds
 
     def start(self) -> None:
         """Publish from now on (tasks of the connection: cancelled when it stops)."""
@@ -69,6 +70,9 @@ class CameraEvents:
         self.connection.spawn(self._diagnose())
         self.cameras.add_state_listener(self._diagnose_one)
         self.cameras.add_reload_listener(self._reloaded)
+        faces = self.cameras.service.faces
+        if faces is not None:
+            faces.add_forget_listener(self._forget)
 
     # --- WatcherListener ------------------------------------------------------------------
 
@@ -96,6 +100,7 @@ class CameraEvents:
                 "event_id": face.id,
             }
             self._put(self.topics.face(face.camera), payloads.dumps(last), "result", True)
+            self._faces[face.camera] = face.name
         if event.type in camera_discovery.EVENT_TYPES:
             after = event.after
             body = {
@@ -123,6 +128,15 @@ class CameraEvents:
         self._counts[camera] = now
 
     # --- publishing -----------------------------------------------------------------------
+
+    def _forget(self, name: str) -> None:
+        """A person deleted: clear each camera's retained last face that may name them (an
+        empty retained message clears a topic). A camera that named nobody since this start may
+        hold a name from before it, so it is cleared too."""
+        for camera in self.cameras.names():
+            if self._faces.get(camera, name) == name:
+                self._faces.pop(camera, None)
+                self._put(self.topics.face(camera), b"", "result", True)
 
     def _put(self, topic: str, payload: bytes, kind: str, retain: bool = False) -> None:
         try:

@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +234,7 @@ class Faces:
             dimensions=DIMENSIONS if embedder is None else embedder.dimensions,
         )
         self._decoders = decoders
+        self._forget_listeners: list[Callable[[str], None]] = []
         self._runtime = runtime or LoadOptions()
         self._workers = workers or settings.face_workers or default_workers(None)
         self._engine: Engine | None = None
@@ -398,9 +399,18 @@ class Faces:
     async def delete(self, userid: str) -> bool:
         """Forget a person and their descriptors (their file is removed); False if there was
         nobody of that name."""
-        deleted = await asyncio.shield(self.people_store.delete(userid.strip()))
+        name = userid.strip()
+        deleted = await asyncio.shield(self.people_store.delete(name))
         await asyncio.to_thread(self._calibrate)
+        if deleted:
+            for listener in self._forget_listeners:
+                listener(name)
         return deleted
+
+    def add_forget_listener(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(name)` (on the event loop) once a person is deleted, so what a
+        surface keeps of their name (a retained MQTT message) goes with them."""
+        self._forget_listeners.append(listener)
 
     def export(self) -> bytes:
         """Every person and descriptor, as a file `import_` takes."""

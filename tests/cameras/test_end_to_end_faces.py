@@ -39,7 +39,8 @@ def test_a_person_registered_while_the_camera_runs_is_named_on_mqtt_and_home_ass
     broker: the person's event gets an update with sub_label ["obama", c], Frigate's
     face message on <prefix>/tracked_object_update names him with that event's id and score,
     the camera's retained face topic holds the name, Home Assistant is told of the camera's
-    "last recognised face" sensor reading that topic, and /v1/cameras says it names people."""
+    "last recognised face" sensor reading that topic, and /v1/cameras says it names people;
+    deleting him clears the retained name."""
     (tmp_path / "mosquitto").mkdir()
     broker = Mosquitto(tmp_path / "mosquitto")
     recorder = Recorder(broker.anonymous_port)
@@ -91,7 +92,7 @@ def test_a_person_registered_while_the_camera_runs_is_named_on_mqtt_and_home_ass
             assert named[0]["type"] == "update"
             assert named[0]["after"]["sub_label"] == ["obama", face["score"]]
             assert named[0]["after"]["label"] == "person"
-            recorder.wait_for(lambda m: m.topic == f"{PREFIX}/walk/face")
+            assert recorder.wait_for(lambda m: m.topic == f"{PREFIX}/walk/face")
             late = Recorder(broker.anonymous_port)  # subscribes after: gets the retained one
             try:
                 late.subscribe(f"{PREFIX}/walk/face")
@@ -117,6 +118,11 @@ def test_a_person_registered_while_the_camera_runs_is_named_on_mqtt_and_home_ass
             assert sensor["device"]["name"] == "walk"
             [camera] = client.get("/v1/cameras").json()["cameras"]
             assert camera["name"] == "walk" and camera["faces"] is True
+            # Deleted with the person: the retained name is cleared (an empty retained message).
+            assert client.delete("/v1/faces/obama").status_code == 204
+            assert recorder.wait_for(
+                lambda m: m.topic == f"{PREFIX}/walk/face" and m.payload == b""
+            )
     finally:
         recorder.close()
         broker.stop()
