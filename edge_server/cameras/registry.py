@@ -15,6 +15,7 @@ added once hears every camera, including those a reload starts later.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -160,6 +161,7 @@ class Cameras:
         def read() -> Mapping[str, CameraConfig]:
             configs = specs.cameras(settings, specs.models_config(settings))
             check_names(configs)
+            check_readers(configs)
             return configs
 
         return cls(service, read(), read_configs=read)
@@ -363,6 +365,29 @@ def check_names(configs: Mapping[str, CameraConfig]) -> None:
             raise StartupError(
                 f"camera name {name!r} is reserved (MQTT uses {sorted(RESERVED_NAMES)})",
                 fix=f"call the camera something else, e.g. {name}_cam",
+            )
+
+
+# What reads each kind of camera URL: PyAV for RTSP, httpx for MJPEG and snapshot URLs.
+READERS = {"rtsp": "av", "rtsps": "av", "http": "httpx", "https": "httpx"}
+
+
+def check_readers(
+    configs: Mapping[str, CameraConfig], found: Callable[[str], bool] | None = None
+) -> None:
+    """A camera whose URL needs a package that is not installed stops the start (else it would
+    only ever be a camera in the failed state): the `cameras` extra, and how to add it."""
+    installed = found or (lambda package: importlib.util.find_spec(package) is not None)
+    for name, camera in configs.items():
+        scheme = camera.url.split("://", 1)[0].lower()
+        package = READERS.get(scheme)
+        if camera.enabled and package is not None and not installed(package):
+            raise StartupError(
+                f"camera {name!r} is a {scheme}:// camera, and reading it needs {package}, "
+                "which is not installed",
+                fix="pip install 'edge-server[cameras]' in the service's environment (make "
+                "serve's venv has it; the arm64 image and the systemd unit install the mqtt "
+                "extra only), or remove the camera",
             )
 
 
