@@ -147,10 +147,7 @@ class People:
             return
         folder = self.folder
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe_fd, probe = storage.temp_file(folder, "probe")
-            os.close(probe_fd)
-            probe.unlink()
+            storage.make_writable(folder)
         except OSError as exc:
             raise StartupError(
                 f"cannot write registered faces to {folder}: {exc.strerror or exc}",

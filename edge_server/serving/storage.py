@@ -33,6 +33,15 @@ def temp_file(folder: Path, prefix: str) -> tuple[int, Path]:
     return fd, Path(name)
 
 
+def make_writable(folder: Path) -> None:
+    """Create `folder` if need be and prove a file can be written in it (OSError if not), so
+    a folder the service may not write stops the start rather than the first change."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe_fd, probe = temp_file(folder, "probe")
+    os.close(probe_fd)
+    probe.unlink()
+
+
 def write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
     """Replace `path` with `chunks`, all or nothing, durably."""
     fd, temp = temp_file(path.parent, path.name)
