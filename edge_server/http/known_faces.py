@@ -19,7 +19,7 @@ from ..serving.service import Service
 from . import problems
 from .deps import Authorized, ServiceDep, counted_no_face, require_faces
 from .exchange import exchange
-from .upload import BINARY, IMAGE_FIELDS, form_content, media_type, multipart_form, read_body
+from .upload import BINARY, batch_form, form_content, media_type, photos_from_form, read_body
 
 router = APIRouter(
     prefix="/v1/faces",
@@ -82,25 +82,14 @@ async def register(request: Request, service: ServiceDep) -> PersonRegistration:
         raise UnsupportedMediaType(
             "send the photos as multipart form data: -F name=alice -F image=@a.jpg -F image=@b.jpg"
         )
-    settings = service.settings
 
     async def read() -> tuple[str, list[bytes]]:
-        async with multipart_form(
-            request,
-            settings.max_upload_bytes,
-            max_files=settings.max_batch_images,
-            files_setting="EDGE_MAX_BATCH_IMAGES",
-        ) as form:
+        async with batch_form(request, service.settings) as form:
             name = form.get("name")
             if not isinstance(name, str) or not name.strip():
                 service.metrics.faces_refused.labels("no_userid").inc()
                 raise BadRequest("the form needs a text field 'name' naming the person")
-            photos = [
-                await value.read()
-                for field in IMAGE_FIELDS
-                for value in form.getlist(field)
-                if not isinstance(value, str)
-            ]
+            photos = await photos_from_form(form)
             if not photos:
                 service.metrics.faces_refused.labels("no_image").inc()
                 raise BadRequest("the form has no 'image' file; add one or more photos")

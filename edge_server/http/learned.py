@@ -21,7 +21,7 @@ from ..serving.service import Service
 from . import problems
 from .deps import Authorized, RegionDep, ServiceDep
 from .exchange import exchange
-from .upload import BINARY, IMAGE_FIELDS, form_content, media_type, multipart_form, openapi_body
+from .upload import BINARY, batch_form, form_content, media_type, openapi_body, photos_from_form
 
 router = APIRouter(
     prefix="/v1/learned",
@@ -97,25 +97,14 @@ async def add_examples(
             "send the photos as multipart form data: -F label=our_cat -F image=@a.jpg "
             "-F image=@b.jpg"
         )
-    settings = service.settings
 
     async def read() -> tuple[str, list[bytes], object]:
-        async with multipart_form(
-            request,
-            settings.max_upload_bytes,
-            max_files=settings.max_batch_images,
-            files_setting="EDGE_MAX_BATCH_IMAGES",
-        ) as form:
+        async with batch_form(request, service.settings) as form:
             label = form.get("label")
             if not isinstance(label, str):
                 service.learned.refused("bad_label")
                 raise BadRequest("the form needs a text field 'label' naming the class")
-            files = [
-                await value.read()
-                for field in IMAGE_FIELDS
-                for value in form.getlist(field)
-                if not isinstance(value, str)
-            ]
+            files = await photos_from_form(form)
             if not files:
                 service.learned.refused("bad_image")
                 raise BadRequest("the form has no 'image' file; add one or more photos")

@@ -18,6 +18,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
+from ..config.settings import Settings
 from ..core.errors import BadRequest, TooLarge, UnsupportedMediaType
 
 IMAGE_FIELDS = ("image", "file")
@@ -174,6 +175,29 @@ async def multipart_form(
         yield form
     finally:
         await form.close()
+
+
+@asynccontextmanager
+async def batch_form(request: Request, settings: Settings) -> AsyncIterator[FormData]:
+    """`multipart_form` for a request of several photos: up to EDGE_MAX_BATCH_IMAGES files."""
+    async with multipart_form(
+        request,
+        settings.max_upload_bytes,
+        max_files=settings.max_batch_images,
+        files_setting="EDGE_MAX_BATCH_IMAGES",
+    ) as form:
+        yield form
+
+
+async def photos_from_form(form: FormData) -> list[bytes]:
+    """Every file of the form's `image` (or `file`) fields, in order; text values are passed
+    over (the caller says what a form without a photo lacks)."""
+    return [
+        await value.read()
+        for field in IMAGE_FIELDS
+        for value in form.getlist(field)
+        if not isinstance(value, str)
+    ]
 
 
 async def image_from_form(form: FormData) -> bytes:
