@@ -4,15 +4,13 @@ running server (--url) or in EDGE_DATA_DIR with the service stopped."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .client import Client, ClientError
+from .actions import fail, remote, run_local
 from .config.settings import Settings
-from .core.errors import NotFound, ServiceError
+from .core.errors import NotFound
 from .serving.faces import Faces, faces_for
 from .serving.metrics import Metrics
 from .serving.schemas import PeopleList, PersonRegistration
@@ -51,14 +49,14 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
         try:
             photos.append(Path(name).read_bytes())
         except OSError as exc:
-            return _fail(f"{name}: {exc.strerror or exc}")
+            return fail(f"{name}: {exc.strerror or exc}")
 
     def show(done: PersonRegistration) -> None:
         verb = "registered" if done.created else "updated"
         print(f"{verb} {done.name}: {done.added} photo(s) added, {done.total} in all")
 
     if args.url:
-        return _remote(args, lambda client: client.add_person(args.name, photos), show)
+        return remote(args, lambda client: client.add_person(args.name, photos), show)
 
     async def add(faces: Faces) -> PersonRegistration:
         done = await faces.register(args.name, photos)
@@ -79,7 +77,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
             print("\n".join(people.people))
 
     if args.url:
-        return _remote(args, lambda client: client.people(), show)
+        return remote(args, lambda client: client.people(), show)
 
     async def listed(faces: Faces) -> PeopleList:
         return faces.listing()
@@ -92,7 +90,7 @@ def _remove(args: argparse.Namespace, settings: Settings) -> int:
         print(f"removed {args.name}")
 
     if args.url:
-        return _remote(args, lambda client: client.remove_person(args.name), show)
+        return remote(args, lambda client: client.remove_person(args.name), show)
 
     async def remove(faces: Faces) -> None:
         if not await faces.delete(args.name):
@@ -107,13 +105,13 @@ def _local(
     """`work` on the people in EDGE_DATA_DIR, through the service's own code (the service
     should be stopped: it reads the folder only when it starts)."""
     if settings.data_dir is None:
-        return _fail(
+        return fail(
             "set EDGE_DATA_DIR (or --data-dir) to the folder the server keeps people in, "
             "or use --url with a running server"
         )
     faces = faces_for(settings, Metrics())
     if faces is None:
-        return _fail(
+        return fail(
             "the face models are not in the models folder: `edge-server models pull faces` "
             "(or set --models-dir / EDGE_FACE_MODELS_DIR)"
         )
@@ -125,23 +123,4 @@ def _local(
         finally:
             await faces.close()
 
-    try:
-        result = asyncio.run(run())
-    except ServiceError as exc:
-        return _fail(exc.detail)
-    show(result)
-    return 0
-
-
-def _remote(args: argparse.Namespace, ask: Callable[[Client], T], show: Callable[[T], None]) -> int:
-    try:
-        result = ask(Client(args.url, api_key=args.api_key, timeout=args.timeout))
-    except ClientError as exc:
-        return _fail(str(exc))
-    show(result)
-    return 0
-
-
-def _fail(message: str) -> int:
-    print(f"edge-server: {message}", file=sys.stderr)
-    return 1
+    return run_local(run, show)

@@ -5,7 +5,6 @@ how well a folder of your own photos would be learned before relying on it."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -14,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .client import Client, ClientError
+from .actions import fail, remote, run_local
 from .config.settings import Settings
 from .core.errors import ServiceError
 from .core.imprinting import Method, few_shot_accuracy, few_shot_unknown
@@ -82,9 +81,9 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
         try:
             photos.append(Path(name).read_bytes())
         except OSError as exc:
-            return _fail(f"{name}: {exc.strerror or exc}")
+            return fail(f"{name}: {exc.strerror or exc}")
     if args.url:
-        return _remote(
+        return remote(
             args,
             lambda client: client.learn(args.name, args.label, photos, crop=args.crop),
             _print_model,
@@ -108,7 +107,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
             _print_model(model)
 
     if args.url:
-        return _remote(args, lambda client: client.learned().models, show)
+        return remote(args, lambda client: client.learned().models, show)
 
     async def listed(service: Service) -> list[LearnedModelDescription]:
         return [describe(m) for m in service.learned.models.values()]
@@ -124,7 +123,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         print(f"wrote {args.name} to {target} ({len(data)} bytes)")
 
     if args.url:
-        return _remote(args, lambda client: client.export_learned(args.name), write)
+        return remote(args, lambda client: client.export_learned(args.name), write)
 
     async def exported(service: Service) -> bytes:
         with await service.learned.exported(args.name) as file:
@@ -137,9 +136,9 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     try:
         data = Path(args.file).read_bytes()
     except OSError as exc:
-        return _fail(f"{args.file}: {exc.strerror or exc}")
+        return fail(f"{args.file}: {exc.strerror or exc}")
     if args.url:
-        return _remote(args, lambda client: client.import_learned(args.name, data), _print_model)
+        return remote(args, lambda client: client.import_learned(args.name, data), _print_model)
 
     async def imported(service: Service) -> LearnedModelDescription:
         async def chunks() -> AsyncIterator[bytes]:
@@ -155,7 +154,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     folder = Path(args.folder)
     photos = _class_photos(folder)
     if len(photos) < 2:
-        return _fail(
+        return fail(
             f"{folder} needs two or more class folders holding photos "
             f"({', '.join(PHOTO_SUFFIXES)}): FOLDER/<class>/<photo>"
         )
@@ -267,27 +266,4 @@ def _local(
         finally:
             await service.shutdown()
 
-    try:
-        result = asyncio.run(run())
-    except ServiceError as exc:
-        return _fail(exc.detail)
-    show(result)
-    return 0
-
-
-def _remote(
-    args: argparse.Namespace,
-    ask: Callable[[Client], T],
-    show: Callable[[T], None],
-) -> int:
-    try:
-        result = ask(Client(args.url, api_key=args.api_key, timeout=args.timeout))
-    except ClientError as exc:
-        return _fail(str(exc))
-    show(result)
-    return 0
-
-
-def _fail(message: str) -> int:
-    print(f"edge-server: {message}", file=sys.stderr)
-    return 1
+    return run_local(run, show)
