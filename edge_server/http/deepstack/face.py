@@ -24,6 +24,7 @@ when keys are configured (DeepStack's `api_key` form field works); the service's
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -44,6 +45,7 @@ from .vision import VisionError, process_ms, render_error
 DETECTION_MIN_CONFIDENCE = 0.55
 RECOGNITION_MIN_CONFIDENCE = 0.67
 UNKNOWN = "unknown"
+T = TypeVar("T")
 
 
 class FacePrediction(BaseModel):
@@ -162,6 +164,21 @@ def _refused(service: Service, reason: str, error: str) -> BadRequest:
     return BadRequest(error)
 
 
+async def _one_image_exchange(
+    request: Request,
+    service: Service,
+    answer: Callable[[bytes, float | None, float], Awaitable[T]],
+) -> T:
+    """`answer(image, min_confidence, started)` for a form of one image and its optional
+    `min_confidence`, through the exchange; `started` is the request's arrival."""
+    started = request.state.request_started
+
+    async def one(form: FaceForm) -> T:
+        return await answer(_one_image(service, form), form.min_confidence, started)
+
+    return await exchange(service, request, lambda: _read(request, service, 4), one)
+
+
 def _one_image(service: Service, form: FaceForm) -> bytes:
     if not form.images:
         raise _refused(service, "no_image", "No valid image file found")
@@ -183,17 +200,16 @@ def _one_image(service: Service, form: FaceForm) -> bytes:
 async def detect(request: Request, service: ServiceDep) -> FaceDetectionAnswer:
     """The faces in the multipart field `image`, with their detector scores."""
     faces = _faces(service)
-    started = request.state.request_started
 
-    async def find(form: FaceForm) -> FaceDetectionAnswer:
-        floor = DETECTION_MIN_CONFIDENCE if form.min_confidence is None else form.min_confidence
-        answer = await faces.find(_one_image(service, form), min_confidence=floor, started=started)
+    async def find(image: bytes, asked: float | None, started: float) -> FaceDetectionAnswer:
+        floor = DETECTION_MIN_CONFIDENCE if asked is None else asked
+        answer = await faces.find(image, min_confidence=floor, started=started)
         predictions = [_box(FacePrediction, face, face.score) for face in answer.faces]
         return FaceDetectionAnswer(
             predictions=predictions, **_timed(len(predictions), answer.timing_ms)
         )
 
-    return await exchange(service, request, lambda: _read(request, service, 4), find)
+    return await _one_image_exchange(request, service, find)
 
 
 @router.post(
@@ -206,26 +222,23 @@ async def detect(request: Request, service: ServiceDep) -> FaceDetectionAnswer:
 async def recognize(request: Request, service: ServiceDep) -> RecognitionAnswer:
     """Who each face in the multipart field `image` is, or `unknown`."""
     faces = _faces(service)
-    started = request.state.request_started
 
-    async def recognise(form: FaceForm) -> RecognitionAnswer:
+    async def recognise(image: bytes, asked: float | None, started: float) -> RecognitionAnswer:
         # A client's min_confidence may only tighten the service's threshold: deepstack-python
         # (Home Assistant's component) always sends 0.45, which would name every stranger as
         # the nearest person (their distance of 0.65-1.0 maps to 0.45-0.64). Looser matching
         # is EDGE_FACE_THRESHOLD's to set.
         floor = max(
-            RECOGNITION_MIN_CONFIDENCE if form.min_confidence is None else form.min_confidence,
+            RECOGNITION_MIN_CONFIDENCE if asked is None else asked,
             faces.settings.face_min_confidence,
         )
-        answer = await faces.recognize(
-            _one_image(service, form), min_confidence=floor, started=started
-        )
+        answer = await faces.recognize(image, min_confidence=floor, started=started)
         predictions = [_recognised(face, floor) for face in answer.faces]
         return RecognitionAnswer(
             predictions=predictions, **_timed(len(predictions), answer.timing_ms)
         )
 
-    return await exchange(service, request, lambda: _read(request, service, 4), recognise)
+    return await _one_image_exchange(request, service, recognise)
 
 
 @router.post(
