@@ -98,6 +98,10 @@ async def read_image(request: Request, limit: int) -> bytes:
     )
 
 
+class TooManyFiles(TooLarge):
+    """A form with more files than its route takes (413, unless a route says otherwise)."""
+
+
 def _too_large(limit: int) -> TooLarge:
     # The connection ends with the answer: the rest of the body is read and thrown away, up
     # to EDGE_LINGER_BYTES, so the client can read it, then closed (ops/connections.py).
@@ -161,7 +165,7 @@ async def multipart_form(
     except MultiPartException as exc:
         if exc.message.startswith("Too many files"):
             where = f" ({files_setting})" if files_setting else ""
-            raise TooLarge(
+            raise TooManyFiles(
                 f"the form holds more than {max_files} files; send at most {max_files}{where}"
             ) from exc
         raise BadRequest(f"the multipart body cannot be parsed: {exc.message}") from exc

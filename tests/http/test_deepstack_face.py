@@ -314,8 +314,8 @@ def test_match_answers_similarity_and_deepstacks_errors(fresh: ServerProcess) ->
 
 
 def test_deepstacks_answers_to_bad_registrations_are_counted(fresh: ServerProcess) -> None:
-    """A missing userid, no image, an empty image and a photo with no face: DeepStack's error
-    strings and 400, nothing registered, each refusal counted by reason."""
+    """A missing userid, no image, an empty image, a photo with no face and too many files:
+    DeepStack's error strings and 400, nothing registered, each refusal counted by reason."""
     before = httpx.get(fresh.url + "/metrics", headers={"X-API-Key": KEY}).text
     photo = [("image", ("a.jpg", face("obama/obama.jpg")))]
     coffee = (images_folder() / "coffee.png").read_bytes()
@@ -332,11 +332,18 @@ def test_deepstacks_answers_to_bad_registrations_are_counted(fresh: ServerProces
     empty = _post(fresh, "register", files=[("image", ("e.jpg", b""))], data={"userid": "obama"})
     assert empty.status_code == 400 and empty.json()["success"] is False
     assert "empty" in empty.json()["error"]
+    # More files than a form may hold (EDGE_MAX_BATCH_IMAGES, 16), with or without a userid:
+    # DeepStack's 400, not a 413 (the body is small; the form is what is refused).
+    many = [("image", (f"{n}.jpg", b"x")) for n in range(17)]
+    for data in ({}, {"userid": "obama"}):
+        crowded = _post(fresh, "register", files=many, data=data)
+        assert crowded.status_code == 400, crowded.text
+        assert crowded.json()["success"] is False and "16" in crowded.json()["error"]
     delete = _post(fresh, "delete")
     assert delete.status_code == 400 and delete.json()["error"] == "userid not specified"
     assert _post(fresh, "list").json()["faces"] == []
     after = httpx.get(fresh.url + "/metrics", headers={"X-API-Key": KEY}).text
-    for reason, count in (("no_userid", 3), ("no_image", 1), ("no_face", 1)):
+    for reason, count in (("no_userid", 3), ("no_image", 1), ("no_face", 1), ("image_count", 2)):
         grown = metric(after, "edge_faces_refused_total", reason=reason) - metric(
             before, "edge_faces_refused_total", reason=reason
         )

@@ -37,7 +37,7 @@ from ...serving.service import Service
 from ..deps import ServiceDep, counted_no_face, require_faces
 from ..dialect import error_dialect
 from ..exchange import exchange
-from ..upload import BINARY, form_content, openapi_body
+from ..upload import BINARY, TooManyFiles, form_content, openapi_body
 from .forms import FaceForm, read_face_form, read_fields
 from .vision import VisionError, process_ms, render_error
 
@@ -267,9 +267,15 @@ async def register(request: Request, service: ServiceDep) -> RegisterAnswer:
             total=registered.total,
         )
 
-    return await exchange(
-        service, request, lambda: _read(request, service, service.settings.max_batch_images), add
-    )
+    async def read() -> FaceForm:
+        try:
+            return await _read(request, service, service.settings.max_batch_images)
+        except TooManyFiles as exc:
+            # DeepStack answers a form it refuses with 400 (and its clients read any refusal
+            # alike); a 413 would say the body was too big, which it need not be.
+            raise _refused(service, "image_count", exc.detail) from None
+
+    return await exchange(service, request, read, add)
 
 
 @router.post(
