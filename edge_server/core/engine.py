@@ -348,15 +348,12 @@ class Engine:
                 charge=charge,
             )
             decoded = time.perf_counter()
-            fitted = imaging.fit(image.picture, (width, height), mode)
-            tensor = quantization.to_input(
-                imaging.pixels(fitted), self.info.input.dtype, mean=self._mean, std=self._std
-            )
+            tensor = self._tensor(image.picture, mode)
             facts = image.facts
             thumbnail = (
                 imaging.jpeg_thumbnail(image.picture, thumbnail_side) if thumbnail_side else b""
             )
-            del image, fitted  # the pixels go before their charge does
+            del image  # the pixels go before their charge does
         done = time.perf_counter()
         return Prepared(
             tensor, facts, (decoded - started) * 1000, (done - decoded) * 1000, thumbnail, mode
@@ -377,7 +374,6 @@ class Engine:
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise BadImage(f"a picture is an (H, W, 3) uint8 array, not {rgb.shape} {rgb.dtype}")
-        width, height = self.info.input_size
         mode = self.resize if resize is None else resize
         started = time.perf_counter()
         full_height, full_width = rgb.shape[0], rgb.shape[1]
@@ -385,14 +381,17 @@ class Engine:
         if region is not None:
             left, top, right, bottom = region.pixel_box(full_width, full_height)
             part = rgb[top:bottom, left:right]
-        picture = Image.fromarray(np.ascontiguousarray(part))
-        fitted = imaging.fit(picture, (width, height), mode)
-        tensor = quantization.to_input(
-            imaging.pixels(fitted), self.info.input.dtype, mean=self._mean, std=self._std
-        )
+        tensor = self._tensor(Image.fromarray(np.ascontiguousarray(part)), mode)
         facts = imaging.ImageFacts(full_width, full_height, "RGB", False)
         done = time.perf_counter()
         return Prepared(tensor, facts, 0.0, (done - started) * 1000, b"", mode)
+
+    def _tensor(self, picture: Image.Image, mode: ResizeMode) -> npt.NDArray[Any]:
+        """The model's input from a picture: fitted to its input size, then quantized."""
+        fitted = imaging.fit(picture, self.info.input_size, mode)
+        return quantization.to_input(
+            imaging.pixels(fitted), self.info.input.dtype, mean=self._mean, std=self._std
+        )
 
     def prepare_and_submit(self, data: bytes, **options: Any) -> Future[tuple[Prepared, Inference]]:
         """`prepare(data, **options)` on the decode pool, then the invoke queued from there.
