@@ -30,7 +30,7 @@ from .deps import (
     TopKQuery,
 )
 from .exchange import exchange
-from .upload import BINARY, files_from_form, form_content, media_type, multipart_form, openapi_body
+from .upload import BINARY, batch_form, files_from_form, form_content, media_type, openapi_body
 
 BATCH_FIELD = "images"
 
@@ -69,12 +69,7 @@ async def classify_batch(
     settings = service.settings
 
     async def read() -> list[tuple[str, bytes]]:
-        async with multipart_form(
-            request,
-            settings.max_upload_bytes,
-            max_files=settings.max_batch_images,
-            files_setting="EDGE_MAX_BATCH_IMAGES",
-        ) as form:
+        async with batch_form(request, settings) as form:
             return await files_from_form(form, BATCH_FIELD)
 
     async def classify_all(files: list[tuple[str, bytes]]) -> list[BatchItem]:
